@@ -1,1 +1,1 @@
-"""detectflow.api.routes."""
+"""HTTP routes."""

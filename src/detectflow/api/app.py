@@ -1,0 +1,40 @@
+"""create_app: the FastAPI application of API v1."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+import detectflow
+from detectflow.api.errors import install_error_handlers
+from detectflow.api.metrics import Metrics
+from detectflow.api.middleware import RequestContextMiddleware
+from detectflow.api.routes import health, jobs
+from detectflow.config import Settings, get_settings
+from detectflow.jobs.service import Enqueuer, JobService
+from detectflow.jobs.store import RedisJobStore
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = None) -> FastAPI:
+    """Build the app; ``enqueuer`` defaults to Dramatiq on the settings' Redis."""
+    settings = settings or get_settings()
+    from detectflow.worker.broker import DramatiqEnqueuer, make_broker
+
+    broker = make_broker(settings, set_global=False)
+    store = RedisJobStore(broker.client, settings.redis_prefix, settings.job_ttl_seconds)
+    app = FastAPI(
+        title="detectflow",
+        version=detectflow.__version__,
+        description="Face and object detection as asynchronous jobs. Submit an image, poll the job.",
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics(store, settings)
+    app.state.jobs = JobService(store, enqueuer or DramatiqEnqueuer(broker), settings)
+    install_error_handlers(app)
+    app.include_router(jobs.router)
+    app.include_router(health.router)
+    app.add_middleware(
+        RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.api_max_upload_bytes
+    )
+    return app

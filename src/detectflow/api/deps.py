@@ -1,0 +1,24 @@
+"""FastAPI dependencies: the settings and the job service, injected through Annotated aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from detectflow.config import Settings
+from detectflow.jobs.service import JobService
+
+__all__ = ["SettingsDep", "JobServiceDep", "get_job_service", "get_app_settings"]
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_job_service(request: Request) -> JobService:
+    return request.app.state.jobs
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+JobServiceDep = Annotated[JobService, Depends(get_job_service)]

@@ -1,0 +1,96 @@
+"""The `detectflow` command line (Typer + rich)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from detectflow.config import Task, get_settings
+
+app = typer.Typer(
+    name="detectflow",
+    help="Face and object detection as asynchronous jobs: run the platform, submit images, manage models.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+)
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address [default: DETECTFLOW_API_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: DETECTFLOW_API_PORT].")] = None,
+) -> None:
+    """Run the REST API (uvicorn)."""
+    import uvicorn
+
+    from detectflow.logs import setup_logging
+
+    s = get_settings()
+    setup_logging(s.log_level, s.log_format)
+    uvicorn.run(
+        "detectflow.api.app:create_app",
+        factory=True,
+        host=host or s.api_host,
+        port=port or s.api_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def worker(
+    task: Annotated[Task, typer.Option(help="Which queue to serve.")] = Task.face,
+    processes: Annotated[int | None, typer.Option(help="Processes [default: DETECTFLOW_WORKER_PROCESSES].")] = None,
+    threads: Annotated[int | None, typer.Option(help="Threads per process [default: DETECTFLOW_WORKER_THREADS].")] = None,
+) -> None:
+    """Run a Dramatiq worker for one task (replaces this process, so signals reach Dramatiq)."""
+    s = get_settings()
+    threads = threads or s.worker_threads
+    env = dict(os.environ)
+    env["DETECTFLOW_WORKER_TASK"] = task.value
+    env["DETECTFLOW_WORKER_THREADS"] = str(threads)
+    # One message in hand per thread: a busy pod never hoards jobs another pod could run.
+    env["dramatiq_queue_prefetch"] = str(threads)
+    args = [
+        sys.executable, "-m", "dramatiq", "detectflow.worker.main",
+        "--processes", str(processes or s.worker_processes),
+        "--threads", str(threads),
+        "--queues", task.queue_name, f"webhook.{task.value}",
+        # Running jobs may finish on SIGTERM; the pod's grace period is set above this.
+        "--worker-shutdown-timeout", str((s.worker_time_limit_seconds + 5) * 1000),
+    ]  # fmt: skip
+    os.execve(sys.executable, args, env)
+
+
+def _mount_optional() -> None:
+    for module, name, help_ in (
+        ("detectflow.cli.models", "models", "Build and list the ONNX models."),
+        ("detectflow.cli.operator", "operator", "Run the Kubernetes operator; render manifests."),
+        ("detectflow.cli.up", None, None),
+        ("detectflow.cli.detect", None, None),
+    ):
+        try:
+            mod = __import__(module, fromlist=["app"])
+        except ImportError as exc:
+            if exc.name and exc.name.startswith("detectflow.cli"):
+                continue
+            raise
+        if name:
+            app.add_typer(mod.app, name=name, help=help_)
+        else:
+            mod.register(app)
+
+
+_mount_optional()
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""Checks on uploaded image bytes: format by magic bytes, pixel count from the header, truncation."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from detectflow.jobs.models import DetectflowError, ErrorCode
+
+__all__ = ["ImageHeader", "inspect_image", "decode_image", "SUPPORTED_FORMATS"]
+
+#: Formats accepted, as Pillow names them, with the media type reported back.
+SUPPORTED_FORMATS = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
+
+Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit, with our own error code
+
+
+@dataclass(frozen=True, slots=True)
+class ImageHeader:
+    format: str
+    media_type: str
+    width: int
+    height: int
+
+
+def inspect_image(data: bytes, max_pixels: int) -> ImageHeader:
+    """Identify an upload without decoding its pixels.
+
+    Raises
+    ------
+    DetectflowError
+        ``invalid_image`` (empty, corrupt or truncated), ``unsupported_media_type`` (the magic bytes
+        are not an image format we decode) or ``image_too_large`` (pixel count above ``max_pixels``).
+    """
+    if not data:
+        raise DetectflowError(ErrorCode.invalid_image, "The uploaded file is empty.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            img = Image.open(io.BytesIO(data))
+            fmt, (width, height) = img.format or "", img.size
+    except UnidentifiedImageError:
+        raise DetectflowError(
+            ErrorCode.unsupported_media_type,
+            "The file is not an image in a supported format.",
+            {"supported": sorted(SUPPORTED_FORMATS.values())},
+        ) from None
+    except Exception as exc:  # a recognised format whose header is broken
+        raise DetectflowError(ErrorCode.invalid_image, f"The image header is corrupt: {exc}") from None
+    if fmt not in SUPPORTED_FORMATS:
+        raise DetectflowError(
+            ErrorCode.unsupported_media_type,
+            f"Image format {fmt or 'unknown'} is not supported.",
+            {"format": fmt, "supported": sorted(SUPPORTED_FORMATS.values())},
+        )
+    if width <= 0 or height <= 0:
+        raise DetectflowError(ErrorCode.invalid_image, "The image has no pixels.")
+    if width * height > max_pixels:
+        raise DetectflowError(
+            ErrorCode.image_too_large,
+            f"The image is {width}x{height} pixels; at most {max_pixels} pixels are accepted.",
+            {"width": width, "height": height, "max_pixels": max_pixels},
+        )
+    if _is_truncated(fmt, data):
+        raise DetectflowError(ErrorCode.invalid_image, f"The {fmt} file is truncated.")
+    return ImageHeader(fmt, SUPPORTED_FORMATS[fmt], width, height)
+
+
+def _is_truncated(fmt: str, data: bytes) -> bool:
+    if fmt == "JPEG":
+        # EOI cannot occur inside entropy-coded data (0xFF is always stuffed there).
+        return data.rfind(b"\xff\xd9") < len(data) - 1024 if len(data) > 1024 else b"\xff\xd9" not in data
+    if fmt == "PNG":
+        return b"IEND" not in data[-32:]
+    if fmt == "WEBP":
+        return int.from_bytes(data[4:8], "little") + 8 > len(data)
+    if fmt == "BMP":
+        return int.from_bytes(data[2:6], "little") > len(data)
+    return False
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Decode to a BGR uint8 array (EXIF orientation applied).
+
+    Raises
+    ------
+    DetectflowError
+        ``invalid_image`` when OpenCV cannot decode the bytes.
+    """
+    buf = np.frombuffer(data, np.uint8)
+    image = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+    if image is None or image.size == 0:
+        raise DetectflowError(ErrorCode.invalid_image, "The image could not be decoded.")
+    return image

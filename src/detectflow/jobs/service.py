@@ -1,0 +1,164 @@
+"""JobService: submit, read, cancel and annotate jobs; HTTP-free, used by the API routes."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from detectflow.config import Settings, Task
+from detectflow.jobs.images import inspect_image
+from detectflow.jobs.models import DetectflowError, ErrorCode, JobRecord, JobStatus, WebhookState
+from detectflow.jobs.store import RedisJobStore
+
+__all__ = ["Enqueuer", "JobService", "retry_after_seconds"]
+
+#: Bounds of the Retry-After estimate (seconds).
+MIN_RETRY_AFTER, MAX_RETRY_AFTER = 1, 300
+
+
+class Enqueuer(Protocol):
+    """Puts a job id on its task's queue."""
+
+    def enqueue(self, task: Task, job_id: str) -> None: ...
+
+
+def retry_after_seconds(depth: int, limit: int, drain_per_s: float) -> int:
+    """Seconds until the queue should have room again, from the measured drain rate."""
+    excess = depth - limit + 1
+    if drain_per_s <= 0:
+        return 30
+    return max(MIN_RETRY_AFTER, min(MAX_RETRY_AFTER, math.ceil(excess / drain_per_s)))
+
+
+class JobService:
+    """The job lifecycle as the API sees it."""
+
+    def __init__(self, store: RedisJobStore, enqueuer: Enqueuer, settings: Settings) -> None:
+        self.store = store
+        self.enqueuer = enqueuer
+        self.settings = settings
+
+    def submit(
+        self,
+        data: bytes,
+        task: Task,
+        *,
+        webhook_url: str | None = None,
+        idempotency_key: str | None = None,
+        request_id: str | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """Validate, store and enqueue a job; returns (job, created) — created is False on a replay."""
+        s = self.settings
+        header = inspect_image(data, s.api_max_image_pixels)
+        webhook = self._webhook(webhook_url)
+        fingerprint = hashlib.sha256(data).hexdigest()
+        job_id = uuid.uuid4().hex
+
+        if idempotency_key:
+            claim = self.store.claim_idempotency_key(idempotency_key, job_id, f"{task}:{fingerprint}")
+            if claim is not None:
+                found_id, found_fp = claim
+                if found_fp != f"{task}:{fingerprint}":
+                    raise DetectflowError(
+                        ErrorCode.idempotency_key_reused,
+                        "This Idempotency-Key was used for a different request.",
+                        {"job_id": found_id},
+                    )
+                existing = self.store.get(found_id)
+                if existing is not None:
+                    return existing, False
+                self.store.release_idempotency_key(idempotency_key)  # its job expired
+                return self.submit(
+                    data, task, webhook_url=webhook_url, idempotency_key=idempotency_key, request_id=request_id
+                )
+        try:
+            self._check_backpressure(task)
+            job = JobRecord(
+                id=job_id,
+                task=task.value,
+                webhook=webhook,
+                request_id=request_id,
+                idempotency_key=idempotency_key,
+                image_sha256=fingerprint,
+                image_format=header.format,
+                image_width=header.width,
+                image_height=header.height,
+            )
+            self.store.create(job, data)
+        except Exception:
+            if idempotency_key:
+                self.store.release_idempotency_key(idempotency_key)
+            raise
+        self.enqueuer.enqueue(task, job_id)
+        return job, True
+
+    def _webhook(self, url: str | None) -> WebhookState | None:
+        if not url:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise DetectflowError(
+                ErrorCode.validation_error,
+                "webhook_url must be an absolute http(s) URL.",
+                {"field": "webhook_url"},
+            )
+        if self.settings.webhook_secret is None:
+            raise DetectflowError(
+                ErrorCode.webhooks_disabled,
+                "Webhooks are disabled on this server: set DETECTFLOW_WEBHOOK_SECRET to enable them.",
+            )
+        return WebhookState(url=url)
+
+    def _check_backpressure(self, task: Task) -> None:
+        limit = self.settings.api_max_queue_depth
+        depth = self.store.queue_depth(task.queue_name)
+        if depth >= limit:
+            wait = retry_after_seconds(depth, limit, self.store.drain_rate(task.value))
+            raise DetectflowError(
+                ErrorCode.queue_full,
+                f"The {task.value} queue holds {depth} unfinished jobs (limit {limit}); retry later.",
+                {"queue_depth": depth, "max_queue_depth": limit, "retry_after_seconds": wait},
+                headers={"Retry-After": str(wait)},
+            )
+
+    def get(self, job_id: str) -> JobRecord:
+        job = self.store.get(job_id)
+        if job is None:
+            raise DetectflowError(ErrorCode.job_not_found, f"No job {job_id} (unknown or expired).")
+        return job
+
+    def cancel(self, job_id: str) -> JobRecord:
+        applied, old = self.store.cancel(job_id)
+        if old is None:
+            raise DetectflowError(ErrorCode.job_not_found, f"No job {job_id} (unknown or expired).")
+        if not applied and old != JobStatus.cancelled:
+            raise DetectflowError(
+                ErrorCode.job_not_cancellable,
+                f"Job {job_id} is {old}: only queued jobs can be cancelled.",
+                {"status": old},
+            )
+        return self.get(job_id)
+
+    def annotated_png(self, job_id: str) -> bytes:
+        """The uploaded image with its detections drawn, as PNG (cached after the first call)."""
+        job = self.get(job_id)
+        if job.status is not JobStatus.succeeded:
+            raise DetectflowError(
+                ErrorCode.job_not_finished,
+                f"Job {job_id} is {job.status}; the annotated image exists once it has succeeded.",
+                {"status": job.status.value},
+            )
+        cached = self.store.annotated(job_id)
+        if cached is not None:
+            return cached
+        from detectflow.jobs.render import render_annotated_png
+
+        data = self.store.image(job_id)
+        if data is None:
+            raise DetectflowError(ErrorCode.job_not_found, f"The image of job {job_id} has expired.")
+        png = render_annotated_png(data, (job.result or {}).get("detections", []))
+        self.store.save_annotated(job_id, png)
+        return png

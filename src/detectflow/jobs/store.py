@@ -1,0 +1,260 @@
+"""Job records, images and counters in Redis; the only module that knows the job key layout."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from detectflow.jobs.models import JobError, JobRecord, JobStatus, WebhookState, utcnow
+
+__all__ = ["RedisJobStore", "Keys", "connect"]
+
+_JSON_FIELDS = ("error", "result", "webhook")
+
+# Conditional transition: KEYS[1] job hash; ARGV = [allowed "a,b", new_status, incr_attempts 0|1,
+# field, value, ...]. Returns {1, old_status} when applied, {0, old_status or false} otherwise.
+_TRANSITION = """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return {0, false} end
+local ok = false
+for s in string.gmatch(ARGV[1], '[^,]+') do if s == cur then ok = true end end
+if not ok then return {0, cur} end
+redis.call('HSET', KEYS[1], 'status', ARGV[2])
+if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return {1, cur}
+"""
+
+
+def connect(url: str, password: str | None = None, **kwargs: Any) -> redis.Redis:
+    """A Redis client for ``url``; ``password`` overrides the one in the URL."""
+    if password:
+        kwargs["password"] = password
+    return redis.Redis.from_url(url, **kwargs)
+
+
+class Keys:
+    """Every Redis key detectflow writes, under one prefix."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def job(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}"
+
+    def image(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:image"
+
+    def annotated(self, job_id: str) -> str:
+        return f"{self.prefix}:job:{job_id}:annotated"
+
+    def idempotency(self, key: str) -> str:
+        return f"{self.prefix}:idem:{key}"
+
+    def job_counts(self) -> str:
+        return f"{self.prefix}:stats:jobs"
+
+    def inference(self, task: str) -> str:
+        return f"{self.prefix}:stats:inference:{task}"
+
+    def completions(self, task: str) -> str:
+        return f"{self.prefix}:stats:completions:{task}"
+
+    def workers(self, task: str) -> str:
+        return f"{self.prefix}:workers:{task}"
+
+    def queue_messages(self, queue: str) -> str:
+        """Dramatiq's hash of unfinished messages of ``queue`` (the broker namespace is the prefix)."""
+        return f"{self.prefix}:{queue}.msgs"
+
+    def delayed_messages(self, queue: str) -> str:
+        return f"{self.prefix}:{queue}.DQ.msgs"
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "model_dump"):
+        return value.model_dump_json()
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _decode(raw: dict[bytes, bytes]) -> JobRecord:
+    data: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
+    for name in _JSON_FIELDS:
+        if name in data:
+            data[name] = json.loads(data[name])
+    for name in ("started_at", "finished_at"):
+        if data.get(name) == "":
+            data[name] = None
+    return JobRecord.model_validate(data)
+
+
+class RedisJobStore:
+    """Jobs as Redis hashes with a TTL; transitions are atomic Lua scripts."""
+
+    #: Window over which the drain rate is measured (seconds).
+    DRAIN_WINDOW = 60.0
+    #: Upper bounds of the inference-time histogram (seconds).
+    INFERENCE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+    def __init__(self, client: redis.Redis, prefix: str, ttl_seconds: int) -> None:
+        self.client = client
+        self.keys = Keys(prefix)
+        self.ttl = ttl_seconds
+        self._transition = client.register_script(_TRANSITION)
+
+    # --- create / read ---------------------------------------------------------------
+    def claim_idempotency_key(self, key: str, job_id: str, fingerprint: str) -> tuple[str, str] | None:
+        """Bind ``key`` to ``job_id``; returns the existing (job id, fingerprint) if already bound."""
+        value = f"{job_id} {fingerprint}"
+        if self.client.set(self.keys.idempotency(key), value, nx=True, ex=self.ttl):
+            return None
+        existing = self.client.get(self.keys.idempotency(key))
+        if existing is None:  # expired between the two calls: try once more
+            return self.claim_idempotency_key(key, job_id, fingerprint)
+        found_id, _, found_fp = existing.decode().partition(" ")
+        return found_id, found_fp
+
+    def release_idempotency_key(self, key: str) -> None:
+        self.client.delete(self.keys.idempotency(key))
+
+    def create(self, job: JobRecord, image: bytes) -> None:
+        """Store a new job and its image, both expiring after the TTL."""
+        mapping = {
+            k: _encode(v) for k, v in job.model_dump(exclude_none=True).items() if k not in _JSON_FIELDS
+        }
+        if job.webhook is not None:
+            mapping["webhook"] = job.webhook.model_dump_json()
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self.keys.image(job.id), image, ex=self.ttl)
+        pipe.hset(self.keys.job(job.id), mapping=mapping)
+        pipe.expire(self.keys.job(job.id), self.ttl)
+        pipe.hincrby(self.keys.job_counts(), "created", 1)
+        pipe.execute()
+
+    def get(self, job_id: str) -> JobRecord | None:
+        raw = self.client.hgetall(self.keys.job(job_id))
+        return _decode(raw) if raw else None
+
+    def image(self, job_id: str) -> bytes | None:
+        return self.client.get(self.keys.image(job_id))
+
+    def annotated(self, job_id: str) -> bytes | None:
+        return self.client.get(self.keys.annotated(job_id))
+
+    def save_annotated(self, job_id: str, png: bytes) -> None:
+        ttl = self.client.ttl(self.keys.job(job_id))
+        self.client.set(self.keys.annotated(job_id), png, ex=ttl if ttl and ttl > 0 else self.ttl)
+
+    # --- transitions -----------------------------------------------------------------
+    def _apply(self, job_id: str, allowed: Iterable[JobStatus], new: JobStatus, incr: bool, **fields: Any):
+        args: list[str] = [",".join(allowed), new.value, "1" if incr else "0"]
+        for k, v in fields.items():
+            args += [k, _encode(v)]
+        applied, old = self._transition(keys=[self.keys.job(job_id)], args=args)
+        return bool(applied), (old.decode() if old else None)
+
+    def mark_running(self, job_id: str) -> tuple[bool, str | None]:
+        """queued|running -> running (a redelivered message counts a new attempt)."""
+        applied, old = self._apply(
+            job_id, (JobStatus.queued, JobStatus.running), JobStatus.running, True, started_at=utcnow()
+        )
+        return applied, old
+
+    def mark_succeeded(self, job_id: str, result: dict[str, Any], task: str, inference_s: float) -> bool:
+        now = utcnow()
+        applied, _ = self._apply(
+            job_id, (JobStatus.running,), JobStatus.succeeded, False, result=result, finished_at=now
+        )
+        if applied:
+            self._count_finished(task, JobStatus.succeeded, inference_s)
+        return applied
+
+    def mark_failed(self, job_id: str, task: str, code: str, message: str) -> bool:
+        error = JobError(code=code, message=message)
+        applied, _ = self._apply(
+            job_id,
+            (JobStatus.queued, JobStatus.running),
+            JobStatus.failed,
+            False,
+            error=error,
+            finished_at=utcnow(),
+        )
+        if applied:
+            self._count_finished(task, JobStatus.failed, None)
+        return applied
+
+    def cancel(self, job_id: str) -> tuple[bool, str | None]:
+        """queued -> cancelled; returns (applied, previous status or None if missing)."""
+        applied, old = self._apply(
+            job_id, (JobStatus.queued,), JobStatus.cancelled, False, finished_at=utcnow()
+        )
+        if applied:
+            self.client.hincrby(self.keys.job_counts(), JobStatus.cancelled.value, 1)
+        return applied, old
+
+    def set_webhook_state(self, job_id: str, state: WebhookState) -> None:
+        key = self.keys.job(job_id)
+        if self.client.exists(key):
+            self.client.hset(key, "webhook", state.model_dump_json())
+
+    def _count_finished(self, task: str, status: JobStatus, inference_s: float | None) -> None:
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hincrby(self.keys.job_counts(), status.value, 1)
+        pipe.zadd(self.keys.completions(task), {f"{now:.6f}": now})
+        pipe.zremrangebyscore(self.keys.completions(task), 0, now - self.DRAIN_WINDOW)
+        if inference_s is not None:
+            hist = self.keys.inference(task)
+            pipe.hincrby(hist, "count", 1)
+            pipe.hincrbyfloat(hist, "sum", inference_s)
+            for bound in self.INFERENCE_BUCKETS:
+                if inference_s <= bound:
+                    pipe.hincrby(hist, f"le_{bound}", 1)
+        pipe.execute()
+
+    # --- observation -----------------------------------------------------------------
+    def queue_depth(self, queue: str) -> int:
+        """Unfinished work of a queue: waiting, prefetched, running, delayed."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hlen(self.keys.queue_messages(queue))
+        pipe.hlen(self.keys.delayed_messages(queue))
+        a, b = pipe.execute()
+        return int(a) + int(b)
+
+    def drain_rate(self, task: str) -> float:
+        """Jobs finished per second over the last ``DRAIN_WINDOW`` seconds."""
+        now = time.time()
+        n = self.client.zcount(self.keys.completions(task), now - self.DRAIN_WINDOW, now)
+        return n / self.DRAIN_WINDOW
+
+    def job_counts(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.client.hgetall(self.keys.job_counts()).items()}
+
+    def inference_histogram(self, task: str) -> dict[str, float]:
+        return {k.decode(): float(v) for k, v in self.client.hgetall(self.keys.inference(task)).items()}
+
+    def beat(self, task: str, worker_id: str, info: dict[str, Any]) -> None:
+        """Record a live, warmed-up worker."""
+        self.client.hset(self.keys.workers(task), worker_id, json.dumps({**info, "ts": time.time()}))
+
+    def forget_worker(self, task: str, worker_id: str) -> None:
+        self.client.hdel(self.keys.workers(task), worker_id)
+
+    def live_workers(self, task: str, stale_after: float) -> list[dict[str, Any]]:
+        now = time.time()
+        live, stale = [], []
+        for wid, raw in self.client.hgetall(self.keys.workers(task)).items():
+            info = json.loads(raw)
+            (live if now - info.get("ts", 0) <= stale_after else stale).append((wid, info))
+        if stale:
+            self.client.hdel(self.keys.workers(task), *[w for w, _ in stale])
+        return [{"id": w.decode(), **i} for w, i in live]

@@ -1,0 +1,32 @@
+"""Signed webhook delivery of finished jobs."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+__all__ = ["sign", "verify", "SIGNATURE_HEADER", "TIMESTAMP_HEADER"]
+
+SIGNATURE_HEADER = "X-Detectflow-Signature"
+TIMESTAMP_HEADER = "X-Detectflow-Timestamp"
+
+
+def sign(secret: str, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+    """Headers for ``body``: ``t=<unix>,v1=<hex HMAC-SHA256 of "<t>." + body>``."""
+    ts = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{ts}.".encode() + body, hashlib.sha256).hexdigest()
+    return {SIGNATURE_HEADER: f"t={ts},v1={mac}", TIMESTAMP_HEADER: str(ts)}
+
+
+def verify(secret: str, body: bytes, signature: str, tolerance_s: int = 300, now: float | None = None) -> bool:
+    """Check a signature header as a receiver would (constant-time, with a replay window)."""
+    try:
+        parts = dict(p.split("=", 1) for p in signature.split(","))
+        ts = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs((time.time() if now is None else now) - ts) > tolerance_s:
+        return False
+    expected = sign(secret, body, ts)[SIGNATURE_HEADER].split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
