@@ -1,0 +1,130 @@
+"""Turn a task's configured model (built-in name, ONNX path, or ``postprocessor:path``) into a Detector."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from detectflow.config import Settings, Task
+from detectflow.detectors._common import model_info
+from detectflow.detectors.base import Detector
+from detectflow.detectors.onnx_face import OnnxFaceDetector
+from detectflow.detectors.onnx_object import OnnxObjectDetector
+from detectflow.detectors.runtime import choose_providers, create_session, session_provider
+from detectflow.models.cards import ModelCard, ModelFile, card_path_for, load_card
+from detectflow.models.sources import sha256_file
+
+__all__ = ["ModelNotFoundError", "load_detector", "resolve_model"]
+
+log = logging.getLogger(__name__)
+
+_POSTPROCESSORS = ("retinaface", "nanodet", "yolo")
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """The configured model (or its card) is not on disk."""
+
+
+def resolve_model(spec: str, model_dir: Path) -> tuple[ModelCard, Path]:
+    """The card of a configured model and the directory its file paths are relative to.
+
+    Parameters
+    ----------
+    spec
+        A built-in name (``retinaface-mnet025``: its card ``<name>.json`` in ``model_dir``), a path
+        to an ``.onnx`` file with its card beside it (``model.json`` or ``model.onnx.json``), or
+        ``<postprocessor>:<path.onnx>`` (``yolo``, ``nanodet``, ``retinaface``) for a file without a card.
+    model_dir
+        Directory of the built-in models.
+
+    Raises
+    ------
+    ModelNotFoundError
+        When the file or card is missing.
+    """
+    prefix, sep, rest = spec.partition(":")
+    if sep and prefix in _POSTPROCESSORS:
+        path = Path(rest).expanduser()
+        if not path.is_file():
+            raise ModelNotFoundError(f"model file {path} not found")
+        card_file = card_path_for(path)
+        if card_file is not None:
+            card = load_card(card_file)
+            card = card.model_copy(update={"postprocessor": prefix})
+        else:
+            card = ModelCard(name=path.stem, postprocessor=prefix)
+            if prefix == "retinaface":
+                card = ModelCard(name=path.stem, postprocessor=prefix, labels=["face"],
+                                 preprocessing={"resize": "none", "max_side": 1024, "mean": (104, 117, 123),
+                                                "std": (1, 1, 1)})
+        return _with_default_file(card, path), path.parent
+    if spec.endswith(".onnx") or "/" in spec:
+        path = Path(spec).expanduser()
+        if not path.is_file():
+            raise ModelNotFoundError(f"model file {path} not found")
+        card_file = card_path_for(path)
+        if card_file is None:
+            raise ModelNotFoundError(
+                f"no model card beside {path} (expected {path.with_suffix('.json').name}); write one, "
+                f"or name the postprocessor: 'yolo:{path}'"
+            )
+        return _with_default_file(load_card(card_file), path), path.parent
+    card_file = Path(model_dir).expanduser() / f"{spec}.json"
+    if not card_file.is_file():
+        raise ModelNotFoundError(
+            f"model {spec!r} is not built in {card_file.parent}: run `detectflow models build`"
+        )
+    return load_card(card_file), card_file.parent
+
+
+def _with_default_file(card: ModelCard, path: Path) -> ModelCard:
+    if "cpu" in card.files:
+        return card
+    return card.model_copy(update={"files": {"cpu": ModelFile(path=path.name)}})
+
+
+def load_detector(task: Task, settings: Settings) -> Detector:
+    """The detector configured for ``task``, with one onnxruntime session.
+
+    Picks the card's GPU variant when a CUDA (or TensorRT) provider is available and
+    ``settings.device`` is not ``cpu``; otherwise the fp32 CPU file.
+
+    Parameters
+    ----------
+    task
+        Face or object.
+    settings
+        ``model_dir``, ``<task>_model``, ``device``, ``intra_op_threads`` and thresholds are used.
+
+    Raises
+    ------
+    ModelNotFoundError
+        When the model is not built or the file is missing (the message says what to run).
+    """
+    task = Task(task)
+    card, base = resolve_model(settings.model_for(task), settings.model_dir)
+    providers = choose_providers(settings.device)
+    want_gpu = providers[0] != "CPUExecutionProvider"
+    variant = "gpu" if want_gpu and "gpu" in card.files else "cpu"
+    session, path = _open(card, base, variant, providers, settings.intra_op_threads)
+    provider = session_provider(session)
+    if variant == "gpu" and provider == "CPUExecutionProvider":
+        log.warning("%s: GPU provider failed to start; falling back to CPUExecutionProvider with the fp32 file",
+                    card.name)
+        variant = "cpu"
+        session, path = _open(card, base, variant, ["CPUExecutionProvider"], settings.intra_op_threads)
+        provider = session_provider(session)
+    sha = card.files[variant].sha256 or sha256_file(path)
+    info = model_info(card, sha, provider, variant)
+    log.info("%s model %s %s (%s) on %s", task.value, card.name, card.version, path, provider)
+    threshold = settings.score_threshold_for(task)
+    if card.postprocessor == "retinaface":
+        return OnnxFaceDetector(session, card, info, threshold, task=task.value)
+    return OnnxObjectDetector(session, card, info, threshold, task=task.value)
+
+
+def _open(card: ModelCard, base: Path, variant: str, providers: list[str], threads: int):
+    path = base / card.files[variant].path
+    if not path.is_file():
+        raise ModelNotFoundError(f"{card.name}: {path} missing: run `detectflow models build`")
+    return create_session(path, providers, threads), path

