@@ -1,0 +1,578 @@
+"""The DetectionPipeline custom resource: spec/status models and the generated CRD."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic.alias_generators import to_camel
+
+from detectflow import __version__
+from detectflow.config import Task
+
+__all__ = [
+    "GROUP",
+    "VERSION",
+    "KIND",
+    "PLURAL",
+    "SHORT_NAME",
+    "DetectionPipeline",
+    "DetectionPipelineSpec",
+    "DetectionPipelineStatus",
+    "WorkerSpec",
+    "render_crd",
+    "main",
+]
+
+GROUP = "detectflow.io"
+VERSION = "v1alpha1"
+KIND = "DetectionPipeline"
+PLURAL = "detectionpipelines"
+SINGULAR = "detectionpipeline"
+SHORT_NAME = "dp"
+
+#: Default tag of the API and worker images (the operator's own version).
+DEFAULT_IMAGE_TAG = __version__
+
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+#: A Kubernetes resource quantity ("500m", "1Gi", 2), as the apiserver's int-or-string.
+Quantity = Annotated[
+    str | int,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "pattern": r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$",
+            "x-kubernetes-int-or-string": True,
+        }
+    ),
+]
+
+
+def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    out = {"rule": rule, "message": message}
+    if field_path:
+        out["fieldPath"] = field_path
+    return out
+
+
+def _validations(*rules: dict[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": list(rules)}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+# --- spec ------------------------------------------------------------------------------
+
+
+class ImageRef(_Model):
+    """One container image."""
+
+    repository: str = Field(min_length=1, max_length=255, description="Image repository, without the tag.")
+    tag: str = Field(DEFAULT_IMAGE_TAG, min_length=1, max_length=128, description="Image tag.")
+
+
+class ImageSpec(_Model):
+    """Container images of the API and the workers."""
+
+    api: ImageRef = Field(ImageRef(repository="detectflow/api"), description="Image running `detectflow api`.")
+    worker: ImageRef = Field(
+        ImageRef(repository="detectflow/worker"), description="Image of CPU workers (`detectflow worker`)."
+    )
+    gpu_worker: ImageRef = Field(
+        ImageRef(repository="detectflow/worker-gpu"),
+        description="Image of workers with `device: gpu` (onnxruntime with CUDA).",
+    )
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(
+        "IfNotPresent", description="imagePullPolicy of every container."
+    )
+    pull_secrets: list[Annotated[str, Field(pattern=_DNS_SUBDOMAIN, max_length=253)]] = Field(
+        default_factory=list, max_length=8, description="Names of image pull Secrets in the pipeline's namespace."
+    )
+
+
+class SecretKeyRef(_Model):
+    """A key of a Secret in the pipeline's namespace."""
+
+    name: str = Field(pattern=_DNS_SUBDOMAIN, max_length=253, description="Secret name.")
+    key: str = Field(
+        "password", pattern=r"^[-._a-zA-Z0-9]+$", max_length=253, description="Key in the Secret's data."
+    )
+
+
+class RedisSpec(_Model):
+    """The Redis holding the queues and the job records."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            _cel("has(self.address) != has(self.url)", "set exactly one of redis.address and redis.url"),
+            _cel(
+                "!has(self.url) || !has(self.database)",
+                "redis.database cannot be combined with redis.url: put the database in the URL path",
+                ".database",
+            ),
+            _cel(
+                "!has(self.url) || !has(self.tls)",
+                "redis.tls cannot be combined with redis.url: use the rediss:// scheme",
+                ".tls",
+            ),
+            _cel(
+                "!has(self.url) || !self.url.matches('^rediss?://[^/@]*:[^/@]*@')",
+                "redis.url must not contain a password: use redis.passwordSecretRef",
+                ".url",
+            ),
+            _cel(
+                "!has(self.url) || self.url.matches('^rediss?://([^/@:]+@)?[^/@]+(/[0-9]{1,2})?$')",
+                "redis.url must look like redis://host:6379/0 or rediss://host:6380/0",
+                ".url",
+            ),
+        )
+    )
+
+    address: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}$",
+        max_length=255,
+        description="host:port of Redis (e.g. `redis.default.svc:6379`). Exclusive with `url`.",
+    )
+    url: str | None = Field(
+        None,
+        max_length=512,
+        description="redis:// or rediss:// URL with an optional /db path and no password. Exclusive with `address`.",
+    )
+    database: int | None = Field(None, ge=0, le=15, description="Database index with `address` (default 0).")
+    tls: bool | None = Field(None, description="Use TLS with `address` (default false).")
+    password_secret_ref: SecretKeyRef | None = Field(
+        None, description="Secret key holding the Redis password; also used by KEDA via a TriggerAuthentication."
+    )
+
+
+class ResourceRequirements(_Model):
+    """Container resources, as in a Pod spec."""
+
+    requests: dict[str, Quantity] = Field(default_factory=dict, description="Resource requests.")
+    limits: dict[str, Quantity] = Field(default_factory=dict, description="Resource limits.")
+
+
+class ApiSpec(_Model):
+    """The REST API Deployment."""
+
+    replicas: int = Field(1, ge=1, le=50, description="API pods.")
+    resources: ResourceRequirements = Field(
+        ResourceRequirements(requests={"cpu": "100m", "memory": "256Mi"}, limits={"memory": "512Mi"}),
+        description="Resources of the API container.",
+    )
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, le=1024**3, description="Largest accepted upload (DETECTFLOW_API_MAX_UPLOAD_BYTES)."
+    )
+    max_queue_depth: int = Field(
+        1000, ge=1, le=1_000_000, description="Unfinished jobs of a task at which POST answers 429."
+    )
+    result_ttl_seconds: int = Field(
+        86400,
+        alias="resultTTLSeconds", ge=60, le=30 * 86400, description="How long jobs and results are kept (DETECTFLOW_JOB_TTL_SECONDS)."
+    )
+
+
+class ModelSpec(_Model):
+    """A detection model: a built-in name, or a URI pinned by its sha256."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            _cel("has(self.name) != has(self.uri)", "set exactly one of model.name and model.uri"),
+            _cel("!has(self.uri) || has(self.sha256)", "model.uri requires model.sha256", ".sha256"),
+            _cel("!has(self.sha256) || has(self.uri)", "model.sha256 only applies to model.uri", ".sha256"),
+        )
+    )
+
+    name: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9._-]*$", max_length=63, description="Built-in model name."
+    )
+    uri: str | None = Field(
+        None, pattern=r"^https?://\S+$", max_length=2048, description="http(s) URI of an ONNX file."
+    )
+    sha256: str | None = Field(None, pattern=r"^[a-f0-9]{64}$", description="Hex sha256 of the file at `uri`.")
+
+
+class Toleration(_Model):
+    """A Pod toleration."""
+
+    key: str | None = Field(None, max_length=316, description="Taint key; empty with Exists matches all.")
+    operator: Literal["Exists", "Equal"] | None = Field(None, description="Exists or Equal (default Equal).")
+    value: str | None = Field(None, max_length=63, description="Taint value for Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect; empty matches all."
+    )
+    toleration_seconds: int | None = Field(None, description="How long a NoExecute taint is tolerated.")
+
+
+class AutoscalingSpec(_Model):
+    """KEDA scaling of one worker on its queue's unfinished work."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            _cel(
+                "self.minReplicas <= self.maxReplicas",
+                "autoscaling.minReplicas must be <= autoscaling.maxReplicas",
+                ".minReplicas",
+            ),
+        )
+    )
+
+    min_replicas: int = Field(1, ge=0, le=100, description="Fewest pods; 0 scales to zero when the queue is idle.")
+    max_replicas: int = Field(4, ge=1, le=100, description="Most pods.")
+    target_per_replica: int | None = Field(
+        None, ge=1, le=10000, description="Unfinished jobs per pod the HPA aims for (default: `concurrency`)."
+    )
+    polling_interval_seconds: int = Field(30, ge=1, le=3600, description="How often KEDA reads the queue.")
+    cooldown_seconds: int = Field(
+        300, ge=0, le=86400, description="Idle time before scaling to zero (only with minReplicas 0)."
+    )
+
+
+class WorkerSpec(_Model):
+    """One pool of Dramatiq workers serving one task."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            _cel("self.device == 'gpu' || !has(self.gpus)", "gpus only applies to device gpu", ".gpus"),
+            _cel("self.name != 'api'", "worker name 'api' is reserved for the API Deployment", ".name"),
+        )
+    )
+
+    name: str = Field(pattern=_DNS_LABEL, min_length=1, max_length=40, description="Worker name (DNS label).")
+    task: Task = Field(description="Detection task: face or object; the worker consumes queue detect.<task>.")
+    model: ModelSpec | None = Field(None, description="Model to load (default: the task's built-in model).")
+    device: Literal["cpu", "gpu"] = Field("cpu", description="cpu, or gpu (GPU image, nvidia.com/gpu limit).")
+    gpus: int | None = Field(None, ge=1, le=8, description="nvidia.com/gpu per pod with device gpu (default 1).")
+    resources: ResourceRequirements = Field(
+        ResourceRequirements(requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "2Gi"}),
+        description="Resources of the worker container.",
+    )
+    concurrency: int = Field(1, ge=1, le=64, description="Threads per pod; also the Dramatiq prefetch.")
+    time_limit_seconds: int = Field(120, ge=1, le=86400, description="Longest one job may run.")
+    retries: int = Field(3, ge=0, le=20, description="Retries of a failed job.")
+    node_selector: dict[str, str] = Field(default_factory=dict, description="Pod nodeSelector.")
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=16, description="Pod tolerations.")
+    autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec, description="KEDA scaling.")
+
+
+class DetectionPipelineSpec(_Model):
+    """Desired state of a detection pipeline."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_validations(
+            _cel(
+                "self.workers.all(w, self.workers.filter(x, x.task == w.task).size() == 1)",
+                "each task may have only one worker: two workers on one task would share its queue",
+                ".workers",
+            ),
+        )
+    )
+
+    image: ImageSpec = Field(default_factory=ImageSpec, description="Container images.")
+    redis: RedisSpec = Field(description="Redis connection.")
+    api: ApiSpec = Field(default_factory=ApiSpec, description="REST API.")
+    workers: list[WorkerSpec] = Field(
+        min_length=1,
+        max_length=16,
+        description="Worker pools, each with its own Deployment and ScaledObject.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+
+# --- status ----------------------------------------------------------------------------
+
+
+class Condition(_Model):
+    """A status condition (metav1.Condition)."""
+
+    type: str = Field(max_length=316, description="Ready, APIReady, WorkersReady, AutoscalingReady or Degraded.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: str = Field(max_length=1024, description="CamelCase reason.")
+    message: str = Field("", max_length=32768, description="Human-readable detail.")
+    last_transition_time: str = Field(description="When status last changed (RFC 3339).")
+    observed_generation: int | None = Field(None, description="Spec generation the condition was computed from.")
+
+
+class WorkerStatus(_Model):
+    """Observed state of one worker pool."""
+
+    name: str = Field(description="Worker name.")
+    task: str = Field(description="Task.")
+    desired_replicas: int = Field(0, description="Replicas the Deployment (or KEDA) asks for.")
+    ready_replicas: int = Field(0, description="Ready pods.")
+    queue_depth: int | None = Field(None, description="Unfinished jobs (HLEN of the .msgs hash), when Redis is reachable.")
+
+
+class DetectionPipelineStatus(_Model):
+    """Observed state of a detection pipeline."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    observed_generation: int | None = Field(None, description="Last spec generation reconciled.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, APIReady, WorkersReady, AutoscalingReady, Degraded.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    workers: list[WorkerStatus] = Field(
+        default_factory=list,
+        description="Per-worker replicas and queue depth.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    ready_workers: str | None = Field(None, description="Ready worker pools / all pools, e.g. 2/2.")
+    queue_depth: int | None = Field(None, description="Unfinished jobs over all workers.")
+    endpoint: str | None = Field(None, description="In-cluster URL of the API.")
+
+
+class DetectionPipeline(_Model):
+    """A parsed DetectionPipeline object (metadata reduced to what the operator uses)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    namespace: str
+    uid: str = ""
+    generation: int = 0
+    spec: DetectionPipelineSpec
+
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> DetectionPipeline:
+        """Parse a DetectionPipeline object as returned by the API server.
+
+        Parameters
+        ----------
+        body
+            The full object (``metadata``, ``spec``).
+
+        Returns
+        -------
+        DetectionPipeline
+            The validated pipeline, defaults filled in.
+
+        Raises
+        ------
+        pydantic.ValidationError
+            If the spec does not match the schema.
+        """
+        meta = body.get("metadata") or {}
+        return cls.model_validate(
+            {
+                "name": meta.get("name", ""),
+                "namespace": meta.get("namespace") or "default",
+                "uid": meta.get("uid", ""),
+                "generation": meta.get("generation") or 0,
+                "spec": body.get("spec") or {},
+            }
+        )
+
+
+# --- CRD generation --------------------------------------------------------------------
+
+_KEEP = {
+    "type",
+    "description",
+    "default",
+    "enum",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minItems",
+    "maxItems",
+    "required",
+    "nullable",
+}
+
+
+def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """Turn one pydantic JSON-schema node into a Kubernetes structural schema node."""
+    node = dict(node)
+    if "$ref" in node:
+        target = defs[node.pop("$ref").split("/")[-1]]
+        node = {**target, **{k: v for k, v in node.items() if k in ("description", "default")}}
+    if "anyOf" in node and not node.get("x-kubernetes-int-or-string"):
+        options = [o for o in node.pop("anyOf") if o.get("type") != "null"]
+        if len(options) != 1:
+            raise ValueError(f"unsupported union in CRD schema: {options}")
+        inner = _structural(options[0], defs)
+        outer = {k: v for k, v in node.items() if k in ("description", "default") and v is not None}
+        return {**inner, **outer}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _KEEP and value is not None:
+            out[key] = value
+        elif key.startswith("x-kubernetes-"):
+            out[key] = copy.deepcopy(value)
+        elif key == "anyOf":
+            out[key] = value
+        elif key == "const":
+            out["enum"] = [value]
+    if "properties" in node:
+        out["type"] = "object"
+        props = {}
+        for name, sub in node["properties"].items():
+            prop = _structural(sub, defs)
+            # A sub-object built by default_factory gets `default: {}` so the apiserver fills
+            # its children's defaults; an optional (None) one stays absent.
+            if prop.get("type") == "object" and "properties" in prop and "default" not in sub:
+                if not prop.get("required") and name not in node.get("required", []):
+                    prop["default"] = {}
+            props[name] = prop
+        out["properties"] = props
+    elif isinstance(node.get("additionalProperties"), dict):
+        out["additionalProperties"] = _structural(node["additionalProperties"], defs)
+    if "items" in node:
+        out["items"] = _structural(node["items"], defs)
+    if not out.get("required"):
+        out.pop("required", None)
+    return out
+
+
+def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
+    raw = model.model_json_schema(by_alias=True, mode="validation")
+    return _structural(raw, raw.get("$defs", {}))
+
+
+def render_crd() -> dict[str, Any]:
+    """Build the DetectionPipeline CustomResourceDefinition from the models.
+
+    Returns
+    -------
+    dict
+        The CRD manifest (apiextensions.k8s.io/v1).
+    """
+    spec = _schema_of(DetectionPipelineSpec)
+    status = _schema_of(DetectionPipelineStatus)
+    spec.pop("default", None)
+    status.pop("default", None)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{PLURAL}.{GROUP}",
+            "labels": {"app.kubernetes.io/name": "detectflow", "app.kubernetes.io/part-of": "detectflow"},
+        },
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": KIND,
+                "listKind": f"{KIND}List",
+                "plural": PLURAL,
+                "singular": SINGULAR,
+                "shortNames": [SHORT_NAME],
+                "categories": ["detectflow"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        {
+                            "name": "Ready",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+                        },
+                        {"name": "Workers", "type": "string", "jsonPath": ".status.readyWorkers"},
+                        {"name": "Queue", "type": "integer", "jsonPath": ".status.queueDepth"},
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                        {
+                            "name": "Reason",
+                            "type": "string",
+                            "priority": 1,
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+                        },
+                        {"name": "Endpoint", "type": "string", "priority": 1, "jsonPath": ".status.endpoint"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": "A detection pipeline: REST API, workers and their autoscaling.",
+                            "required": ["spec"],
+                            "x-kubernetes-validations": [
+                                _cel(
+                                    "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') "
+                                    "&& self.metadata.name.size() <= 40",
+                                    "metadata.name must be a DNS label of at most 40 characters starting "
+                                    "with a letter (it names Services and Deployments)",
+                                ),
+                            ],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+_FIRST = ("type", "description", "default")
+_LAST = ("required", "properties", "additionalProperties", "items", "x-kubernetes-validations")
+
+
+def _ordered(node: Any) -> Any:
+    """Order schema keys the same way every time (type first, children last)."""
+    if isinstance(node, list):
+        return [_ordered(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "openAPIV3Schema" in node or "apiVersion" in node or "group" in node or "name" in node and "served" in node:
+        return {k: _ordered(v) for k, v in node.items()}
+    first = [k for k in _FIRST if k in node]
+    last = [k for k in _LAST if k in node]
+    middle = sorted(k for k in node if k not in first and k not in last)
+    if "properties" in node and "type" in node:
+        props = {k: _ordered(v) for k, v in node["properties"].items()}
+    else:
+        props = None
+    out = {}
+    for key in first + middle + last:
+        out[key] = props if key == "properties" and props is not None else _ordered(node[key])
+    return out
+
+
+class _Dumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(*documents: Any) -> str:
+    """Dump manifests as block YAML without anchors, in the order given."""
+    return yaml.dump_all(list(documents), Dumper=_Dumper, sort_keys=False, width=120)
+
+
+def dump_crd() -> str:
+    """The CRD as the YAML text committed in ``crds/detectionpipeline.yaml``."""
+    header = "# Generated by `python -m detectflow.operator.crd`; do not edit by hand.\n"
+    crd = render_crd()
+    schema = crd["spec"]["versions"][0]["schema"]
+    schema["openAPIV3Schema"] = _ordered(schema["openAPIV3Schema"])
+    return header + dump_yaml(crd)
+
+
+def main() -> None:
+    """Print the CRD YAML (``python -m detectflow.operator.crd > crds/detectionpipeline.yaml``)."""
+    sys.stdout.write(dump_crd())
+
+
+if __name__ == "__main__":
+    main()

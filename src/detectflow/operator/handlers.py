@@ -1,0 +1,87 @@
+"""Thin kopf handlers: parse, render, apply, observe, write status."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from typing import Any
+
+import kopf
+import pydantic
+
+from detectflow.operator import apply, conditions, queues
+from detectflow.operator.crd import GROUP, PLURAL, VERSION, DetectionPipeline
+from detectflow.operator.render import queue_keys, redis_prefix, redis_target, render_all
+from detectflow.operator.status import build_status
+
+__all__ = ["DEFAULT_RESYNC_SECONDS", "configure", "reconcile", "register"]
+
+#: How often every pipeline is re-applied and its status refreshed (seconds); repairs
+#: deleted or hand-edited children and picks up readiness and queue depth.
+DEFAULT_RESYNC_SECONDS = 15.0
+
+_RESOURCE = (GROUP, VERSION, PLURAL)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _parse(body: kopf.Body, status: kopf.Status, patch: kopf.Patch) -> DetectionPipeline:
+    try:
+        return DetectionPipeline.from_body({"metadata": dict(body.metadata), "spec": dict(body.spec)})
+    except pydantic.ValidationError as exc:
+        generation = body.metadata.get("generation") or 0
+        previous = list(status.get("conditions") or [])
+        patch.status["conditions"] = conditions.invalid_spec(str(exc), generation, previous, _now())
+        raise kopf.PermanentError(f"invalid spec: {exc}") from exc
+
+
+def _post_events(body: kopf.Body, old: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
+    for cond in conditions.transitions(old, new):
+        healthy = (cond["status"] == "True") == (cond["type"] == conditions.READY)
+        post = kopf.info if healthy else kopf.warn
+        post(body, reason=f"{cond['type']}{cond['status']}", message=f"{cond['reason']}: {cond['message']}")
+
+
+def reconcile(
+    body: kopf.Body, status: kopf.Status, patch: kopf.Patch, memo: kopf.Memo, logger: logging.Logger, **_: Any
+) -> None:
+    """Create, update, resume and resync: apply the desired children and refresh status."""
+    pipeline = _parse(body, status, patch)
+    result = apply.apply_all(memo.client, pipeline, render_all(pipeline))
+    if result.pruned:
+        logger.info("pruned %s", ", ".join(result.pruned))
+    obs, password = apply.observe(memo.client, pipeline, result)
+    prefix = redis_prefix(pipeline)
+    keys = {w.name: queue_keys(prefix, w.task.value)["unfinished"] for w in pipeline.spec.workers}
+    depths = queues.read_depths(redis_target(pipeline.spec.redis), password, keys)
+    new = build_status(pipeline, obs, depths, dict(status), _now())
+    _post_events(body, list(status.get("conditions") or []), new["conditions"])
+    patch.status.update(new)
+
+
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Startup: one API client, annotation-based kopf state, no peering, no cluster scanning."""
+    memo.client = apply.make_client()
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.persistence.finalizer = f"{GROUP}/operator"
+    settings.peering.standalone = True
+    settings.scanning.disabled = True
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.networking.request_timeout = 30
+    settings.batching.error_delays = (1, 2, 5, 10, 20, 30)
+
+
+def register(registry: kopf.OperatorRegistry, resync_seconds: float = DEFAULT_RESYNC_SECONDS) -> None:
+    """Attach the handlers to ``registry`` (the resync interval is only known at run time)."""
+    kopf.on.startup(registry=registry)(configure)
+    for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
+        decorator(*_RESOURCE, registry=registry, id="reconcile", backoff=10)(reconcile)
+    kopf.timer(*_RESOURCE, registry=registry, id="resync", interval=resync_seconds, initial_delay=resync_seconds)(
+        reconcile
+    )

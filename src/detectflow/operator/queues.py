@@ -1,0 +1,58 @@
+"""Queue depths read from Redis for status (best effort: None when unreachable)."""
+
+from __future__ import annotations
+
+import redis
+
+from detectflow.operator.render import RedisTarget
+
+__all__ = ["DEFAULT_REDIS_TIMEOUT_SECONDS", "read_depths"]
+
+#: Connect and read timeout for the status probe (seconds); status never waits long on Redis.
+DEFAULT_REDIS_TIMEOUT_SECONDS = 1.0
+
+
+def read_depths(
+    target: RedisTarget,
+    password: str | None,
+    keys: dict[str, str],
+    timeout: float = DEFAULT_REDIS_TIMEOUT_SECONDS,
+) -> dict[str, int | None]:
+    """HLEN of each ``.msgs`` hash (unfinished jobs), or None for all when Redis is unreachable.
+
+    Parameters
+    ----------
+    target
+        Where Redis is.
+    password
+        Redis password, if any.
+    keys
+        Worker name -> ``<prefix>:detect.<task>.msgs``.
+    timeout
+        Socket timeout in seconds.
+
+    Returns
+    -------
+    dict
+        Worker name -> depth or None.
+    """
+    client = redis.Redis(
+        host=target.host,
+        port=target.port,
+        db=target.database,
+        username=target.username,
+        password=password,
+        ssl=target.tls,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
+    try:
+        pipe = client.pipeline(transaction=False)
+        names = sorted(keys)
+        for name in names:
+            pipe.hlen(keys[name])
+        return dict(zip(names, (int(v) for v in pipe.execute()), strict=True))
+    except (redis.RedisError, OSError):
+        return {name: None for name in keys}
+    finally:
+        client.close()

@@ -1,0 +1,634 @@
+"""Pure functions turning a DetectionPipeline into the manifests of its children."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from detectflow.operator.crd import GROUP, KIND, VERSION, DetectionPipeline, RedisSpec, WorkerSpec
+
+__all__ = [
+    "FIELD_MANAGER",
+    "CHILD_KINDS",
+    "RedisTarget",
+    "child_name",
+    "labels",
+    "owner_reference",
+    "queue_keys",
+    "redis_prefix",
+    "redis_target",
+    "render_all",
+    "render_api_deployment",
+    "render_api_service",
+    "render_scaled_object",
+    "render_service_account",
+    "render_trigger_authentication",
+    "render_worker_deployment",
+]
+
+#: The one server-side-apply field manager of the operator.
+FIELD_MANAGER = "detectflow-operator"
+#: Port the API listens on in its pod and the Service exposes.
+DEFAULT_API_PORT = 8000
+#: Grace period added to a worker's time limit so scale-in lets a running job finish (seconds).
+DEFAULT_GRACE_MARGIN_SECONDS = 30
+#: Where models fetched from a URI are stored in a worker pod.
+DEFAULT_MODEL_DIR = "/models"
+#: Longest Kubernetes object name the helper produces (DNS label).
+MAX_NAME_LENGTH = 63
+
+#: Child kinds, in apply order: (apiVersion, kind).
+CHILD_KINDS: tuple[tuple[str, str], ...] = (
+    ("v1", "ServiceAccount"),
+    ("v1", "Service"),
+    ("apps/v1", "Deployment"),
+    ("keda.sh/v1alpha1", "TriggerAuthentication"),
+    ("keda.sh/v1alpha1", "ScaledObject"),
+)
+
+_PIPELINE_LABEL = "detectflow.io/pipeline"
+_WORKER_LABEL = "detectflow.io/worker"
+
+_FETCH_MODEL = """\
+import hashlib, os, sys, urllib.request
+uri, digest, dest = sys.argv[1:4]
+h = hashlib.sha256()
+with urllib.request.urlopen(uri, timeout=60) as r, open(dest + ".part", "wb") as f:
+    for chunk in iter(lambda: r.read(1 << 20), b""):
+        h.update(chunk)
+        f.write(chunk)
+if h.hexdigest() != digest:
+    sys.exit(f"sha256 mismatch for {uri}: got {h.hexdigest()}, want {digest}")
+os.replace(dest + ".part", dest)
+"""
+
+
+def child_name(*parts: str) -> str:
+    """Join ``parts`` with ``-`` into a name of at most 63 characters.
+
+    Parameters
+    ----------
+    *parts
+        Name parts, e.g. the pipeline name and ``api``.
+
+    Returns
+    -------
+    str
+        The joined name; a longer one is cut and ends with 8 hex characters of its hash,
+        so two long names stay distinct.
+    """
+    name = "-".join(parts)
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME_LENGTH - 9].rstrip('-')}-{digest}"
+
+
+def labels(pipeline: DetectionPipeline, component: str, worker: str | None = None) -> dict[str, str]:
+    """Labels of every child: app.kubernetes.io/* plus ``detectflow.io/pipeline``.
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline.
+    component
+        ``api`` or ``worker``.
+    worker
+        The worker's name, for worker children.
+
+    Returns
+    -------
+    dict
+        Label map (also the basis of the selectors).
+    """
+    out = {
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/instance": pipeline.name,
+        "app.kubernetes.io/managed-by": FIELD_MANAGER,
+        "app.kubernetes.io/name": "detectflow",
+        "app.kubernetes.io/part-of": "detectflow",
+        _PIPELINE_LABEL: pipeline.name,
+    }
+    if worker is not None:
+        out[_WORKER_LABEL] = worker
+    return out
+
+
+def child_selector(pipeline_name: str) -> str:
+    """Label selector matching every child the operator made for one pipeline."""
+    return f"app.kubernetes.io/managed-by={FIELD_MANAGER},{_PIPELINE_LABEL}={pipeline_name}"
+
+
+def _selector(pipeline: DetectionPipeline, component: str, worker: str | None = None) -> dict[str, str]:
+    out = {"app.kubernetes.io/instance": pipeline.name, "app.kubernetes.io/component": component}
+    if worker is not None:
+        out[_WORKER_LABEL] = worker
+    return out
+
+
+def owner_reference(pipeline: DetectionPipeline) -> dict[str, Any]:
+    """The controller owner reference every child carries (garbage collection).
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline; its ``uid`` must be set.
+
+    Returns
+    -------
+    dict
+        One ``metadata.ownerReferences`` entry.
+    """
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "name": pipeline.name,
+        "uid": pipeline.uid,
+        "controller": True,
+    }
+
+
+def _metadata(pipeline: DetectionPipeline, name: str, owner: dict[str, Any], lbls: dict[str, str]) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "namespace": pipeline.namespace, "labels": lbls}
+    if owner.get("uid"):
+        # Rendered from a file (no uid): the manifests stand alone, without an owner.
+        meta["ownerReferences"] = [owner]
+    return meta
+
+
+# --- redis -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """Where Redis is, as both the processes and KEDA need it."""
+
+    host: str
+    port: int
+    database: int
+    tls: bool
+    username: str | None = None
+
+    @property
+    def address(self) -> str:
+        """``host:port`` for KEDA's redis scaler."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """Password-less URL for DETECTFLOW_REDIS_URL."""
+        scheme = "rediss" if self.tls else "redis"
+        user = f"{self.username}@" if self.username else ""
+        return f"{scheme}://{user}{self.host}:{self.port}/{self.database}"
+
+
+def redis_target(spec: RedisSpec) -> RedisTarget:
+    """Resolve ``spec.redis`` (address or URL) into host, port, database and TLS.
+
+    Parameters
+    ----------
+    spec
+        The pipeline's Redis spec.
+
+    Returns
+    -------
+    RedisTarget
+        The resolved connection.
+    """
+    if spec.url:
+        parts = urlsplit(spec.url)
+        path = parts.path.strip("/")
+        return RedisTarget(
+            host=parts.hostname or "",
+            port=parts.port or 6379,
+            database=int(path) if path else 0,
+            tls=parts.scheme == "rediss",
+            username=parts.username or None,
+        )
+    host, _, port = (spec.address or "").rpartition(":")
+    return RedisTarget(host=host, port=int(port), database=spec.database or 0, tls=bool(spec.tls))
+
+
+def redis_prefix(pipeline: DetectionPipeline) -> str:
+    """Key prefix (Dramatiq namespace) of one pipeline: ``detectflow:<namespace>:<name>``."""
+    return f"detectflow:{pipeline.namespace}:{pipeline.name}"
+
+
+def queue_keys(prefix: str, task: str) -> dict[str, str]:
+    """Redis keys KEDA watches for ``task``: unfinished work and delayed retries.
+
+    Parameters
+    ----------
+    prefix
+        The pipeline's key prefix.
+    task
+        ``face`` or ``object``.
+
+    Returns
+    -------
+    dict
+        ``{"unfinished": "<prefix>:detect.<task>.msgs", "delayed": "<prefix>:detect.<task>.DQ.msgs"}``.
+    """
+    return {"unfinished": f"{prefix}:detect.{task}.msgs", "delayed": f"{prefix}:detect.{task}.DQ.msgs"}
+
+
+def _redis_env(pipeline: DetectionPipeline) -> list[dict[str, Any]]:
+    redis = pipeline.spec.redis
+    env: list[dict[str, Any]] = [
+        {"name": "DETECTFLOW_REDIS_PREFIX", "value": redis_prefix(pipeline)},
+        {"name": "DETECTFLOW_REDIS_URL", "value": redis_target(redis).url},
+    ]
+    if redis.password_secret_ref:
+        ref = redis.password_secret_ref
+        env.append(
+            {
+                "name": "DETECTFLOW_REDIS_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}},
+            }
+        )
+    return env
+
+
+def _env(values: dict[str, Any], extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    env = [{"name": k, "value": str(v)} for k, v in values.items()] + extra
+    return sorted(env, key=lambda e: e["name"])
+
+
+def _resources(requests: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if requests:
+        out["requests"] = {k: str(requests[k]) for k in sorted(requests)}
+    if limits:
+        out["limits"] = {k: str(limits[k]) for k in sorted(limits)}
+    return out
+
+
+_POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+_CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _pod_spec_common(pipeline: DetectionPipeline, service_account: str) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "serviceAccountName": service_account,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": _POD_SECURITY,
+    }
+    if pipeline.spec.image.pull_secrets:
+        spec["imagePullSecrets"] = [{"name": n} for n in sorted(set(pipeline.spec.image.pull_secrets))]
+    return spec
+
+
+# --- children --------------------------------------------------------------------------
+
+
+def render_service_account(pipeline: DetectionPipeline, owner: dict[str, Any], component: str) -> dict[str, Any]:
+    """ServiceAccount ``<pipeline>-<component>`` with no API rights and no mounted token.
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline.
+    owner
+        Owner reference from :func:`owner_reference`.
+    component
+        ``api`` or ``worker``.
+
+    Returns
+    -------
+    dict
+        The ServiceAccount manifest.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(pipeline, child_name(pipeline.name, component), owner, labels(pipeline, component)),
+        "automountServiceAccountToken": False,
+    }
+
+
+def render_api_deployment(pipeline: DetectionPipeline, owner: dict[str, Any]) -> dict[str, Any]:
+    """Deployment ``<pipeline>-api`` running ``detectflow api`` with health probes.
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline.
+    owner
+        Owner reference from :func:`owner_reference`.
+
+    Returns
+    -------
+    dict
+        The Deployment manifest.
+    """
+    spec = pipeline.spec
+    api = spec.api
+    name = child_name(pipeline.name, "api")
+    lbls = labels(pipeline, "api")
+    env = _env(
+        {
+            "DETECTFLOW_API_HOST": "0.0.0.0",
+            "DETECTFLOW_API_MAX_QUEUE_DEPTH": api.max_queue_depth,
+            "DETECTFLOW_API_MAX_UPLOAD_BYTES": api.max_upload_bytes,
+            "DETECTFLOW_API_PORT": DEFAULT_API_PORT,
+            "DETECTFLOW_JOB_TTL_SECONDS": api.result_ttl_seconds,
+        },
+        _redis_env(pipeline),
+    )
+    container = {
+        "name": "api",
+        "image": f"{spec.image.api.repository}:{spec.image.api.tag}",
+        "imagePullPolicy": spec.image.pull_policy,
+        "command": ["detectflow", "api"],
+        "env": env,
+        "ports": [{"name": "http", "containerPort": DEFAULT_API_PORT, "protocol": "TCP"}],
+        "livenessProbe": {
+            "httpGet": {"path": "/healthz", "port": "http"},
+            "periodSeconds": 10,
+            "timeoutSeconds": 3,
+            "failureThreshold": 3,
+        },
+        "readinessProbe": {
+            "httpGet": {"path": "/readyz", "port": "http"},
+            "periodSeconds": 5,
+            "timeoutSeconds": 3,
+            "failureThreshold": 2,
+        },
+        "resources": _resources(api.resources.requests, api.resources.limits),
+        "securityContext": _CONTAINER_SECURITY,
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(pipeline, name, owner, lbls),
+        "spec": {
+            "replicas": api.replicas,
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": _selector(pipeline, "api")},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": lbls},
+                "spec": {
+                    **_pod_spec_common(pipeline, child_name(pipeline.name, "api")),
+                    "containers": [container],
+                },
+            },
+        },
+    }
+
+
+def render_api_service(pipeline: DetectionPipeline, owner: dict[str, Any]) -> dict[str, Any]:
+    """Service ``<pipeline>-api`` in front of the API pods.
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline.
+    owner
+        Owner reference from :func:`owner_reference`.
+
+    Returns
+    -------
+    dict
+        The Service manifest.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(pipeline, child_name(pipeline.name, "api"), owner, labels(pipeline, "api")),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": _selector(pipeline, "api"),
+            "ports": [{"name": "http", "port": DEFAULT_API_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+
+
+def api_endpoint(pipeline: DetectionPipeline) -> str:
+    """In-cluster URL of the pipeline's API Service."""
+    return f"http://{child_name(pipeline.name, 'api')}.{pipeline.namespace}.svc:{DEFAULT_API_PORT}"
+
+
+def _gpu_tolerations(worker: WorkerSpec) -> list[dict[str, Any]]:
+    tolerations = [t.model_dump(by_alias=True, exclude_none=True) for t in worker.tolerations]
+    gpu = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    if worker.device == "gpu" and gpu not in tolerations:
+        tolerations.append(gpu)
+    return tolerations
+
+
+def render_worker_deployment(pipeline: DetectionPipeline, worker: WorkerSpec, owner: dict[str, Any]) -> dict[str, Any]:
+    """Deployment ``<pipeline>-<worker>`` running ``detectflow worker --task <task>``.
+
+    Replicas are left to KEDA (no ``spec.replicas``). The grace period exceeds the time
+    limit so a scale-in lets the running job finish; prefetch equals the thread count.
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline.
+    worker
+        One entry of ``spec.workers``.
+    owner
+        Owner reference from :func:`owner_reference`.
+
+    Returns
+    -------
+    dict
+        The Deployment manifest.
+    """
+    spec = pipeline.spec
+    task = worker.task.value
+    gpu = worker.device == "gpu"
+    image = spec.image.gpu_worker if gpu else spec.image.worker
+    lbls = labels(pipeline, "worker", worker.name)
+    values: dict[str, Any] = {
+        "DETECTFLOW_DEVICE": worker.device,
+        "DETECTFLOW_JOB_TTL_SECONDS": spec.api.result_ttl_seconds,
+        "DETECTFLOW_WORKER_MAX_RETRIES": worker.retries,
+        "DETECTFLOW_WORKER_PROCESSES": 1,
+        "DETECTFLOW_WORKER_TASK": task,
+        "DETECTFLOW_WORKER_THREADS": worker.concurrency,
+        "DETECTFLOW_WORKER_TIME_LIMIT_SECONDS": worker.time_limit_seconds,
+        "dramatiq_queue_prefetch": worker.concurrency,
+    }
+    pod: dict[str, Any] = _pod_spec_common(pipeline, child_name(pipeline.name, "worker"))
+    container: dict[str, Any] = {
+        "name": "worker",
+        "image": f"{image.repository}:{image.tag}",
+        "imagePullPolicy": spec.image.pull_policy,
+        "command": ["detectflow", "worker", "--task", task],
+    }
+    model_env = f"DETECTFLOW_{task.upper()}_MODEL"
+    if worker.model and worker.model.name:
+        values[model_env] = worker.model.name
+    elif worker.model and worker.model.uri:
+        path = f"{DEFAULT_MODEL_DIR}/{worker.model.sha256}.onnx"
+        values[model_env] = path
+        mount = {"name": "models", "mountPath": DEFAULT_MODEL_DIR}
+        pod["initContainers"] = [
+            {
+                "name": "fetch-model",
+                "image": f"{image.repository}:{image.tag}",
+                "imagePullPolicy": spec.image.pull_policy,
+                "command": ["python", "-c", _FETCH_MODEL, worker.model.uri, worker.model.sha256, path],
+                "volumeMounts": [mount],
+                "securityContext": _CONTAINER_SECURITY,
+            }
+        ]
+        pod["volumes"] = [{"name": "models", "emptyDir": {}}]
+        container["volumeMounts"] = [mount]
+    limits = dict(worker.resources.limits)
+    if gpu:
+        limits["nvidia.com/gpu"] = worker.gpus or 1
+    container["env"] = _env(values, _redis_env(pipeline))
+    container["resources"] = _resources(worker.resources.requests, limits)
+    container["securityContext"] = _CONTAINER_SECURITY
+    pod["terminationGracePeriodSeconds"] = worker.time_limit_seconds + DEFAULT_GRACE_MARGIN_SECONDS
+    if worker.node_selector:
+        pod["nodeSelector"] = dict(sorted(worker.node_selector.items()))
+    tolerations = _gpu_tolerations(worker)
+    if tolerations:
+        pod["tolerations"] = tolerations
+    pod["containers"] = [container]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(pipeline, child_name(pipeline.name, worker.name), owner, lbls),
+        "spec": {
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": _selector(pipeline, "worker", worker.name)},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {"metadata": {"labels": lbls}, "spec": pod},
+        },
+    }
+
+
+def render_trigger_authentication(pipeline: DetectionPipeline, owner: dict[str, Any]) -> dict[str, Any] | None:
+    """TriggerAuthentication ``<pipeline>-redis`` pointing KEDA at the password Secret.
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline.
+    owner
+        Owner reference from :func:`owner_reference`.
+
+    Returns
+    -------
+    dict or None
+        The manifest, or None when Redis has no password.
+    """
+    ref = pipeline.spec.redis.password_secret_ref
+    if ref is None:
+        return None
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "TriggerAuthentication",
+        "metadata": _metadata(pipeline, child_name(pipeline.name, "redis"), owner, labels(pipeline, "worker")),
+        "spec": {"secretTargetRef": [{"parameter": "password", "name": ref.name, "key": ref.key}]},
+    }
+
+
+def target_per_replica(worker: WorkerSpec) -> int:
+    """Unfinished jobs per pod the HPA aims for: ``targetPerReplica``, else ``concurrency``."""
+    return worker.autoscaling.target_per_replica or worker.concurrency
+
+
+def render_scaled_object(pipeline: DetectionPipeline, worker: WorkerSpec, owner: dict[str, Any]) -> dict[str, Any]:
+    """KEDA ScaledObject ``<pipeline>-<worker>`` scaling on the queue's unfinished + delayed work.
+
+    Two redis triggers read HLEN of ``<prefix>:detect.<task>.msgs`` (waiting, prefetched and
+    running jobs) and of ``.DQ.msgs`` (delayed retries, which only a running worker moves
+    back); ``scalingModifiers`` sums them, so a retry alone activates a worker from zero.
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline.
+    worker
+        One entry of ``spec.workers``.
+    owner
+        Owner reference from :func:`owner_reference`.
+
+    Returns
+    -------
+    dict
+        The ScaledObject manifest.
+    """
+    target = redis_target(pipeline.spec.redis)
+    per_replica = str(target_per_replica(worker))
+    keys = queue_keys(redis_prefix(pipeline), worker.task.value)
+    auth = render_trigger_authentication(pipeline, owner)
+    triggers = []
+    for trigger_name in ("unfinished", "delayed"):
+        metadata = {
+            "activationListLength": "0",
+            "address": target.address,
+            "databaseIndex": str(target.database),
+            "listLength": per_replica,
+            "listName": keys[trigger_name],
+        }
+        if target.tls:
+            metadata["enableTLS"] = "true"
+        if target.username:
+            metadata["username"] = target.username
+        trigger: dict[str, Any] = {"type": "redis", "name": trigger_name, "metadata": metadata}
+        if auth is not None:
+            trigger["authenticationRef"] = {"name": auth["metadata"]["name"]}
+        triggers.append(trigger)
+    autoscaling = worker.autoscaling
+    deployment = child_name(pipeline.name, worker.name)
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": _metadata(pipeline, deployment, owner, labels(pipeline, "worker", worker.name)),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment},
+            "minReplicaCount": autoscaling.min_replicas,
+            "maxReplicaCount": autoscaling.max_replicas,
+            "pollingInterval": autoscaling.polling_interval_seconds,
+            "cooldownPeriod": autoscaling.cooldown_seconds,
+            "advanced": {
+                "scalingModifiers": {
+                    "formula": "unfinished + delayed",
+                    "target": per_replica,
+                    "activationTarget": "0",
+                    "metricType": "AverageValue",
+                }
+            },
+            "triggers": triggers,
+        },
+    }
+
+
+def render_all(pipeline: DetectionPipeline) -> list[dict[str, Any]]:
+    """Every child of ``pipeline``, in apply order (kind, then name).
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline.
+
+    Returns
+    -------
+    list of dict
+        ServiceAccounts, Service, Deployments, TriggerAuthentication (with a password) and
+        ScaledObjects.
+    """
+    owner = owner_reference(pipeline)
+    out: list[dict[str, Any] | None] = [
+        render_service_account(pipeline, owner, "api"),
+        render_service_account(pipeline, owner, "worker"),
+        render_api_service(pipeline, owner),
+        render_api_deployment(pipeline, owner),
+        render_trigger_authentication(pipeline, owner),
+    ]
+    for worker in pipeline.spec.workers:
+        out.append(render_worker_deployment(pipeline, worker, owner))
+        out.append(render_scaled_object(pipeline, worker, owner))
+    order = {kind: i for i, (_, kind) in enumerate(CHILD_KINDS)}
+    return sorted((m for m in out if m is not None), key=lambda m: (order[m["kind"]], m["metadata"]["name"]))
