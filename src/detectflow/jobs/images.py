@@ -12,7 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 from detectflow.jobs.models import DetectflowError, ErrorCode
 
-__all__ = ["ImageHeader", "inspect_image", "decode_image", "SUPPORTED_FORMATS"]
+__all__ = ["ImageHeader", "inspect_image", "decode_image", "sniff_format", "SUPPORTED_FORMATS"]
 
 #: Formats accepted, as Pillow names them, with the media type reported back.
 SUPPORTED_FORMATS = {
@@ -23,7 +23,23 @@ SUPPORTED_FORMATS = {
     "TIFF": "image/tiff",
 }
 
+#: Leading bytes of each supported format.
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"BM", "BMP"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+)
+
 Image.MAX_IMAGE_PIXELS = None  # we enforce our own limit, with our own error code
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The supported format the magic bytes announce, or None."""
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for magic, fmt in _MAGIC if data.startswith(magic)), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,25 +61,23 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageHeader:
     """
     if not data:
         raise DetectflowError(ErrorCode.invalid_image, "The uploaded file is empty.")
+    sniffed = sniff_format(data)
+    if sniffed is None:
+        raise DetectflowError(
+            ErrorCode.unsupported_media_type,
+            "The file is not an image in a supported format.",
+            {"supported": sorted(SUPPORTED_FORMATS.values())},
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             img = Image.open(io.BytesIO(data))
             fmt, (width, height) = img.format or "", img.size
-    except UnidentifiedImageError:
-        raise DetectflowError(
-            ErrorCode.unsupported_media_type,
-            "The file is not an image in a supported format.",
-            {"supported": sorted(SUPPORTED_FORMATS.values())},
-        ) from None
-    except Exception as exc:  # a recognised format whose header is broken
-        raise DetectflowError(ErrorCode.invalid_image, f"The image header is corrupt: {exc}") from None
-    if fmt not in SUPPORTED_FORMATS:
-        raise DetectflowError(
-            ErrorCode.unsupported_media_type,
-            f"Image format {fmt or 'unknown'} is not supported.",
-            {"format": fmt, "supported": sorted(SUPPORTED_FORMATS.values())},
-        )
+    except Exception as exc:  # the magic bytes say image, the header is broken
+        reason = "unreadable header" if isinstance(exc, UnidentifiedImageError) else str(exc)
+        raise DetectflowError(ErrorCode.invalid_image, f"The {sniffed} file is corrupt: {reason}.") from None
+    if fmt != sniffed:
+        raise DetectflowError(ErrorCode.invalid_image, f"The file starts like {sniffed} but is not one.")
     if width <= 0 or height <= 0:
         raise DetectflowError(ErrorCode.invalid_image, "The image has no pixels.")
     if width * height > max_pixels:

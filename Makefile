@@ -1,0 +1,47 @@
+# detectflow: `make up` runs the platform on this machine, `make test` runs every test tier.
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+export DETECTFLOW_CACHE ?= $(HOME)/.cache/detectflow
+
+.PHONY: help bootstrap up models test test-unit bench lint cluster-build cluster-up cluster-down clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+bootstrap: $(VENV)/.installed  ## create the virtualenv and install detectflow with every extra
+
+$(VENV)/.installed: pyproject.toml scripts/bootstrap.sh
+	scripts/bootstrap.sh $(VENV)
+	@touch $@
+
+models: bootstrap  ## build the ONNX models (cached under ~/.cache/detectflow/models)
+	$(BIN)/detectflow models build
+
+up: bootstrap models  ## run Redis, the API and the workers on 127.0.0.1:8000 (Ctrl-C stops)
+	$(BIN)/detectflow up --no-build-models
+
+test: bootstrap models cluster-build  ## every test tier: unit, Redis + models, Kubernetes + KEDA
+	scripts/test.sh
+
+test-unit: bootstrap  ## the fast tier only
+	scripts/test.sh tests/unit
+
+bench: bootstrap models  ## benchmarks; writes docs/performance.md
+	$(BIN)/python -m bench.run --write docs/performance.md
+
+lint: bootstrap  ## static checks
+	$(BIN)/python -m compileall -q src tests bench
+
+cluster-build:  ## build the loopback Kubernetes binaries (cached)
+	scripts/cluster/build.sh
+
+cluster-up: cluster-build  ## start etcd, apiserver, controller-manager, scheduler, kwok on 127.0.0.1
+	scripts/cluster/up.sh
+
+cluster-down:  ## stop the loopback cluster
+	scripts/cluster/down.sh
+
+clean:  ## remove the virtualenv and local state (keeps ~/.cache/detectflow)
+	-scripts/cluster/down.sh
+	rm -rf $(VENV) .cluster .pytest_cache

@@ -1,0 +1,36 @@
+"""Fixtures shared by every tier."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from detectflow.cli.up import RedisServer
+from detectflow.config import Settings
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port for the whole session."""
+    with RedisServer(tmp_path_factory.mktemp("redis"), appendonly=False) as server:
+        yield server
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix of this test's own, so tests sharing the server never share queues."""
+    return f"test{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def settings(redis_server: RedisServer, prefix: str, tmp_path: Path) -> Settings:
+    return Settings(
+        redis_url=redis_server.url,
+        redis_prefix=prefix,
+        state_dir=tmp_path / "state",
+        webhook_secret="test-secret",
+        worker_dead_after_seconds=3,
+    )

@@ -1,0 +1,90 @@
+"""Integration tier: the real API app, real redis-server, real worker processes with the real model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from detectflow.api.app import create_app
+from detectflow.config import Settings
+from detectflow.jobs.store import RedisJobStore, connect
+from tests.support.processes import Proc, cli_env, start_worker, wait_for
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def store(settings: Settings) -> RedisJobStore:
+    return RedisJobStore(connect(settings.redis_url), settings.redis_prefix, settings.job_ttl_seconds)
+
+
+@pytest.fixture
+def make_client(settings: Settings) -> Iterator[Callable[..., TestClient]]:
+    """Build an API client, optionally with settings overrides."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: object) -> TestClient:
+        client = TestClient(create_app(settings.model_copy(update=overrides)), raise_server_exceptions=False)
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.close()
+
+
+@pytest.fixture
+def client(make_client) -> TestClient:
+    return make_client()
+
+
+@pytest.fixture
+def worker_env(settings: Settings) -> dict[str, str]:
+    return cli_env(
+        redis_url=settings.redis_url,
+        redis_prefix=settings.redis_prefix,
+        webhook_secret=settings.webhook_secret.get_secret_value(),
+        worker_dead_after_seconds=settings.worker_dead_after_seconds,
+        webhook_backoff_seconds=0.2,
+        worker_min_backoff_ms=100,
+        worker_max_backoff_ms=500,
+    )
+
+
+@pytest.fixture
+def run_worker(worker_env, store: RedisJobStore, tmp_path: Path) -> Iterator[Callable[..., Proc]]:
+    """Start real `detectflow worker` processes; waits until each has loaded and warmed its model."""
+    procs: list[Proc] = []
+
+    def run(task: str = "face", **env: object) -> Proc:
+        full = {**worker_env, **{f"DETECTFLOW_{k.upper()}": str(v) for k, v in env.items()}}
+        before = {w["id"] for w in store.live_workers(task, 60)}
+        proc = start_worker(
+            full,
+            tmp_path / f"worker-{task}-{len(procs)}.log",
+            task,
+            wait_ready=lambda: {w["id"] for w in store.live_workers(task, 60)} - before,
+        )
+        procs.append(proc)
+        return proc
+
+    yield run
+    for p in procs:
+        p.stop()
+
+
+def submit(client: TestClient | httpx.Client, data: bytes, task: str = "face", name: str = "img", **kw) -> httpx.Response:
+    headers = kw.pop("headers", {})
+    return client.post("/v1/jobs", files={"file": (name, data)}, data={"task": task, **kw}, headers=headers)
+
+
+def wait_job(client, job_id: str, timeout: float = 60, statuses=("succeeded", "failed", "cancelled")) -> dict:
+    return wait_for(
+        lambda: (j := client.get(f"/v1/jobs/{job_id}").json()) and j.get("status") in statuses and j,
+        timeout,
+        what=f"job {job_id} to reach {statuses}",
+    )

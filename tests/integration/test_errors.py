@@ -1,0 +1,144 @@
+"""Every documented error code, with real bad files, through the real app on a real Redis."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.integration.conftest import submit
+from tests.support.images import image_bytes
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose IHDR claims width x height pixels, with a tiny IDAT and IEND (a decompression bomb)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _assert_error(resp, status: int, code: str) -> dict:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    assert body["request_id"] == resp.headers["x-request-id"]
+    return body
+
+
+def test_post_truncated_jpeg_is_invalid_image(client):
+    # Given a real JPEG cut in half
+    data = image_bytes("grace_hopper")
+    # When it is uploaded
+    resp = submit(client, data[: len(data) // 2], name="hopper.jpg")
+    # Then it is refused as invalid, not accepted and failed later
+    _assert_error(resp, 400, "invalid_image")
+
+
+def test_post_truncated_png_is_invalid_image(client):
+    data = image_bytes("astronaut")
+    _assert_error(submit(client, data[: len(data) - 100], name="a.png"), 400, "invalid_image")
+
+
+def test_post_text_renamed_png_is_unsupported_media_type(client):
+    # The client's file name and Content-Type say PNG; the magic bytes decide.
+    resp = client.post(
+        "/v1/jobs",
+        files={"file": ("notes.png", b"just some text, not an image\n" * 10, "image/png")},
+        data={"task": "face"},
+    )
+    body = _assert_error(resp, 415, "unsupported_media_type")
+    assert "image/png" in body["error"]["details"]["supported"]
+
+
+def test_post_png_bomb_is_image_too_large(client):
+    resp = submit(client, _png_header_only(100_000, 100_000), name="bomb.png")
+    body = _assert_error(resp, 413, "image_too_large")
+    assert body["error"]["details"]["width"] == 100_000
+
+
+def test_post_empty_upload_is_invalid_image(client):
+    _assert_error(submit(client, b"", name="empty.jpg"), 400, "invalid_image")
+
+
+def test_post_over_size_limit_is_payload_too_large(make_client):
+    client = make_client(api_max_upload_bytes=64 * 1024)
+    data = image_bytes("astronaut")  # ~ 790 kB
+    assert len(data) > 64 * 1024 + 64 * 1024
+    _assert_error(submit(client, data), 413, "payload_too_large")
+
+
+def test_post_just_over_file_limit_is_payload_too_large(make_client):
+    # Within the multipart allowance, so the route (not the middleware) must refuse it.
+    client = make_client(api_max_upload_bytes=32 * 1024)
+    ok, buf = cv2.imencode(".png", np.random.default_rng(0).integers(0, 255, (110, 110, 3), np.uint8))
+    assert 32 * 1024 < len(buf) < 96 * 1024
+    _assert_error(submit(client, buf.tobytes()), 413, "payload_too_large")
+
+
+@pytest.mark.parametrize(
+    "data, files",
+    [({"task": "cats"}, True), ({}, True), ({"task": "face"}, False)],
+    ids=["unknown-task", "missing-task", "missing-file"],
+)
+def test_post_bad_form_is_validation_error(client, data, files):
+    kwargs = {"files": {"file": ("a.png", image_bytes("astronaut"))}} if files else {}
+    _assert_error(client.post("/v1/jobs", data=data, **kwargs), 422, "validation_error")
+
+
+def test_post_bad_webhook_url_is_validation_error(client):
+    _assert_error(submit(client, image_bytes("astronaut"), webhook_url="ftp://example"), 422, "validation_error")
+
+
+def test_post_webhook_without_secret_is_refused(make_client):
+    client = make_client(webhook_secret=None)
+    resp = submit(client, image_bytes("astronaut"), webhook_url="http://127.0.0.1:9/hook")
+    _assert_error(resp, 422, "webhooks_disabled")
+
+
+def test_get_unknown_job_is_job_not_found(client):
+    _assert_error(client.get("/v1/jobs/nope"), 404, "job_not_found")
+    _assert_error(client.get("/v1/jobs/nope/annotated"), 404, "job_not_found")
+    _assert_error(client.delete("/v1/jobs/nope"), 404, "job_not_found")
+
+
+def test_annotated_before_success_is_job_not_finished(client):
+    job = submit(client, image_bytes("astronaut")).json()
+    body = _assert_error(client.get(f"/v1/jobs/{job['id']}/annotated"), 409, "job_not_finished")
+    assert body["error"]["details"]["status"] == "queued"
+
+
+def test_unknown_route_and_method_are_structured(client):
+    _assert_error(client.get("/v2/nothing"), 404, "not_found")
+    _assert_error(client.put("/v1/jobs"), 405, "method_not_allowed")
+
+
+def test_queue_full_answers_429_with_retry_after(make_client):
+    # Given a queue limit of 3 and no worker draining it
+    client = make_client(api_max_queue_depth=3)
+    for _ in range(3):
+        assert submit(client, image_bytes("astronaut")).status_code == 202
+    # When one more job arrives
+    resp = submit(client, image_bytes("astronaut"))
+    # Then it is refused with a hint of when to retry
+    body = _assert_error(resp, 429, "queue_full")
+    assert int(resp.headers["retry-after"]) >= 1
+    assert body["error"]["details"]["queue_depth"] == 3
+    # and the other task's queue is unaffected
+    assert submit(client, image_bytes("coffee"), task="object").status_code == 202
+
+
+def test_request_id_is_echoed_or_generated(client):
+    resp = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert resp.headers["x-request-id"] == "abc-123"
+    generated = client.get("/healthz").headers["x-request-id"]
+    assert len(generated) == 32
+    # a malformed id is replaced rather than reflected
+    assert client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"}).headers["x-request-id"] != "bad id"

@@ -1,0 +1,153 @@
+"""Jobs end to end: real API app, real redis-server, real worker processes running the real model."""
+
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.integration.conftest import submit, wait_job
+from tests.support.images import image_bytes
+
+pytestmark = [pytest.mark.redis, pytest.mark.models]
+
+
+def test_face_job_succeeds_with_one_face_on_astronaut(client, run_worker):
+    # Given a face worker
+    run_worker("face")
+    # When the astronaut photo is submitted
+    resp = submit(client, image_bytes("astronaut"), name="astronaut.png")
+    assert resp.status_code == 202
+    job = resp.json()
+    assert job["status"] == "queued" and job["task"] == "face"
+    assert resp.headers["location"].endswith(f"/v1/jobs/{job['id']}")
+    assert set(job["links"]) == {"self", "result", "annotated"}
+    # Then it succeeds with exactly one face, in pixels of the uploaded image
+    done = wait_job(client, job["id"])
+    assert done["status"] == "succeeded", done
+    result = done["result"]
+    assert result["image"] == {"width": 512, "height": 512}
+    assert len(result["detections"]) == 1
+    face = result["detections"][0]
+    assert face["label"] == "face" and face["score"] > 0.9
+    box = face["box"]
+    # Eileen Collins' face: centre around (225, 120) in the 512x512 image
+    assert 170 < box["x"] + box["width"] / 2 < 280 and 60 < box["y"] + box["height"] / 2 < 180
+    assert 40 < box["width"] < 160
+    assert len(face["landmarks"]) == 5
+    assert result["model"]["sha256"] and result["model"]["provider"] == "CPUExecutionProvider"
+    t = result["timings_ms"]
+    assert 0 < t["inference"] <= t["total"] and t["queued"] >= 0
+    assert done["attempts"] == 1 and done["started_at"] and done["finished_at"]
+
+
+def test_annotated_png_has_the_image_size_and_the_box_drawn(client, run_worker):
+    run_worker("face")
+    job = submit(client, image_bytes("grace_hopper"), name="hopper.jpg").json()
+    done = wait_job(client, job["id"])
+    assert done["status"] == "succeeded" and len(done["result"]["detections"]) == 1
+    resp = client.get(f"/v1/jobs/{job['id']}/annotated")
+    assert resp.status_code == 200 and resp.headers["content-type"] == "image/png"
+    annotated = cv2.imdecode(np.frombuffer(resp.content, np.uint8), cv2.IMREAD_COLOR)
+    original = cv2.imdecode(np.frombuffer(image_bytes("grace_hopper"), np.uint8), cv2.IMREAD_COLOR)
+    assert annotated.shape == original.shape
+    assert np.abs(annotated.astype(int) - original.astype(int)).sum() > 0  # something was drawn
+    # and the second call is served from the cache, byte-identical
+    assert client.get(f"/v1/jobs/{job['id']}/annotated").content == resp.content
+
+
+def test_idempotency_key_returns_the_same_job(client, run_worker):
+    data = image_bytes("astronaut")
+    first = submit(client, data, headers={"Idempotency-Key": "upload-42"})
+    again = submit(client, data, headers={"Idempotency-Key": "upload-42"})
+    assert first.status_code == 202 and again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    # the same key with another image is a client error, not a silent replay
+    other = submit(client, image_bytes("coffee"), headers={"Idempotency-Key": "upload-42"})
+    assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
+    # and only one job was enqueued: one worker run finishes it once
+    run_worker("face")
+    done = wait_job(client, first.json()["id"])
+    assert done["status"] == "succeeded" and done["attempts"] == 1
+
+
+def test_cancel_queued_job_is_never_run(client, run_worker, store):
+    # Given a job queued while no worker runs
+    job = submit(client, image_bytes("astronaut")).json()
+    # When it is cancelled
+    resp = client.delete(f"/v1/jobs/{job['id']}")
+    assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
+    # and a worker starts afterwards, with a second job behind it
+    run_worker("face")
+    later = submit(client, image_bytes("astronaut")).json()
+    assert wait_job(client, later["id"])["status"] == "succeeded"
+    # Then the cancelled job was skipped, not run
+    final = client.get(f"/v1/jobs/{job['id']}").json()
+    assert final["status"] == "cancelled" and final["attempts"] == 0 and final["result"] is None
+    # and a finished job cannot be cancelled
+    resp = client.delete(f"/v1/jobs/{later['id']}")
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "job_not_cancellable"
+    assert store.queue_depth("detect.face") == 0
+
+
+def test_job_expires_after_ttl(make_client, store):
+    client = make_client(job_ttl_seconds=1)
+    job = submit(client, image_bytes("astronaut")).json()
+    assert client.get(f"/v1/jobs/{job['id']}").status_code == 200
+    time.sleep(2.1)
+    resp = client.get(f"/v1/jobs/{job['id']}")
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == "job_not_found"
+    assert store.image(job["id"]) is None
+
+
+def test_undecodable_image_fails_with_its_code_and_worker_survives(client, run_worker):
+    # A PNG whose chunk structure is intact but whose pixel data is garbage: only decoding finds it.
+    data = bytearray(image_bytes("astronaut"))
+    idat = data.index(b"IDAT") + 4
+    data[idat + 100 : idat + 20000] = bytes(19900)
+    worker = run_worker("face")
+    bad = submit(client, bytes(data), name="broken.png").json()
+    failed = wait_job(client, bad["id"])
+    assert failed["status"] == "failed"
+    assert failed["error"]["code"] == "invalid_image" and failed["attempts"] == 1
+    # the same worker process goes on serving
+    good = submit(client, image_bytes("astronaut")).json()
+    assert wait_job(client, good["id"])["status"] == "succeeded"
+    assert worker.popen.poll() is None
+
+
+def test_object_task_goes_to_its_own_queue(client, store):
+    submit(client, image_bytes("coffee"), task="object")
+    assert store.queue_depth("detect.object") == 1
+    assert store.queue_depth("detect.face") == 0
+
+
+def test_readyz_reports_workers_and_provider(client, run_worker):
+    body = client.get("/readyz").json()
+    assert body["redis"] == "ok" and body["workers"]["face"] == []
+    run_worker("face")
+    body = client.get("/readyz").json()
+    assert len(body["workers"]["face"]) == 1
+    assert body["workers"]["face"][0]["provider"] == "CPUExecutionProvider"
+
+
+def test_readyz_can_require_workers(make_client):
+    client = make_client(api_require_workers=True)
+    resp = client.get("/readyz")
+    assert resp.status_code == 503 and resp.json()["status"] == "no_workers"
+
+
+def test_metrics_expose_requests_jobs_queue_and_inference(client, run_worker):
+    run_worker("face")
+    job = submit(client, image_bytes("astronaut")).json()
+    wait_job(client, job["id"])
+    submit(client, image_bytes("coffee"), task="object")
+    text = client.get("/metrics").text
+    assert 'detectflow_http_requests_total{method="POST",route="/v1/jobs",status="202"}' in text
+    assert 'detectflow_jobs_total{state="succeeded"} 1.0' in text
+    assert 'detectflow_queue_depth{task="object"} 1.0' in text
+    assert 'detectflow_inference_seconds_count{task="face"} 1.0' in text
+    assert 'detectflow_workers{task="face"} 1.0' in text
