@@ -10,6 +10,7 @@ import pytest
 
 from tests.integration.conftest import submit, wait_job
 from tests.support.images import image_bytes
+from tests.support.processes import wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.models]
 
@@ -90,7 +91,7 @@ def test_cancel_queued_job_is_never_run(client, run_worker, store):
     # and a finished job cannot be cancelled
     resp = client.delete(f"/v1/jobs/{later['id']}")
     assert resp.status_code == 409 and resp.json()["error"]["code"] == "job_not_cancellable"
-    assert store.queue_depth("detect.face") == 0
+    wait_for(lambda: store.queue_depth("detect.face") == 0, 10, what="the last ack")
 
 
 def test_job_expires_after_ttl(make_client, store):
@@ -122,7 +123,7 @@ def test_undecodable_image_fails_with_its_code_and_worker_survives(client, run_w
 def test_object_task_goes_to_its_own_queue(client, store):
     submit(client, image_bytes("coffee"), task="object")
     assert store.queue_depth("detect.object") == 1
-    assert store.queue_depth("detect.face") == 0
+    wait_for(lambda: store.queue_depth("detect.face") == 0, 10, what="the last ack")
 
 
 def test_readyz_reports_workers_and_provider(client, run_worker):
