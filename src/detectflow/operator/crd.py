@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import copy
+import re
 import sys
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from pydantic.alias_generators import to_camel
 
 from detectflow import __version__
@@ -53,19 +56,44 @@ Quantity = Annotated[
 ]
 
 
-def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
-    out = {"rule": rule, "message": message}
-    if field_path:
-        out["fieldPath"] = field_path
-    return out
+@dataclass(frozen=True)
+class _Rule:
+    """A cross-field rule: CEL for the apiserver, the same check in Python for the models."""
+
+    cel: str
+    message: str
+    check: Callable[[Any], bool]
+    field_path: str | None = None
+
+    def as_schema(self) -> dict[str, str]:
+        out = {"rule": self.cel, "message": self.message}
+        if self.field_path:
+            out["fieldPath"] = self.field_path
+        return out
 
 
-def _validations(*rules: dict[str, str]) -> dict[str, Any]:
-    return {"x-kubernetes-validations": list(rules)}
+def _add_rules(schema: dict[str, Any], cls: type) -> None:
+    rules = getattr(cls, "cel_rules", ())
+    if rules:
+        schema["x-kubernetes-validations"] = [r.as_schema() for r in rules]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", json_schema_extra=_add_rules
+    )
+    cel_rules: ClassVar[tuple[_Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> Self:
+        for rule in self.cel_rules:
+            if not rule.check(self):
+                raise ValueError(rule.message)
+        return self
+
+
+def _has(value: Any) -> bool:
+    return value is not None
 
 
 # --- spec ------------------------------------------------------------------------------
@@ -109,30 +137,36 @@ class SecretKeyRef(_Model):
 class RedisSpec(_Model):
     """The Redis holding the queues and the job records."""
 
-    model_config = ConfigDict(
-        json_schema_extra=_validations(
-            _cel("has(self.address) != has(self.url)", "set exactly one of redis.address and redis.url"),
-            _cel(
-                "!has(self.url) || !has(self.database)",
-                "redis.database cannot be combined with redis.url: put the database in the URL path",
-                ".database",
-            ),
-            _cel(
-                "!has(self.url) || !has(self.tls)",
-                "redis.tls cannot be combined with redis.url: use the rediss:// scheme",
-                ".tls",
-            ),
-            _cel(
-                "!has(self.url) || !self.url.matches('^rediss?://[^/@]*:[^/@]*@')",
-                "redis.url must not contain a password: use redis.passwordSecretRef",
-                ".url",
-            ),
-            _cel(
-                "!has(self.url) || self.url.matches('^rediss?://([^/@:]+@)?[^/@]+(/[0-9]{1,2})?$')",
-                "redis.url must look like redis://host:6379/0 or rediss://host:6380/0",
-                ".url",
-            ),
-        )
+    cel_rules = (
+        _Rule(
+            "has(self.address) != has(self.url)",
+            "set exactly one of redis.address and redis.url",
+            lambda s: _has(s.address) != _has(s.url),
+        ),
+        _Rule(
+            "!has(self.url) || !has(self.database)",
+            "redis.database cannot be combined with redis.url: put the database in the URL path",
+            lambda s: not _has(s.url) or not _has(s.database),
+            ".database",
+        ),
+        _Rule(
+            "!has(self.url) || !has(self.tls)",
+            "redis.tls cannot be combined with redis.url: use the rediss:// scheme",
+            lambda s: not _has(s.url) or not _has(s.tls),
+            ".tls",
+        ),
+        _Rule(
+            "!has(self.url) || !self.url.matches('^rediss?://[^/@]*:[^/@]*@')",
+            "redis.url must not contain a password: use redis.passwordSecretRef",
+            lambda s: not _has(s.url) or not re.search(r"^rediss?://[^/@]*:[^/@]*@", s.url),
+            ".url",
+        ),
+        _Rule(
+            "!has(self.url) || self.url.matches('^rediss?://([^/@:]+@)?[^/@]+(/[0-9]{1,2})?$')",
+            "redis.url must look like redis://host:6379/0 or rediss://host:6380/0",
+            lambda s: not _has(s.url) or bool(re.search(r"^rediss?://([^/@:]+@)?[^/@]+(/[0-9]{1,2})?$", s.url)),
+            ".url",
+        ),
     )
 
     address: str | None = Field(
@@ -183,12 +217,24 @@ class ApiSpec(_Model):
 class ModelSpec(_Model):
     """A detection model: a built-in name, or a URI pinned by its sha256."""
 
-    model_config = ConfigDict(
-        json_schema_extra=_validations(
-            _cel("has(self.name) != has(self.uri)", "set exactly one of model.name and model.uri"),
-            _cel("!has(self.uri) || has(self.sha256)", "model.uri requires model.sha256", ".sha256"),
-            _cel("!has(self.sha256) || has(self.uri)", "model.sha256 only applies to model.uri", ".sha256"),
-        )
+    cel_rules = (
+        _Rule(
+            "has(self.name) != has(self.uri)",
+            "set exactly one of model.name and model.uri",
+            lambda s: _has(s.name) != _has(s.uri),
+        ),
+        _Rule(
+            "!has(self.uri) || has(self.sha256)",
+            "model.uri requires model.sha256",
+            lambda s: not _has(s.uri) or _has(s.sha256),
+            ".sha256",
+        ),
+        _Rule(
+            "!has(self.sha256) || has(self.uri)",
+            "model.sha256 only applies to model.uri",
+            lambda s: not _has(s.sha256) or _has(s.uri),
+            ".sha256",
+        ),
     )
 
     name: str | None = Field(
@@ -215,14 +261,13 @@ class Toleration(_Model):
 class AutoscalingSpec(_Model):
     """KEDA scaling of one worker on its queue's unfinished work."""
 
-    model_config = ConfigDict(
-        json_schema_extra=_validations(
-            _cel(
-                "self.minReplicas <= self.maxReplicas",
-                "autoscaling.minReplicas must be <= autoscaling.maxReplicas",
-                ".minReplicas",
-            ),
-        )
+    cel_rules = (
+        _Rule(
+            "self.minReplicas <= self.maxReplicas",
+            "autoscaling.minReplicas must be <= autoscaling.maxReplicas",
+            lambda s: s.min_replicas <= s.max_replicas,
+            ".minReplicas",
+        ),
     )
 
     min_replicas: int = Field(1, ge=0, le=100, description="Fewest pods; 0 scales to zero when the queue is idle.")
@@ -239,11 +284,19 @@ class AutoscalingSpec(_Model):
 class WorkerSpec(_Model):
     """One pool of Dramatiq workers serving one task."""
 
-    model_config = ConfigDict(
-        json_schema_extra=_validations(
-            _cel("self.device == 'gpu' || !has(self.gpus)", "gpus only applies to device gpu", ".gpus"),
-            _cel("self.name != 'api'", "worker name 'api' is reserved for the API Deployment", ".name"),
-        )
+    cel_rules = (
+        _Rule(
+            "self.device == 'gpu' || !has(self.gpus)",
+            "gpus only applies to device gpu",
+            lambda s: s.device == "gpu" or not _has(s.gpus),
+            ".gpus",
+        ),
+        _Rule(
+            "self.name != 'api'",
+            "worker name 'api' is reserved for the API Deployment",
+            lambda s: s.name != "api",
+            ".name",
+        ),
     )
 
     name: str = Field(pattern=_DNS_LABEL, min_length=1, max_length=40, description="Worker name (DNS label).")
@@ -266,14 +319,20 @@ class WorkerSpec(_Model):
 class DetectionPipelineSpec(_Model):
     """Desired state of a detection pipeline."""
 
-    model_config = ConfigDict(
-        json_schema_extra=_validations(
-            _cel(
-                "self.workers.all(w, self.workers.filter(x, x.task == w.task).size() == 1)",
-                "each task may have only one worker: two workers on one task would share its queue",
-                ".workers",
-            ),
-        )
+    cel_rules = (
+        _Rule(
+            "self.workers.all(w, self.workers.filter(x, x.task == w.task).size() == 1)",
+            "each task may have only one worker: two workers on one task would share its queue",
+            lambda s: len({w.task for w in s.workers}) == len(s.workers),
+            ".workers",
+        ),
+        _Rule(
+            # Also enforced by the list-map key; repeated here for files rendered offline.
+            "self.workers.all(w, self.workers.filter(x, x.name == w.name).size() == 1)",
+            "worker names must be unique",
+            lambda s: len({w.name for w in s.workers}) == len(s.workers),
+            ".workers",
+        ),
     )
 
     image: ImageSpec = Field(default_factory=ImageSpec, description="Container images.")
@@ -332,10 +391,19 @@ class DetectionPipelineStatus(_Model):
     endpoint: str | None = Field(None, description="In-cluster URL of the API.")
 
 
+_NAME_RULE = _Rule(
+    "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && self.metadata.name.size() <= 40",
+    "metadata.name must be a DNS label of at most 40 characters starting with a letter "
+    "(it names Services and Deployments)",
+    lambda s: bool(re.fullmatch(r"[a-z]([-a-z0-9]*[a-z0-9])?", s.name)) and len(s.name) <= 40,
+)
+
+
 class DetectionPipeline(_Model):
     """A parsed DetectionPipeline object (metadata reduced to what the operator uses)."""
 
     model_config = ConfigDict(extra="ignore")
+    cel_rules = (_NAME_RULE,)
 
     name: str
     namespace: str
@@ -502,14 +570,7 @@ def render_crd() -> dict[str, Any]:
                             "type": "object",
                             "description": "A detection pipeline: REST API, workers and their autoscaling.",
                             "required": ["spec"],
-                            "x-kubernetes-validations": [
-                                _cel(
-                                    "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') "
-                                    "&& self.metadata.name.size() <= 40",
-                                    "metadata.name must be a DNS label of at most 40 characters starting "
-                                    "with a letter (it names Services and Deployments)",
-                                ),
-                            ],
+                            "x-kubernetes-validations": [_NAME_RULE.as_schema()],
                             "properties": {
                                 "apiVersion": {"type": "string"},
                                 "kind": {"type": "string"},

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from detectflow.operator.render import RedisTarget
 
@@ -45,6 +47,7 @@ def read_depths(
         ssl=target.tls,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),  # one try: the next resync asks again
     )
     try:
         pipe = client.pipeline(transaction=False)

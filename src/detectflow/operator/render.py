@@ -576,7 +576,7 @@ def render_scaled_object(pipeline: DetectionPipeline, worker: WorkerSpec, owner:
             metadata["enableTLS"] = "true"
         if target.username:
             metadata["username"] = target.username
-        trigger: dict[str, Any] = {"type": "redis", "name": trigger_name, "metadata": metadata}
+        trigger: dict[str, Any] = {"type": "redis", "name": trigger_name, "metadata": dict(sorted(metadata.items()))}
         if auth is not None:
             trigger["authenticationRef"] = {"name": auth["metadata"]["name"]}
         triggers.append(trigger)
