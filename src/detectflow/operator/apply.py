@@ -18,7 +18,7 @@ from detectflow.operator.conditions import (
     Problem,
 )
 from detectflow.operator.crd import DetectionPipeline
-from detectflow.operator.render import CHILD_KINDS, FIELD_MANAGER, child_name, child_selector
+from detectflow.operator.render import FIELD_MANAGER, PRUNABLE_KINDS, child_name, child_selector
 
 __all__ = [
     "ApiError",
@@ -208,7 +208,7 @@ def apply_all(client: Client, pipeline: DetectionPipeline, manifests: list[dict[
             result.problems.append(_problem(exc, f"applying {what}"))
     if result.problems:
         return result  # do not prune on a partial apply
-    for api_version, kind in CHILD_KINDS:
+    for api_version, kind in PRUNABLE_KINDS:
         if api_version == _KEDA_GROUP_VERSION and not result.keda_installed:
             continue
         try:

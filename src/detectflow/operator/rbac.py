@@ -29,8 +29,9 @@ RULES: list[dict[str, Any]] = [
     {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["list", "patch", "watch"]},
     {"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
-    # Children: server-side apply (patch), list by label (status, pruning), delete (pruning).
-    {"apiGroups": [""], "resources": ["serviceaccounts", "services"], "verbs": ["delete", "list", "patch"]},
+    # Children: server-side apply (patch); list by label (status, pruning) and delete (pruning)
+    # only for the kinds that can stop being desired (a removed worker, a removed password).
+    {"apiGroups": [""], "resources": ["serviceaccounts", "services"], "verbs": ["patch"]},
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["delete", "list", "patch"]},
     {
         "apiGroups": ["keda.sh"],

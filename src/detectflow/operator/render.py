@@ -12,6 +12,7 @@ from detectflow.operator.crd import GROUP, KIND, VERSION, DetectionPipeline, Red
 __all__ = [
     "FIELD_MANAGER",
     "CHILD_KINDS",
+    "PRUNABLE_KINDS",
     "RedisTarget",
     "child_name",
     "labels",
@@ -43,6 +44,14 @@ MAX_NAME_LENGTH = 63
 CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "ServiceAccount"),
     ("v1", "Service"),
+    ("apps/v1", "Deployment"),
+    ("keda.sh/v1alpha1", "TriggerAuthentication"),
+    ("keda.sh/v1alpha1", "ScaledObject"),
+)
+
+#: Kinds that can stop being desired while the pipeline lives (removed worker, removed
+#: password), so the operator prunes them; ServiceAccounts and the Service always exist.
+PRUNABLE_KINDS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "Deployment"),
     ("keda.sh/v1alpha1", "TriggerAuthentication"),
     ("keda.sh/v1alpha1", "ScaledObject"),

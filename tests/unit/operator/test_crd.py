@@ -104,3 +104,17 @@ def _apply_defaults(value: Any, node: dict[str, Any]) -> Any:
 
 def test_crd_invalid_inputs_exist_for_each_rule_family() -> None:
     assert len(INVALID) >= 8
+
+
+def test_crd_every_spec_field_is_documented() -> None:
+    doc = (ROOT / "docs" / "crd.md").read_text()
+
+    def paths(node: dict[str, Any], prefix: str):
+        for name, sub in (node.get("properties") or {}).items():
+            yield f"{prefix}.{name}"
+            yield from paths(sub, f"{prefix}.{name}")
+            if sub.get("type") == "array":
+                yield from paths(sub["items"], f"{prefix}.{name}[]")
+
+    missing = [p for p in paths(_schema()["properties"]["spec"], "spec") if f"`{p}`" not in doc]
+    assert not missing, f"add to docs/crd.md: {missing}"
