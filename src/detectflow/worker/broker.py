@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import time
+
+import redis
 import dramatiq
 from dramatiq import Message
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.broker import MessageProxy
+from dramatiq.errors import ConnectionClosed
+from dramatiq.common import compute_backoff
 
 from detectflow.config import Settings, Task
 from detectflow.jobs.store import connect
 
-__all__ = ["make_broker", "DramatiqEnqueuer", "detect_actor_name", "webhook_actor_name", "webhook_queue"]
+__all__ = ["WakeupRedisBroker", "make_broker", "DramatiqEnqueuer", "detect_actor_name", "webhook_actor_name", "webhook_queue"]
 
 #: Chance per million broker calls that Dramatiq runs its own maintenance (we also run it on a timer).
 MAINTENANCE_CHANCE = 10_000
@@ -27,6 +33,69 @@ def webhook_queue(task: Task) -> str:
     return f"webhook.{task.value}"
 
 
+#: Wake-up tokens kept per queue; one is enough to wake a consumer, a few cover bursts.
+WAKEUP_TOKENS = 16
+
+
+class WakeupRedisBroker(RedisBroker):
+    """Dramatiq's Redis broker, with idle consumers woken by enqueues instead of sleeping.
+
+    Dramatiq's consumer polls an idle queue with exponential backoff up to the worker timeout
+    (1 s), so a job sent to an idle worker waits up to a second. Here every enqueue pushes a
+    token on ``<ns>:__wakeup__.<queue>`` and an idle consumer blocks on that list (BLPOP) for its
+    backoff: the first job is picked up within a Redis round trip, and idle workers make one call
+    per timeout instead of spinning.
+    """
+
+    def wakeup_key(self, queue_name: str) -> str:
+        return f"{self.namespace}:__wakeup__.{queue_name}"
+
+    def enqueue(self, message: Message, *, delay: int | None = None) -> Message:
+        message = super().enqueue(message, delay=delay)
+        if delay is None:
+            key = self.wakeup_key(message.queue_name)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.lpush(key, 1)
+            pipe.ltrim(key, 0, WAKEUP_TOKENS - 1)
+            pipe.execute()
+        return message
+
+    @property
+    def consumer_class(self):
+        return _WakeupConsumer
+
+
+class _WakeupConsumer(_RedisConsumer):
+    """_RedisConsumer.__next__ with the idle sleep replaced by a BLPOP on the wake-up list."""
+
+    def __next__(self):
+        try:
+            while True:
+                try:
+                    data = self.message_cache.pop(0)
+                    if data is None:
+                        continue
+                    self.misses = 0
+                    message = Message.decode(data)
+                    self.queued_message_ids.add(message.message_id)
+                    return MessageProxy(message)
+                except IndexError:
+                    messages = []
+                    if self.outstanding_message_count < self.prefetch:
+                        self.message_cache = messages = self.broker.do_fetch(
+                            self.queue_name, self.prefetch - self.outstanding_message_count
+                        )
+                    if not messages:
+                        self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
+                        if self.outstanding_message_count < self.prefetch:
+                            self.broker.client.blpop([self.broker.wakeup_key(self.queue_name)], backoff_ms / 1000)
+                        else:  # busy: nothing to wait for but our own jobs
+                            time.sleep(backoff_ms / 1000)
+                        return None
+        except redis.ConnectionError as e:
+            raise ConnectionClosed(e) from None
+
+
 def make_broker(settings: Settings, *, set_global: bool = True) -> RedisBroker:
     """A Redis broker whose namespace is the settings' key prefix.
 
@@ -35,7 +104,7 @@ def make_broker(settings: Settings, *, set_global: bool = True) -> RedisBroker:
     """
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
     client = connect(settings.redis_url, password, health_check_interval=30)
-    broker = RedisBroker(
+    broker = WakeupRedisBroker(
         client=client,
         namespace=settings.redis_prefix,
         heartbeat_timeout=int(settings.worker_dead_after_seconds * 1000),
