@@ -40,7 +40,7 @@ have() { local b; for b in "$@"; do [[ -x "$BIN_DIR/$b" ]] || return 1; done; }
 # Regenerate a wrapper module if it does not pin the expected release.
 ensure_wrapper() { # name module version
   local gomod="$REPO_ROOT/tools/$1/go.mod"
-  if ! grep -Eq "^[[:space:]]*(require[[:space:]]+)?$2 $3\$" "$gomod" 2>/dev/null; then
+  if ! grep -Eq "^[[:space:]]*(require[[:space:]]+)?$2 $3( // indirect)?\$" "$gomod" 2>/dev/null; then
     log "tools/$1/go.mod does not pin $2 $3: regenerating"
     python3 "$CLUSTER_SCRIPTS/gen-wrapper.py" "$1"
   fi
