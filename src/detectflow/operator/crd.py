@@ -7,7 +7,7 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
@@ -491,11 +491,6 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         props = {}
         for name, sub in node["properties"].items():
             prop = _structural(sub, defs)
-            # A sub-object built by default_factory gets `default: {}` so the apiserver fills
-            # its children's defaults; an optional (None) one stays absent.
-            if prop.get("type") == "object" and "properties" in prop and "default" not in sub:
-                if not prop.get("required") and name not in node.get("required", []):
-                    prop["default"] = {}
             props[name] = prop
         out["properties"] = props
     elif isinstance(node.get("additionalProperties"), dict):
@@ -507,9 +502,42 @@ def _structural(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _model_in(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The model class inside ``annotation`` (``M``, ``M | None``, ``list[M]``) and whether it is a list."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    for arg in get_args(annotation):
+        found, is_list = _model_in(arg)
+        if found is not None:
+            return found, is_list or get_origin(annotation) is list
+    return None, False
+
+
+def _fill_object_defaults(node: dict[str, Any], model: type[BaseModel]) -> None:
+    """Give every defaulted sub-object its complete default.
+
+    The apiserver checks CEL rules against a `default` as written (without the nested
+    defaults), so `default: {}` would fail e.g. minReplicas <= maxReplicas.
+    """
+    for name, info in model.model_fields.items():
+        prop = node["properties"][info.alias or name]
+        sub, is_list = _model_in(info.annotation)
+        if sub is None:
+            continue
+        if is_list:
+            _fill_object_defaults(prop["items"], sub)
+            continue
+        default = info.default_factory() if info.default_factory else info.default  # type: ignore[call-arg]
+        if isinstance(default, BaseModel):
+            prop["default"] = default.model_dump(by_alias=True, exclude_none=True, mode="json")
+        _fill_object_defaults(prop, sub)
+
+
 def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
     raw = model.model_json_schema(by_alias=True, mode="validation")
-    return _structural(raw, raw.get("$defs", {}))
+    schema = _structural(raw, raw.get("$defs", {}))
+    _fill_object_defaults(schema, model)
+    return schema
 
 
 def render_crd() -> dict[str, Any]:
