@@ -54,8 +54,8 @@ class OnnxObjectDetector:
         self._options = {k: v for k, v in opts.items() if k not in ("outputs",)}
         labels = list(card.labels)
         if not labels and card.postprocessor == "yolo":
-            n = session.get_outputs()[0].shape
-            if 4 + len(COCO_LABELS) in n:
+            shape = session.get_outputs()[0].shape  # [1, 4 + C, A]: 80 classes means COCO
+            if len(shape) == 3 and shape[1] == 4 + len(COCO_LABELS):
                 labels = list(COCO_LABELS)
         self.labels = labels
 

