@@ -7,10 +7,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings", "Task", "get_settings", "DEFAULT_CACHE_DIR"]
+__all__ = ["Settings", "Task", "get_settings", "settings_reference", "DEFAULT_CACHE_DIR"]
 
 #: Where models, the embedded Redis state and build tools are cached.
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "detectflow"
@@ -29,82 +29,88 @@ class Task(StrEnum):
 
 
 class Settings(BaseSettings):
-    """Every knob of the API, the workers and the CLI; documented in docs/configuration.md."""
+    """Every knob of the API, the workers and the CLI; the table in docs/configuration.md is made from it."""
 
     model_config = SettingsConfigDict(env_prefix="DETECTFLOW_", extra="ignore")
 
-    # --- environment -----------------------------------------------------------------
-    env: Literal["dev", "prod"] = "dev"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["auto", "json", "text"] = "auto"
+    # --- environment
+    env: Literal["dev", "prod"] = Field("dev", description="`prod` refuses unsafe conveniences (private webhook targets).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level of every process.")
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", description="`auto`: JSON lines when stderr is not a terminal, text otherwise."
+    )
 
-    # --- redis -------------------------------------------------------------------------
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    #: Overrides the password in ``redis_url`` (injected from a Secret on Kubernetes).
-    redis_password: SecretStr | None = None
-    #: Prefix of every Redis key (jobs, images, Dramatiq queues). Pipelines sharing one Redis
-    #: must use different prefixes.
-    redis_prefix: str = Field("detectflow", pattern=r"^[A-Za-z0-9_.:-]+$")
+    # --- redis
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding queues, jobs, images and results.")
+    redis_password: SecretStr | None = Field(
+        None, description="Overrides the password in the URL (injected from a Secret on Kubernetes)."
+    )
+    redis_prefix: str = Field(
+        "detectflow",
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Prefix of every key (jobs, images, Dramatiq queues): pipelines sharing a Redis need distinct ones.",
+    )
 
-    # --- api ---------------------------------------------------------------------------
-    api_host: str = "127.0.0.1"
-    api_port: int = Field(8000, ge=1, le=65535)
-    #: Public base URL used in job links; empty means "derive from the request".
-    api_public_url: str = ""
-    api_max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024)
-    #: Decoded pixel count above which an image is refused (decompression bombs).
-    api_max_image_pixels: int = Field(50_000_000, ge=1)
-    #: Unfinished messages of a task (HLEN of its ``.msgs`` hash) at which POST answers 429.
-    api_max_queue_depth: int = Field(1000, ge=1)
-    #: Workers whose heartbeat is older than this are not counted by /readyz (seconds).
-    api_worker_stale_seconds: float = Field(30.0, gt=0)
-    #: Whether /readyz requires at least one live worker.
-    api_require_workers: bool = False
+    # --- api
+    api_host: str = Field("127.0.0.1", description="Bind address of `detectflow api` (0.0.0.0 in containers).")
+    api_port: int = Field(8000, ge=1, le=65535, description="Port of `detectflow api`.")
+    api_public_url: str = Field("", description="Base URL used in job links and webhooks; empty: derived from the request.")
+    api_max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted upload, bytes (413 `payload_too_large`).")
+    api_max_image_pixels: int = Field(
+        50_000_000, ge=1, description="Largest accepted width x height, read from the header (413 `image_too_large`)."
+    )
+    api_max_queue_depth: int = Field(
+        1000, ge=1, description="Unfinished jobs of a task at which POST answers 429 `queue_full`."
+    )
+    api_worker_stale_seconds: float = Field(30.0, gt=0, description="A worker not seen for this long is not listed by /readyz.")
+    api_require_workers: bool = Field(
+        False, description="/readyz fails without a live worker per task (leave off with scale-to-zero)."
+    )
 
-    # --- jobs --------------------------------------------------------------------------
-    #: Time a job record, its image and its result are kept (seconds).
-    job_ttl_seconds: int = Field(24 * 3600, ge=1)
+    # --- jobs
+    job_ttl_seconds: int = Field(24 * 3600, ge=1, description="How long a job, its image and its result are kept, seconds.")
 
-    # --- webhooks ----------------------------------------------------------------------
-    webhook_secret: SecretStr | None = None
-    webhook_max_attempts: int = Field(6, ge=1, le=20)
-    webhook_timeout_seconds: float = Field(5.0, gt=0)
-    webhook_backoff_seconds: float = Field(1.0, gt=0)
-    #: Allow webhook URLs that resolve to loopback/private addresses (tests, single machine).
-    webhook_allow_private: bool = True
+    # --- webhooks
+    webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key signing webhooks; unset disables `webhook_url`.")
+    webhook_max_attempts: int = Field(6, ge=1, le=20, description="Deliveries tried before a webhook is marked failed.")
+    webhook_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of one delivery.")
+    webhook_backoff_seconds: float = Field(1.0, gt=0, description="First retry delay; doubles each attempt (capped at 60 s).")
+    webhook_allow_private: bool = Field(
+        True, description="Allow webhook targets on loopback or private addresses (always off when env=prod)."
+    )
 
-    # --- worker ------------------------------------------------------------------------
-    worker_task: Task = Task.face
-    worker_processes: int = Field(1, ge=1)
-    worker_threads: int = Field(1, ge=1)
-    #: Longest a single job may run (seconds); pods get a grace period above it.
-    worker_time_limit_seconds: int = Field(120, ge=1)
-    worker_max_retries: int = Field(3, ge=0)
-    worker_min_backoff_ms: int = Field(500, ge=0)
-    worker_max_backoff_ms: int = Field(30_000, ge=0)
-    #: Messages held by a worker that has not beaten its heartbeat for this long are requeued.
-    worker_dead_after_seconds: float = Field(30.0, gt=0)
+    # --- worker
+    worker_task: Task = Field(Task.face, description="Task served by `detectflow worker` (its --task sets it).")
+    worker_processes: int = Field(1, ge=1, description="Worker processes, each with its own model session.")
+    worker_threads: int = Field(1, ge=1, description="Threads per process; also the prefetch (one message in hand per thread).")
+    worker_time_limit_seconds: int = Field(
+        120, ge=1, description="Longest a job may run; SIGTERM waits this long for running jobs."
+    )
+    worker_max_retries: int = Field(3, ge=0, description="Retries of a job after a transient error (bad images are not retried).")
+    worker_min_backoff_ms: int = Field(500, ge=0, description="First retry delay, ms (exponential).")
+    worker_max_backoff_ms: int = Field(30_000, ge=0, description="Longest retry delay, ms.")
+    worker_dead_after_seconds: float = Field(
+        30.0, gt=0, description="A worker silent this long is dead: live workers requeue the jobs it held."
+    )
 
-    # --- models ------------------------------------------------------------------------
-    model_dir: Path = DEFAULT_CACHE_DIR / "models"
-    #: Built-in model name or path to an ONNX file (a model card beside it, ``<file>.json``).
-    face_model: str = "retinaface-mnet025"
-    object_model: str = "nanodet-g"
-    #: onnxruntime device: auto picks CUDA when present.
-    device: Literal["auto", "cpu", "gpu"] = "auto"
-    intra_op_threads: int = Field(0, ge=0)
-    face_score_threshold: float = Field(0.5, ge=0, le=1)
-    object_score_threshold: float = Field(0.35, ge=0, le=1)
+    # --- models
+    model_dir: Path = Field(DEFAULT_CACHE_DIR / "models", description="Where `detectflow models build` writes and workers read models.")
+    face_model: str = Field(
+        "retinaface-mnet025",
+        description="Built-in name, a path to an ONNX file with its card, or `<postprocessor>:<path.onnx>`.",
+    )
+    object_model: str = Field("nanodet-g", description="As `face_model`, for the object task (e.g. `yolo:/models/yolo11n.onnx`).")
+    device: Literal["auto", "cpu", "gpu"] = Field("auto", description="`auto` uses CUDA/TensorRT when present, else CPU.")
+    intra_op_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads per session; 0: onnxruntime's default.")
+    face_score_threshold: float = Field(0.5, ge=0, le=1, description="Faces below this score are dropped.")
+    object_score_threshold: float = Field(0.35, ge=0, le=1, description="Objects below this score are dropped.")
 
-    # --- local platform ----------------------------------------------------------------
-    state_dir: Path = DEFAULT_CACHE_DIR / "state"
+    # --- local platform
+    state_dir: Path = Field(DEFAULT_CACHE_DIR / "state", description="`detectflow up`: Redis append-only file, webhook secret.")
 
-    @model_validator(mode="after")
-    def _refuse_unsafe_prod(self) -> Settings:
-        if self.env == "prod" and self.webhook_allow_private:
-            # In production a webhook must not be able to reach the cluster's own network.
-            object.__setattr__(self, "webhook_allow_private", False)
-        return self
+    @property
+    def allows_private_webhooks(self) -> bool:
+        return self.webhook_allow_private and self.env != "prod"
 
     def model_for(self, task: Task) -> str:
         """Model name or path configured for ``task``."""
@@ -119,3 +125,19 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment once."""
     return Settings()
+
+
+def settings_reference() -> str:
+    """A markdown table of every setting: variable, default, meaning."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, Path):
+            default = str(default).replace(str(Path.home()), "~")
+        shown = "(unset)" if default is None else f"`{default}`" if default != "" else '`""`'
+        rows.append(f"| `DETECTFLOW_{name.upper()}` | {shown} | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_reference())

@@ -142,3 +142,28 @@ def test_request_id_is_echoed_or_generated(client):
     assert len(generated) == 32
     # a malformed id is replaced rather than reflected
     assert client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"}).headers["x-request-id"] != "bad id"
+
+
+def test_post_private_webhook_in_prod_is_validation_error(make_client):
+    client = make_client(env="prod")
+    resp = submit(client, image_bytes("astronaut"), webhook_url="http://127.0.0.1:9/hook")
+    body = _assert_error(resp, 422, "validation_error")
+    assert body["error"]["details"]["field"] == "webhook_url"
+
+
+def test_redis_down_is_service_unavailable_not_500(settings):
+    # Given an API whose Redis is not there
+    from fastapi.testclient import TestClient
+
+    from detectflow.api.app import create_app
+    from detectflow.cli.up import free_port
+
+    app = create_app(settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"}))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        # Then submissions and reads answer 503 with the structured body, and readiness fails
+        body = _assert_error(submit(client, image_bytes("astronaut")), 503, "service_unavailable")
+        assert body["request_id"]
+        _assert_error(client.get("/v1/jobs/x"), 503, "service_unavailable")
+        assert client.get("/readyz").status_code == 503
+        assert client.get("/healthz").status_code == 200
+        assert client.get("/metrics").status_code == 200

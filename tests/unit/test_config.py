@@ -23,7 +23,8 @@ def test_settings_refuse_bad_values(monkeypatch):
 
 
 def test_prod_forbids_private_webhooks():
-    assert Settings(env="prod", webhook_allow_private=True).webhook_allow_private is False
+    assert Settings(env="prod", webhook_allow_private=True).allows_private_webhooks is False
+    assert Settings(env="dev", webhook_allow_private=True).allows_private_webhooks is True
 
 
 def test_task_queue_names():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+import redis
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -57,6 +59,15 @@ def install_error_handlers(app: FastAPI) -> None:
         resp = error_response(err)
         resp.status_code = exc.status_code if exc.status_code in HTTP_STATUS.values() else err.http_status
         return resp
+
+    @app.exception_handler(redis.ConnectionError)
+    @app.exception_handler(redis.TimeoutError)
+    async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
+        log.error("redis unavailable: %s", exc)
+        err = DetectflowError(
+            ErrorCode.service_unavailable, "The job store is unreachable; retry shortly.", headers={"Retry-After": "5"}
+        )
+        return error_response(err)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -12,6 +12,7 @@ from detectflow.config import Settings, Task
 from detectflow.jobs.images import inspect_image
 from detectflow.jobs.models import DetectflowError, ErrorCode, JobRecord, JobStatus, WebhookState
 from detectflow.jobs.store import RedisJobStore
+from detectflow.worker.webhooks import is_private_target
 
 __all__ = ["Enqueuer", "JobService", "retry_after_seconds"]
 
@@ -103,6 +104,12 @@ class JobService:
             raise DetectflowError(
                 ErrorCode.validation_error,
                 "webhook_url must be an absolute http(s) URL.",
+                {"field": "webhook_url"},
+            )
+        if not self.settings.allows_private_webhooks and is_private_target(url):
+            raise DetectflowError(
+                ErrorCode.validation_error,
+                "webhook_url must resolve to a public address.",
                 {"field": "webhook_url"},
             )
         if self.settings.webhook_secret is None:

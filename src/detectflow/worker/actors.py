@@ -16,7 +16,7 @@ from detectflow.jobs.models import DetectflowError, ErrorCode, WebhookState, utc
 from detectflow.jobs.public import job_public
 from detectflow.worker.broker import detect_actor_name, webhook_actor_name, webhook_queue
 from detectflow.worker.context import WorkerContext
-from detectflow.worker.webhooks import sign
+from detectflow.worker.webhooks import is_private_target, sign
 
 __all__ = ["declare_actors"]
 
@@ -57,6 +57,11 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext, task: Task) -> t
         body = json.dumps(job_public(job, s.api_public_url), separators=(",", ":")).encode()
         attempt = CurrentMessage.get_current_message().options.get("retries", 0) + 1
         state = WebhookState(url=job.webhook.url, attempts=attempt)
+        if not s.allows_private_webhooks and is_private_target(job.webhook.url):
+            # checked again at delivery: DNS may have changed since the job was accepted
+            state.state, state.last_error = "failed", "target resolves to a private address"
+            ctx.store.set_webhook_state(job_id, state)
+            return
         try:
             resp = httpx.post(
                 job.webhook.url,

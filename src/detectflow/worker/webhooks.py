@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
+import socket
 import time
+from urllib.parse import urlsplit
 
-__all__ = ["sign", "verify", "SIGNATURE_HEADER", "TIMESTAMP_HEADER"]
+__all__ = ["sign", "verify", "is_private_target", "SIGNATURE_HEADER", "TIMESTAMP_HEADER"]
 
 SIGNATURE_HEADER = "X-Detectflow-Signature"
 TIMESTAMP_HEADER = "X-Detectflow-Timestamp"
@@ -30,3 +33,20 @@ def verify(secret: str, body: bytes, signature: str, tolerance_s: int = 300, now
         return False
     expected = sign(secret, body, ts)[SIGNATURE_HEADER].split("v1=", 1)[1]
     return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def is_private_target(url: str) -> bool:
+    """Whether ``url``'s host resolves to a loopback, private, link-local or reserved address.
+
+    Unresolvable hosts count as private: a webhook that cannot be checked is not sent.
+    """
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError):
+        return True
+    for *_, sockaddr in infos:
+        ip = ipaddress.ip_address(sockaddr[0])
+        if not ip.is_global or ip.is_multicast:
+            return True
+    return False

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from detectflow.worker.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify
+import pytest
+
+from detectflow.worker.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, is_private_target, sign, verify
 
 
 def test_sign_is_hmac_sha256_of_timestamp_and_body():
@@ -23,3 +25,14 @@ def test_verify_accepts_fresh_and_refuses_tampered_or_stale():
     assert not verify("other", body, sig, now=1010)
     assert not verify("k", body, sig, now=1000 + 301)
     assert not verify("k", body, "garbage", now=1000)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1/h", "http://10.1.2.3/h", "http://[::1]:8080/h", "http://169.254.169.254/latest", "http://no-such-host.invalid/"]
+)
+def test_is_private_target_refuses_internal_addresses(url):
+    assert is_private_target(url)
+
+
+def test_is_private_target_allows_public_literal_address():
+    assert not is_private_target("https://8.8.8.8/hook")
