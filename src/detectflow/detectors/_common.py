@@ -35,10 +35,17 @@ def prepare(image: np.ndarray, card: ModelCard) -> tuple[np.ndarray, Transform]:
                    else stretch(image, spec.size))
     if spec.color == "RGB":
         img = img[:, :, ::-1]
-    x = (img.astype(np.float32) - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
-    if spec.layout == "NCHW":
-        x = x.transpose(2, 0, 1)
-    return np.ascontiguousarray(x[None]), tf
+    if spec.layout == "NHWC":
+        x = (img.astype(np.float32) - np.asarray(pre.mean, np.float32)) / np.asarray(pre.std, np.float32)
+        return np.ascontiguousarray(x[None]), tf
+    # NCHW, one channel plane at a time: no full-size float temporaries.
+    h, w = img.shape[:2]
+    x = np.empty((1, 3, h, w), np.float32)
+    for c in range(3):
+        np.subtract(img[:, :, c], np.float32(pre.mean[c]), out=x[0, c], dtype=np.float32)
+        if pre.std[c] != 1:
+            np.divide(x[0, c], np.float32(pre.std[c]), out=x[0, c])
+    return x, tf
 
 
 def model_info(card: ModelCard, sha256: str, provider: str, variant: str) -> ModelInfo:
