@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import cv2
@@ -152,3 +153,14 @@ def test_metrics_expose_requests_jobs_queue_and_inference(client, run_worker):
     assert 'detectflow_queue_depth{task="object"} 1.0' in text
     assert 'detectflow_inference_seconds_count{task="face"} 1.0' in text
     assert 'detectflow_workers{task="face"} 1.0' in text
+
+
+def test_worker_logs_carry_job_and_request_ids(client, run_worker):
+    worker = run_worker("face")
+    resp = submit(client, image_bytes("astronaut"), headers={"X-Request-ID": "trace-me-123"})
+    job_id = resp.json()["id"]
+    wait_job(client, job_id)
+    lines = [json.loads(line) for line in worker.output().splitlines() if line.startswith("{")]
+    mine = [entry for entry in lines if entry.get("job_id") == job_id]
+    assert mine and all(entry.get("request_id") == "trace-me-123" for entry in mine)
+    assert any("succeeded" in entry["msg"] for entry in mine)

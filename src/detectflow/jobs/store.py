@@ -17,7 +17,8 @@ __all__ = ["RedisJobStore", "Keys", "connect"]
 _JSON_FIELDS = ("error", "result", "webhook")
 
 # Conditional transition: KEYS[1] job hash; ARGV = [allowed "a,b", new_status, incr_attempts 0|1,
-# field, value, ...]. Returns {1, old_status} when applied, {0, old_status or false} otherwise.
+# field, value, ...]. Returns {1, old_status, request_id} when applied, {0, old_status or false}
+# otherwise.
 _TRANSITION = """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {0, false} end
@@ -27,7 +28,7 @@ if not ok then return {0, cur} end
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
 for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return {1, cur}
+return {1, cur, redis.call('HGET', KEYS[1], 'request_id')}
 """
 
 
@@ -159,19 +160,22 @@ class RedisJobStore:
         args: list[str] = [",".join(allowed), new.value, "1" if incr else "0"]
         for k, v in fields.items():
             args += [k, _encode(v)]
-        applied, old = self._transition(keys=[self.keys.job(job_id)], args=args)
-        return bool(applied), (old.decode() if old else None)
+        applied, old, *rest = self._transition(keys=[self.keys.job(job_id)], args=args)
+        request_id = rest[0].decode() if rest and rest[0] else None
+        return bool(applied), (old.decode() if old else None), request_id
 
-    def mark_running(self, job_id: str) -> tuple[bool, str | None]:
-        """queued|running -> running (a redelivered message counts a new attempt)."""
-        applied, old = self._apply(
+    def mark_running(self, job_id: str) -> tuple[bool, str | None, str | None]:
+        """queued|running -> running (a redelivered message counts a new attempt).
+
+        Returns (applied, previous status or None if missing, the submitting request's id).
+        """
+        return self._apply(
             job_id, (JobStatus.queued, JobStatus.running), JobStatus.running, True, started_at=utcnow()
         )
-        return applied, old
 
     def mark_succeeded(self, job_id: str, result: dict[str, Any], task: str, inference_s: float) -> bool:
         now = utcnow()
-        applied, _ = self._apply(
+        applied, _, _ = self._apply(
             job_id, (JobStatus.running,), JobStatus.succeeded, False, result=result, finished_at=now
         )
         if applied:
@@ -180,7 +184,7 @@ class RedisJobStore:
 
     def mark_failed(self, job_id: str, task: str, code: str, message: str) -> bool:
         error = JobError(code=code, message=message)
-        applied, _ = self._apply(
+        applied, _, _ = self._apply(
             job_id,
             (JobStatus.queued, JobStatus.running),
             JobStatus.failed,
@@ -194,7 +198,7 @@ class RedisJobStore:
 
     def cancel(self, job_id: str) -> tuple[bool, str | None]:
         """queued -> cancelled; returns (applied, previous status or None if missing)."""
-        applied, old = self._apply(
+        applied, old, _ = self._apply(
             job_id, (JobStatus.queued,), JobStatus.cancelled, False, finished_at=utcnow()
         )
         if applied:

@@ -13,7 +13,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 
 from detectflow.config import Task
 from detectflow.jobs.models import DetectflowError, ErrorCode
-from detectflow.logs import job_id_var
+from detectflow.logs import job_id_var, request_id_var
 from detectflow.worker.context import WorkerContext
 
 __all__ = ["JobLifecycle", "WorkerPresence", "failure_of"]
@@ -51,7 +51,8 @@ class JobLifecycle(Middleware):
             return
         task, job_id = job
         job_id_var.set(job_id)
-        applied, old = self.ctx.store.mark_running(job_id)
+        applied, old, request_id = self.ctx.store.mark_running(job_id)
+        request_id_var.set(request_id)
         if not applied:
             # Expired, cancelled, or already finished by an earlier delivery: nothing to do.
             log.info("skipping message %s: job is %s", message.message_id, old or "gone")
@@ -67,9 +68,11 @@ class JobLifecycle(Middleware):
             log.info("job succeeded with %d detections", len(result["detections"]))
             self.on_finished(task, job_id)
         job_id_var.set(None)
+        request_id_var.set(None)
 
     def after_skip_message(self, broker, message):
         job_id_var.set(None)
+        request_id_var.set(None)
 
     def after_nack(self, broker, message):
         job = self._job(message)
@@ -81,6 +84,7 @@ class JobLifecycle(Middleware):
             log.warning("job failed: %s: %s", code, text)
             self.on_finished(task, job_id)
         job_id_var.set(None)
+        request_id_var.set(None)
 
 
 class WorkerPresence(Middleware):
