@@ -34,11 +34,11 @@ start() {
   mkdir -p "$certs"
   if [[ ! -f "$certs/tls.crt" ]]; then
     cp "$PKI/ca.crt" "$certs/ca.crt"
-    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature" \
       "extendedKeyUsage=serverAuth,clientAuth" \
       "subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:keda-operator,DNS:keda-operator.$KEDA_NS.svc,DNS:keda-metrics-apiserver,DNS:keda-metrics-apiserver.$KEDA_NS,DNS:keda-metrics-apiserver.$KEDA_NS.svc,DNS:keda-metrics-apiserver.$KEDA_NS.svc.cluster.local" \
       >"$certs/ext.cnf"
-    openssl req -newkey rsa:2048 -nodes -sha256 -subj "/CN=keda-operator" -keyout "$certs/tls.key" -out "$certs/tls.csr" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 -subj "/CN=keda-operator" -keyout "$certs/tls.key" -out "$certs/tls.csr" 2>/dev/null
     openssl x509 -req -sha256 -days 3650 -in "$certs/tls.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" \
       -CAcreateserial -extfile "$certs/ext.cnf" -out "$certs/tls.crt" 2>/dev/null
     rm -f "$certs/tls.csr" "$certs/ext.cnf"

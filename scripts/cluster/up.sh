@@ -70,15 +70,15 @@ read -r ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT < <(free
 
 openssl_quiet() { openssl "$@" 2>/dev/null; }
 mk_ca() { # name CN
-  openssl_quiet req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 -subj "/CN=$2" \
+  openssl_quiet req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 -days 3650 -subj "/CN=$2" \
     -keyout "$PKI/$1.key" -out "$PKI/$1.crt" \
     -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
 }
 mk_cert() { # name CA subject extKeyUsage [SAN]
   local ext="$PKI/$1.ext"
-  { echo "basicConstraints=CA:FALSE"; echo "keyUsage=critical,digitalSignature,keyEncipherment"
+  { echo "basicConstraints=CA:FALSE"; echo "keyUsage=critical,digitalSignature"
     echo "extendedKeyUsage=$4"; [[ -z "${5:-}" ]] || echo "subjectAltName=$5"; } >"$ext"
-  openssl_quiet req -newkey rsa:2048 -nodes -sha256 -subj "$3" -keyout "$PKI/$1.key" -out "$PKI/$1.csr"
+  openssl_quiet req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -sha256 -subj "$3" -keyout "$PKI/$1.key" -out "$PKI/$1.csr"
   openssl_quiet x509 -req -sha256 -days 3650 -in "$PKI/$1.csr" -CA "$PKI/$2.crt" -CAkey "$PKI/$2.key" \
     -CAcreateserial -extfile "$ext" -out "$PKI/$1.crt"
   rm -f "$PKI/$1.csr" "$ext"
@@ -94,8 +94,8 @@ mk_cert scheduler ca "/CN=system:kube-scheduler" clientAuth
 mk_cert kwok ca "/O=system:masters/CN=kwok-controller" "clientAuth,serverAuth" "IP:127.0.0.1,DNS:localhost"
 mk_cert apiserver-kubelet-client ca "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
 mk_cert front-proxy-client front-proxy-ca "/CN=front-proxy-client" clientAuth
-openssl_quiet genrsa -out "$PKI/sa.key" 2048
-openssl_quiet rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
+openssl_quiet ecparam -name prime256v1 -genkey -noout -out "$PKI/sa.key"
+openssl_quiet ec -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
 chmod 600 "$PKI"/*.key
 
 API_URL="https://127.0.0.1:$API_PORT"

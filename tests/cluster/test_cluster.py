@@ -168,7 +168,7 @@ def test_hpa_controller_is_running(cluster: ClusterInfo, namespace: str) -> None
         hpa = cluster.kubectl_json("-n", namespace, "get", "hpa", "scaled")
         return bool(hpa.get("status", {}).get("conditions"))
 
-    wait_for(reconciled, timeout=60, what="HPA status conditions")
+    wait_for(reconciled, timeout=150, what="HPA status conditions")
 
 
 def test_kubeconfig_works_for_plain_kubectl(cluster: ClusterInfo) -> None:
