@@ -7,6 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PURGE=0
 [[ "${1:-}" == "--purge" ]] && PURGE=1
 
+cluster_lock
 rc=0
 if [[ -d "$STATE_DIR/pids" ]]; then
   for name in keda-adapter keda-operator kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do

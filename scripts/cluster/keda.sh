@@ -126,8 +126,8 @@ status() {
 }
 
 case "${1:-}" in
-  start) shift; start "$@" ;;
-  stop) stop ;;
+  start) shift; cluster_lock; start "$@" ;;
+  stop) cluster_lock; stop ;;
   status) status ;;
   crd-dir) crd_dir ;;
   *) sed -n '2,11p' "$0"; exit 2 ;;

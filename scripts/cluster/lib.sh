@@ -1,7 +1,7 @@
 # Shared helpers for scripts/cluster/*.sh (sourced, not executed).
 # shellcheck shell=bash
 CLUSTER_SCRIPTS="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-REPO_ROOT="$(cd "$CLUSTER_SCRIPTS/../.." && pwd)"
+REPO_ROOT="$(cd "$CLUSTER_SCRIPTS/../.." && pwd -P)"
 GO="${GO:-/usr/local/go/bin/go}"
 # shellcheck source=versions.env
 source "$CLUSTER_SCRIPTS/versions.env"
@@ -16,7 +16,18 @@ version_key() {
 CACHE_ROOT="${DETECTFLOW_CACHE:-$HOME/.cache/detectflow}"
 KUBE_CACHE="$CACHE_ROOT/kube/$(version_key)"
 BIN_DIR="$KUBE_CACHE/bin"
-STATE_DIR="${CLUSTER_STATE_DIR:-$REPO_ROOT/.cluster}"
+STATE_DIR="$(realpath -m "${CLUSTER_STATE_DIR:-$REPO_ROOT/.cluster}")"
+
+# One lock per state dir, shared with tests/support/cluster.py, serialises up/down/keda between
+# processes. Children started with DETECTFLOW_CLUSTER_LOCK_HELD=1 do not lock again.
+cluster_lock() {
+  [[ "${DETECTFLOW_CLUSTER_LOCK_HELD:-}" == 1 ]] && return 0
+  mkdir -p "$CACHE_ROOT"
+  local key; key="$(printf %s "$STATE_DIR" | sha256sum | cut -c1-12)"
+  exec 9>"$CACHE_ROOT/cluster-$key.lock"
+  flock 9
+  export DETECTFLOW_CLUSTER_LOCK_HELD=1
+}
 
 go_env() {
   export GOWORK=off CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
@@ -63,7 +74,7 @@ wait_for() { # description timeout-seconds cmd...
 # Start a daemon in its own session/process group (pid == pgid), logs to .cluster/logs/NAME.log.
 start_proc() { # name cmd...
   local name="$1"; shift
-  setsid "$@" >"$STATE_DIR/logs/$name.log" 2>&1 </dev/null &
+  setsid "$@" >"$STATE_DIR/logs/$name.log" 2>&1 </dev/null 9>&- &
   echo $! >"$STATE_DIR/pids/$name.pid"
   sleep 0.2
   if ! kill -0 "$(cat "$STATE_DIR/pids/$name.pid")" 2>/dev/null; then

@@ -38,6 +38,7 @@ Stop it: scripts/cluster/down.sh
 INFO
 }
 
+cluster_lock
 if cluster_alive; then
   log "cluster already running"
   if [[ $WITH_KEDA == 1 ]]; then "$CLUSTER_SCRIPTS/keda.sh" start; fi
@@ -48,6 +49,10 @@ if [[ -d "$STATE_DIR/pids" ]] && compgen -G "$STATE_DIR/pids/*.pid" >/dev/null; 
   log "found a partial/stale cluster: stopping it first"
   "$CLUSTER_SCRIPTS/down.sh"
 fi
+
+# From here on a failure stops whatever this run started (logs stay in .cluster/logs).
+UP_OK=0
+trap 'if [[ $UP_OK != 1 ]]; then log "startup failed: stopping what was started (logs: $STATE_DIR/logs)"; "$CLUSTER_SCRIPTS/down.sh" >&2 || true; fi' EXIT
 
 # --- binaries ---------------------------------------------------------------------------------
 need=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
@@ -63,7 +68,10 @@ KUBECTL="$(kubectl_bin)"
 # --- state dir, ports, certificates ------------------------------------------------------------
 T0=$SECONDS
 rm -rf "$STATE_DIR"
-mkdir -p "$STATE_DIR"/{pki,logs,pids,etcd,kwok}
+mkdir -p "$STATE_DIR"/{pki,logs,pids,etcd,kwok,users}
+# Who started it: "helper" (tests/support/cluster.py, stopped when its last user process is done)
+# or "manual" (make cluster-up; stopped only by make cluster-down).
+echo "${DETECTFLOW_CLUSTER_OWNER:-manual}" >"$STATE_DIR/owner"
 chmod 700 "$STATE_DIR"
 PKI="$STATE_DIR/pki"
 read -r ETCD_PORT ETCD_PEER_PORT API_PORT KCM_PORT SCHED_PORT KWOK_PORT < <(free_ports 6)
@@ -265,4 +273,5 @@ wait_for "default ServiceAccount" "$TIMEOUT" default_sa
 log "cluster up in $((SECONDS - T0)) s"
 
 if [[ $WITH_KEDA == 1 ]]; then "$CLUSTER_SCRIPTS/keda.sh" start; fi
+UP_OK=1
 print_info

@@ -177,3 +177,24 @@ def test_kubeconfig_works_for_plain_kubectl(cluster: ClusterInfo) -> None:
         env=cluster.env(), capture_output=True, text=True, check=True,
     )
     assert out.stdout.strip() == "ok"
+
+
+def test_helm_install_wait(cluster: ClusterInfo, namespace: str, tmp_path) -> None:
+    """helm (built by build.sh) installs a chart and --wait sees its Deployment ready."""
+    if not cluster.helm_path.exists():
+        pytest.skip("helm not built (scripts/cluster/build.sh --only helm)")
+    env = cluster.env()
+    for var in ("HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"):
+        env[var] = str(tmp_path / var.lower())
+
+    def helm(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(cluster.helm_path), *args], env=env, capture_output=True,
+                              text=True, check=True, timeout=180)
+
+    assert "v3." in helm("version", "--short").stdout
+    helm("create", str(tmp_path / "demo"))
+    helm("install", "demo", str(tmp_path / "demo"), "-n", namespace, "--wait", "--timeout", "120s",
+         "--set", "replicaCount=2")
+    dep = cluster.kubectl_json("-n", namespace, "get", "deployment", "demo")
+    assert dep["status"]["readyReplicas"] == 2
+    helm("uninstall", "demo", "-n", namespace, "--wait")

@@ -8,9 +8,10 @@ state in ``.cluster/`` at the repo root. See docs/development.md.
 
     @pytest.fixture(scope="session")
     def cluster():
-        info = ensure_cluster()          # reuses `make cluster-up`'s cluster, else starts one
+        info = ensure_cluster()          # reuses a running cluster (make cluster-up), else starts one
         yield info
-        stop_cluster()                   # stops it only if this process started it
+        stop_cluster()                   # stops it only if a helper started it and no other
+                                         # test process still uses it (force=True: always)
 
     def test_x(cluster):
         cluster.kubectl("get", "nodes")                  # CompletedProcess, check=True
@@ -148,6 +149,7 @@ def state_dir() -> Path:
 def _script_env() -> dict[str, str]:
     env = dict(os.environ)
     env["CLUSTER_STATE_DIR"] = str(state_dir())
+    env["DETECTFLOW_CLUSTER_LOCK_HELD"] = "1"  # scripts are only run under _lock() (or need none)
     return env
 
 
@@ -231,22 +233,53 @@ def cluster_running() -> bool:
 # --- cluster ---------------------------------------------------------------------------------
 
 
+def _register_user() -> None:
+    users = state_dir() / "users"
+    users.mkdir(parents=True, exist_ok=True)
+    (users / str(os.getpid())).touch()
+
+
+def _live_users() -> list[int]:
+    users = state_dir() / "users"
+    live = []
+    for f in users.glob("*") if users.is_dir() else []:
+        try:
+            pid = int(f.name)
+            os.kill(pid, 0)
+        except (ValueError, ProcessLookupError):
+            f.unlink(missing_ok=True)
+            continue
+        except PermissionError:
+            pass
+        live.append(pid)
+    return live
+
+
+def _owner() -> str:
+    try:
+        return (state_dir() / "owner").read_text().strip()
+    except OSError:
+        return "manual"
+
+
 def ensure_cluster(*, build: bool = True, timeout: float | None = None) -> ClusterInfo:
     """Return the running cluster, starting it with scripts/cluster/up.sh if needed.
 
-    build=False makes a missing binary an error instead of a (long, cold: ~30 min) build.
+    The calling process is registered as a user of the cluster (.cluster/users/<pid>).
+    build=False makes a missing binary an error instead of a (long, cold: ~10-15 min) build.
     timeout bounds up.sh (None: no bound, since a cold build can be long).
     """
     global _started_here
     with _lock():
         if cluster_running():
+            _register_user()
             return _info(started_here=_started_here)
         cmd = ["bash", str(SCRIPTS / "up.sh")]
         if not build:
             cmd.append("--no-build")
-        proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=timeout, env=_script_env()
-        )
+        env = _script_env()
+        env["DETECTFLOW_CLUSTER_OWNER"] = "helper"
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         if proc.returncode != 0 or not cluster_running():
             raise ClusterError(
                 f"scripts/cluster/up.sh failed (exit {proc.returncode}); logs in "
@@ -254,18 +287,23 @@ def ensure_cluster(*, build: bool = True, timeout: float | None = None) -> Clust
                 f"--- stderr\n{proc.stderr[-4000:]}"
             )
         _started_here = True
+        _register_user()
         return _info(started_here=True)
 
 
-def stop_cluster(*, only_if_started_here: bool = True) -> bool:
-    """Stop the cluster with scripts/cluster/down.sh (also stops KEDA).
+def stop_cluster(*, force: bool = False) -> bool:
+    """Release this process's use of the cluster; stop it (scripts/cluster/down.sh) when due.
 
-    By default only a cluster this process started is stopped, so a cluster from
-    `make cluster-up` survives the test session. Returns True if down.sh ran.
+    Stops it only if it was started by this helper (not by `make cluster-up`) and no other live
+    process registered by ensure_cluster() still uses it, so concurrent test sessions share one
+    cluster safely. force=True stops it regardless. Also stops KEDA. Returns True if stopped.
     """
     global _started_here, _keda_started_here
     with _lock():
-        if only_if_started_here and not _started_here:
+        (state_dir() / "users" / str(os.getpid())).unlink(missing_ok=True)
+        if not force and (_owner() != "helper" or _live_users()):
+            return False
+        if not (state_dir() / "pids").is_dir():
             return False
         proc = subprocess.run(
             ["bash", str(SCRIPTS / "down.sh")], capture_output=True, text=True, env=_script_env()
