@@ -65,9 +65,10 @@ def list_models(model_dir: ModelDirOption = None) -> None:
     from detectflow.models.cards import card_is_current, load_card
 
     target = _model_dir(model_dir)
-    table = Table(title=f"Models in {target}")
+    table = Table(title=f"Models in {target}", title_justify="left")
     for col in ("name", "task", "variant", "path", "sha256", "licence", "status"):
-        table.add_column(col, overflow="fold")
+        # the full sha256 stays on one line so it can be copied; other columns wrap instead
+        table.add_column(col, overflow="fold", no_wrap=col == "sha256", min_width=64 if col == "sha256" else None)
     cards = sorted(target.glob("*.json")) if target.is_dir() else []
     for card_path in cards:
         try:
@@ -76,7 +77,7 @@ def list_models(model_dir: ModelDirOption = None) -> None:
             continue
         status = "[green]ok[/green]" if card_is_current(card_path) else "[red]stale[/red]"
         for variant, f in card.files.items():
-            table.add_row(card.name, card.task or "", f"{variant} ({f.precision})", str(card_path.parent / f.path),
+            table.add_row(card.name, card.task or "", f"{variant} ({f.precision})", f.path,
                           f.sha256 or "", card.licence, status)
     if not table.row_count:
         _console.print(f"no models in {target}: run `detectflow models build`")

@@ -122,6 +122,8 @@ def _canonicalize(model):
     del g.initializer[:]
     g.initializer.extend(sorted(new_inits, key=lambda t: int(t.name[1:])))
     del g.value_info[:]
+    # tf2onnx writes the source's absolute path here; keep only its name.
+    g.doc_string = " ".join(w if "/" not in w else Path(w).name for w in g.doc_string.split(" "))
     return model
 
 
