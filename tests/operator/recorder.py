@@ -115,9 +115,18 @@ class Recorder:
         self._thread.start()
 
     def used(self) -> set[tuple[str, str, str]]:
-        """(apiGroup, resource, verb) of every authorized resource request so far."""
+        """(apiGroup, resource, verb) of every authorized resource request so far.
+
+        A server-side apply that created its object (201) was authorized as patch and create.
+        """
+        out = set()
         with self._lock:
-            return {(c.resource[0], c.resource[1], c.verb) for c in self.calls if c.resource[1] and c.status != 403}
+            for c in self.calls:
+                if c.resource[1] and c.status != 403:
+                    out.add((c.resource[0], c.resource[1], c.verb))
+                    if c.method == "PATCH" and c.status == 201:
+                        out.add((c.resource[0], c.resource[1], "create"))
+        return out
 
     def forbidden(self) -> list[Call]:
         with self._lock:

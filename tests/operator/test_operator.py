@@ -36,7 +36,7 @@ def _ready(kube, name: str) -> dict[str, Any] | None:
 def _children(kube, name: str) -> dict[tuple[str, str], dict[str, Any]]:
     out = {}
     for kind in ("deployments", "services", "serviceaccounts", "scaledobjects", "triggerauthentications"):
-        for item in kube("get", kind, "-l", f"detectflow.io/pipeline={name}")["items"]:
+        for item in kube("get", kind, "-l", f"detectflow.io/pipeline={name}", "--show-managed-fields")["items"]:
             out[(item["kind"], item["metadata"]["name"])] = item
     return out
 

@@ -79,6 +79,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
 
 def register(registry: kopf.OperatorRegistry, resync_seconds: float = DEFAULT_RESYNC_SECONDS) -> None:
     """Attach the handlers to ``registry`` (the resync interval is only known at run time)."""
+    # In-cluster ServiceAccount, else KUBECONFIG: the same source as apply.make_client().
+    kopf.on.login(registry=registry)(kopf.login_via_client)
     kopf.on.startup(registry=registry)(configure)
     for decorator in (kopf.on.create, kopf.on.update, kopf.on.resume):
         decorator(*_RESOURCE, registry=registry, id="reconcile", backoff=10)(reconcile)

@@ -25,18 +25,20 @@ DEFAULT_SERVICE_ACCOUNT = "detectflow-operator"
 #: Every API call the operator makes, and nothing else (sorted; the integration tests run the
 #: operator under exactly these rules).
 RULES: list[dict[str, Any]] = [
-    # kopf: list+watch the custom resources, patch annotations (handler progress), post Events.
+    # kopf: list+watch the custom resources, patch annotations (handler progress) and its
+    # finalizer (kopf timers need one), post Events.
     {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["list", "patch", "watch"]},
     {"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
-    # Children: server-side apply (patch); list by label (status, pruning) and delete (pruning)
-    # only for the kinds that can stop being desired (a removed worker, a removed password).
-    {"apiGroups": [""], "resources": ["serviceaccounts", "services"], "verbs": ["patch"]},
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["delete", "list", "patch"]},
+    # Children: server-side apply (patch, plus create when the object does not exist yet); list
+    # by label (status, pruning) and delete (pruning) only for the kinds that can stop being
+    # desired (a removed worker, a removed password).
+    {"apiGroups": [""], "resources": ["serviceaccounts", "services"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create", "delete", "list", "patch"]},
     {
         "apiGroups": ["keda.sh"],
         "resources": ["scaledobjects", "triggerauthentications"],
-        "verbs": ["delete", "list", "patch"],
+        "verbs": ["create", "delete", "list", "patch"],
     },
     # The Redis password Secret named in spec.redis.passwordSecretRef: check it exists and
     # read queue depth for status. get only: no list, no watch.
