@@ -1,9 +1,9 @@
-"""Export NanoDet (TF.js graph model) to ONNX; run only by the build venv's python (tensorflow, tf2onnx).
+"""Export NanoDet (TF.js graph model) to ONNX: run by the build venv's python, never imported."""
 
-Standalone on purpose: it imports nothing from detectflow. Steps: tf2onnx conversion (opset 17),
-onnxruntime basic offline optimization, parity against TensorFlow running the original graph,
-fp16 GPU variant (onnxconverter-common, fp32 inputs/outputs) and its drift; a JSON report.
-"""
+# Standalone on purpose: it imports nothing from detectflow. Steps: tf2onnx conversion (opset 17),
+# canonicalization, onnxruntime basic offline optimization, parity against TensorFlow running the
+# original graph, fp16 GPU variant (onnxconverter-common, fp32 inputs/outputs) and its drift, and a
+# JSON report that build.py turns into the model card.
 
 from __future__ import annotations
 
