@@ -254,13 +254,15 @@ def transitions(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[di
     Returns
     -------
     list of dict
-        The changed Ready and Degraded conditions.
+        The changed Ready and Degraded conditions (a first Ready that is not True is skipped).
     """
     out = []
     for cond in new:
         if cond["type"] not in (READY, DEGRADED):
             continue
         before = find(old, cond["type"])
+        if before is None and cond["type"] == READY and cond["status"] != "True":
+            continue  # a new pipeline is not ready yet: not news
         if before is None or before.get("status") != cond["status"]:
             out.append(cond)
     return out

@@ -8,6 +8,7 @@ from typing import Any
 
 import kopf
 import pydantic
+import urllib3
 
 from detectflow.operator import apply, conditions, queues
 from detectflow.operator.crd import GROUP, PLURAL, VERSION, DetectionPipeline
@@ -49,10 +50,13 @@ def reconcile(
 ) -> None:
     """Create, update, resume and resync: apply the desired children and refresh status."""
     pipeline = _parse(body, status, patch)
-    result = apply.apply_all(memo.client, pipeline, render_all(pipeline))
+    try:
+        result = apply.apply_all(memo.client, pipeline, render_all(pipeline))
+        obs, password = apply.observe(memo.client, pipeline, result)
+    except (apply.ApiError, urllib3.exceptions.HTTPError) as exc:
+        raise kopf.TemporaryError(f"API server: {exc}", delay=10) from exc
     if result.pruned:
         logger.info("pruned %s", ", ".join(result.pruned))
-    obs, password = apply.observe(memo.client, pipeline, result)
     prefix = redis_prefix(pipeline)
     keys = {w.name: queue_keys(prefix, w.task.value)["unfinished"] for w in pipeline.spec.workers}
     depths = queues.read_depths(redis_target(pipeline.spec.redis), password, keys)

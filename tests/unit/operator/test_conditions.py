@@ -125,6 +125,8 @@ def test_conditions_transitions_report_ready_and_degraded_changes() -> None:
     first = build_conditions(healthy(), 1, [], T0)
     assert [c["type"] for c in transitions([], first)] == ["Ready", "Degraded"]
     assert transitions(first, build_conditions(healthy(), 1, first, T1)) == []
+    starting = build_conditions(Observation(workers={"f": None}), 1, [], T0)
+    assert [c["type"] for c in transitions([], starting)] == ["Degraded"]  # no ReadyFalse on create
     broken = healthy()
     broken.problems.append(Problem("ApplyFailed", "x"))
     assert {c["type"] for c in transitions(first, build_conditions(broken, 1, first, T1))} == {"Ready", "Degraded"}
