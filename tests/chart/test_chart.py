@@ -1,0 +1,268 @@
+"""The Helm chart as data: lint, drift against the operator's sources, documented and typed values."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from detectflow.operator.rbac import RULES
+from tests.chart.conftest import CHART, ROOT, Helm, find
+
+#: Value sets the chart must render and lint cleanly with.
+VALUE_SETS: list[list[str]] = [
+    [],
+    ["redis.enabled=true", "pipeline.create=true"],
+    ["redis.enabled=true", "redis.persistence.enabled=false", "redis.auth.existingSecret=mine"],
+    ["operator.watchNamespaces={team-a,team-b}", "serviceAccount.create=false", "serviceAccount.name=op"],
+    ["pipeline.create=true", "pipeline.spec.redis.url=redis://redis:6379/0", "tests.apiUrl=http://x:8000"],
+]
+
+
+@pytest.mark.parametrize("sets", VALUE_SETS, ids=lambda s: ",".join(s) or "defaults")
+def test_chart_lint_is_clean(helm: Helm, sets: list[str]) -> None:
+    # Given the chart and a set of values / When linted strictly (warnings fail) / Then it passes.
+    args = ["lint", "--strict", str(CHART)]
+    for s in sets:
+        args += ["--set", s]
+    out = helm(*args).stdout
+    assert "0 chart(s) failed" in out
+    assert "[WARNING]" not in out and "[ERROR]" not in out
+
+
+def test_chart_crd_is_identical_to_the_repository_crd() -> None:
+    # The chart installs crds/detectionpipeline.yaml, generated from detectflow.operator.crd.
+    chart_crd = (CHART / "crds" / "detectionpipeline.yaml").read_text()
+    assert chart_crd == (ROOT / "crds" / "detectionpipeline.yaml").read_text(), (
+        "copy it: cp crds/detectionpipeline.yaml charts/detectflow/crds/"
+    )
+
+
+def test_chart_rbac_cluster_rules_equal_the_operator_rules(helm: Helm) -> None:
+    docs = helm.template()
+    (role,) = find(docs, "ClusterRole")
+    assert role["rules"] == RULES, 'update "detectflow.operator.rules" in charts/detectflow/templates/_helpers.tpl'
+    (binding,) = find(docs, "ClusterRoleBinding")
+    (sa,) = find(docs, "ServiceAccount")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "detectflow-system"}
+    ]
+
+
+def test_chart_rbac_namespaced_rules_equal_the_operator_rules(helm: Helm) -> None:
+    # Given watchNamespaces / Then one Role + RoleBinding per namespace, no cluster-wide grant.
+    docs = helm.template("operator.watchNamespaces={team-a,team-b}")
+    assert not find(docs, "ClusterRole") and not find(docs, "ClusterRoleBinding")
+    roles = find(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    assert all(r["rules"] == RULES for r in roles)
+    bindings = find(docs, "RoleBinding")
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    (deploy,) = find(docs, "Deployment")
+    args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--namespace=team-a" in args and "--namespace=team-b" in args and "--all-namespaces" not in args
+
+
+def test_chart_operator_deployment_is_one_replica_recreate_with_kopf_liveness(helm: Helm) -> None:
+    (deploy,) = find(helm.template(), "Deployment")
+    spec = deploy["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    (c,) = pod["containers"]
+    assert c["command"] == ["detectflow", "operator"]
+    assert "--liveness=http://0.0.0.0:8080/healthz" in c["args"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "liveness"}
+    assert {"name": "liveness", "containerPort": 8080, "protocol": "TCP"} in c["ports"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+def test_chart_operator_args_are_accepted_by_the_cli(helm: Helm) -> None:
+    # Every flag the chart passes is one `detectflow operator` offers (a renamed flag fails here).
+    (deploy,) = find(helm.template("operator.verbose=true"), "Deployment")
+    args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    help_text = subprocess.run(
+        [sys.executable, "-m", "detectflow.cli.main", "operator", "--help"],
+        capture_output=True, text=True, check=True, env={"COLUMNS": "200", "PATH": ""},
+    ).stdout  # fmt: skip
+    for arg in args:
+        flag = arg.split("=", 1)[0]
+        assert re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", help_text), f"{flag} not in operator --help"
+
+
+def test_chart_redis_is_a_persistent_statefulset_with_a_password_secret(helm: Helm) -> None:
+    docs = helm.template("redis.enabled=true")
+    (sts,) = find(docs, "StatefulSet")
+    (claim,) = sts["spec"]["volumeClaimTemplates"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+    (conf,) = find(docs, "ConfigMap")
+    assert "appendonly yes" in conf["data"]["redis.conf"]
+    (secret,) = find(docs, "Secret")
+    assert len(secret["data"]["password"]) >= 40  # base64 of 32 random characters
+    (c,) = sts["spec"]["template"]["spec"]["containers"]
+    assert c["command"][:2] == ["redis-server", "/etc/redis/redis.conf"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
+    assert env["REDIS_PASSWORD"] == {"name": secret["metadata"]["name"], "key": "password"}
+
+
+def test_chart_sample_pipeline_points_at_the_chart_redis(helm: Helm) -> None:
+    docs = helm.template("redis.enabled=true", "pipeline.create=true", namespace="ml")
+    (dp,) = find(docs, "DetectionPipeline")
+    assert dp["spec"]["redis"] == {
+        "address": "df-detectflow-redis.ml.svc:6379",
+        "passwordSecretRef": {"name": "df-detectflow-redis", "key": "password"},
+    }
+    assert dp["spec"]["workers"][0]["autoscaling"]["minReplicas"] == 0
+
+
+def test_chart_sample_pipeline_validates_against_the_crd_models(helm: Helm) -> None:
+    from detectflow.operator.crd import DetectionPipeline
+
+    (dp,) = find(helm.template("redis.enabled=true", "pipeline.create=true"), "DetectionPipeline")
+    pipeline = DetectionPipeline.from_body(dp)
+    assert [w.name for w in pipeline.spec.workers] == ["faces"]
+
+
+def test_chart_sample_pipeline_without_redis_fails_to_render(helm: Helm) -> None:
+    proc = helm("template", "df", str(CHART), "--set", "pipeline.create=true", check=False)
+    assert proc.returncode != 0 and "pipeline.spec.redis" in proc.stderr
+
+
+def test_chart_test_hook_renders_only_with_an_api_to_test(helm: Helm) -> None:
+    assert not find(helm.template(), "Pod")
+    (pod,) = find(helm.template("redis.enabled=true", "pipeline.create=true"), "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["spec"]["restartPolicy"] == "Never"
+    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    assert env["API_URL"] == "http://df-api.detectflow-system.svc:8000"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "redis.persistence.whenDeleted=Sometimes",
+        "operator.resyncSeconds=0",
+        "operator.unknownKnob=1",
+        "redis.appendfsync=weekly",
+        "image.pullPolicy=Sometimes",
+    ],
+)
+def test_chart_schema_rejects_bad_values(helm: Helm, bad: str) -> None:
+    proc = helm("lint", str(CHART), "--set", bad, check=False)
+    assert proc.returncode != 0
+    assert "schema" in proc.stdout + proc.stderr
+
+
+# --- values.yaml: every value documented (`# --`) and typed (values.schema.json) -----------------
+
+
+def _values_keys(text: str) -> list[tuple[tuple[str, ...], bool, bool]]:
+    """(path, documented, is_leaf) for each key of values.yaml, from its indentation."""
+    lines = text.splitlines()
+    keys: list[tuple[int, tuple[str, ...], bool, bool]] = []  # indent, path, documented, inline value
+    stack: list[tuple[int, str]] = []
+    comment: list[str] = []
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            comment.append(stripped)
+            continue
+        m = re.match(r"^( *)([A-Za-z0-9_.-]+):(.*)$", line)
+        if not m or line.lstrip().startswith("- "):
+            comment = []
+            continue
+        indent = len(m.group(1))
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        path = tuple(k for _, k in stack) + (m.group(2),)
+        keys.append((indent, path, any(c.startswith("# --") for c in comment), bool(m.group(3).strip())))
+        stack.append((indent, m.group(2)))
+        comment = []
+    out = []
+    for i, (indent, path, documented, inline) in enumerate(keys):
+        nxt = keys[i + 1][0] if i + 1 < len(keys) else -1
+        out.append((path, documented, inline or nxt <= indent))
+    return out
+
+
+def _schema_node(schema: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
+    node: dict[str, Any] | None = schema
+    for key in path:
+        props = (node or {}).get("properties") or {}
+        if key not in props:
+            return None
+        node = props[key]
+    return node
+
+
+def test_chart_values_are_all_documented() -> None:
+    keys = _values_keys((CHART / "values.yaml").read_text())
+    documented = {p for p, d, _ in keys if d}
+    undocumented = [
+        ".".join(p)
+        for p, d, leaf in keys
+        if leaf and not any(p[:i] in documented for i in range(1, len(p) + 1))
+    ]
+    assert not undocumented, f"values without a `# --` comment: {undocumented}"
+
+
+def test_chart_values_are_all_typed_in_the_schema() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    keys = _values_keys((CHART / "values.yaml").read_text())
+    documented = {p for p, d, _ in keys if d}
+    # Every documented value (the unit a user sets) has a schema node with a type...
+    missing = [".".join(p) for p in documented if "type" not in (_schema_node(schema, p) or {})]
+    assert not missing, f"values not typed in values.schema.json: {missing}"
+    # ...and the schema describes no value that values.yaml lacks.
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+
+    def walk(node: dict[str, Any], data: Any, path: str) -> list[str]:
+        extra = []
+        for key, sub in (node.get("properties") or {}).items():
+            if key == "global":
+                continue
+            if not isinstance(data, dict) or key not in data:
+                extra.append(f"{path}{key}")
+            elif sub.get("additionalProperties") is False:
+                extra += walk(sub, data[key], f"{path}{key}.")
+        return extra
+
+    assert walk(schema, values, "") == []
+
+
+def test_chart_values_schema_is_valid_json_schema() -> None:
+    import jsonschema
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    jsonschema.validate(yaml.safe_load((CHART / "values.yaml").read_text()), schema)
+
+
+
+def test_chart_cleanup_hook_deletes_the_sample_pipeline_before_the_operator(helm: Helm) -> None:
+    # Without a sample pipeline there is nothing to clean up.
+    assert not find(helm.template(), "Job")
+    docs = helm.template("redis.enabled=true", "pipeline.create=true")
+    hooks = [d for d in docs if d["metadata"].get("annotations", {}).get("helm.sh/hook") == "pre-delete"]
+    assert sorted(d["kind"] for d in hooks) == ["Job", "Role", "RoleBinding", "ServiceAccount"]
+    # The RBAC comes first (weight -10), then the Job; all are deleted once it succeeds.
+    weights = {d["kind"]: int(d["metadata"]["annotations"]["helm.sh/hook-weight"]) for d in hooks}
+    assert weights["Job"] > max(weights[k] for k in ("Role", "RoleBinding", "ServiceAccount"))
+    assert all("hook-succeeded" in d["metadata"]["annotations"]["helm.sh/hook-delete-policy"] for d in hooks)
+    (role,) = [d for d in hooks if d["kind"] == "Role"]
+    assert role["rules"] == [
+        {"apiGroups": ["detectflow.io"], "resources": ["detectionpipelines"], "verbs": ["delete", "list"]}
+    ]
+    (job,) = [d for d in hooks if d["kind"] == "Job"]
+    env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SELECTOR"] == "app.kubernetes.io/instance=df,app.kubernetes.io/component=pipeline"
+    (dp,) = find(docs, "DetectionPipeline")
+    assert dp["metadata"]["labels"]["app.kubernetes.io/component"] == "pipeline"
