@@ -147,7 +147,8 @@ def test_metrics_expose_requests_jobs_queue_and_inference(client, run_worker):
     job = submit(client, image_bytes("astronaut")).json()
     wait_job(client, job["id"])
     submit(client, image_bytes("coffee"), task="object")
-    text = client.get("/metrics").text
+    # the inference histogram is written just after the job's state
+    text = wait_for(lambda: (t := client.get("/metrics").text) and 'inference_seconds_count{task="face"} 1.0' in t and t, 5)
     assert 'detectflow_http_requests_total{method="POST",route="/v1/jobs",status="202"}' in text
     assert 'detectflow_jobs_total{state="succeeded"} 1.0' in text
     assert 'detectflow_queue_depth{task="object"} 1.0' in text

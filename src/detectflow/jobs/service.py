@@ -8,6 +8,8 @@ import uuid
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from redis.client import Pipeline
+
 from detectflow.config import Settings, Task
 from detectflow.jobs.images import inspect_image
 from detectflow.jobs.models import DetectflowError, ErrorCode, JobRecord, JobStatus, WebhookState
@@ -21,9 +23,9 @@ MIN_RETRY_AFTER, MAX_RETRY_AFTER = 1, 300
 
 
 class Enqueuer(Protocol):
-    """Puts a job id on its task's queue."""
+    """Puts a job id on its task's queue; with ``pipe``, as part of the caller's Redis transaction."""
 
-    def enqueue(self, task: Task, job_id: str) -> None: ...
+    def enqueue(self, task: Task, job_id: str, pipe: Pipeline | None = None) -> None: ...
 
 
 def retry_after_seconds(depth: int, limit: int, drain_per_s: float) -> int:
@@ -88,12 +90,11 @@ class JobService:
                 image_width=header.width,
                 image_height=header.height,
             )
-            self.store.create(job, data)
+            self.store.create(job, data, also=lambda pipe: self.enqueuer.enqueue(task, job_id, pipe))
         except Exception:
             if idempotency_key:
                 self.store.release_idempotency_key(idempotency_key)
             raise
-        self.enqueuer.enqueue(task, job_id)
         return job, True
 
     def _webhook(self, url: str | None) -> WebhookState | None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
 from detectflow.jobs.models import JobError, JobRecord, JobStatus, WebhookState, utcnow
 
@@ -16,8 +17,8 @@ __all__ = ["RedisJobStore", "Keys", "connect"]
 
 _JSON_FIELDS = ("error", "result", "webhook")
 
-# Conditional transition: KEYS[1] job hash; ARGV = [allowed "a,b", new_status, incr_attempts 0|1,
-# field, value, ...]. Returns {1, old_status, request_id} when applied, {0, old_status or false}
+# Conditional transition: KEYS[1] job hash, KEYS[2] per-state counters; ARGV = [allowed "a,b",
+# new_status, incr_attempts 0|1, count 0|1, field, value, ...]. Returns {1, old_status, request_id} when applied, {0, old_status or false}
 # otherwise.
 _TRANSITION = """
 local cur = redis.call('HGET', KEYS[1], 'status')
@@ -27,7 +28,8 @@ for s in string.gmatch(ARGV[1], '[^,]+') do if s == cur then ok = true end end
 if not ok then return {0, cur} end
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
-for i = 4, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return {1, cur, redis.call('HGET', KEYS[1], 'request_id')}
 """
 
@@ -127,8 +129,12 @@ class RedisJobStore:
     def release_idempotency_key(self, key: str) -> None:
         self.client.delete(self.keys.idempotency(key))
 
-    def create(self, job: JobRecord, image: bytes) -> None:
-        """Store a new job and its image, both expiring after the TTL."""
+    def create(self, job: JobRecord, image: bytes, also: Callable[[Pipeline], None] | None = None) -> None:
+        """Store a new job and its image, both expiring after the TTL.
+
+        ``also`` adds commands (the enqueue) to the same MULTI/EXEC: a job is never stored without
+        its message, nor its message sent without the job.
+        """
         mapping = {
             k: _encode(v) for k, v in job.model_dump(exclude_none=True).items() if k not in _JSON_FIELDS
         }
@@ -139,6 +145,8 @@ class RedisJobStore:
         pipe.hset(self.keys.job(job.id), mapping=mapping)
         pipe.expire(self.keys.job(job.id), self.ttl)
         pipe.hincrby(self.keys.job_counts(), "created", 1)
+        if also is not None:
+            also(pipe)
         pipe.execute()
 
     def get(self, job_id: str) -> JobRecord | None:
@@ -157,10 +165,12 @@ class RedisJobStore:
 
     # --- transitions -----------------------------------------------------------------
     def _apply(self, job_id: str, allowed: Iterable[JobStatus], new: JobStatus, incr: bool, **fields: Any):
-        args: list[str] = [",".join(allowed), new.value, "1" if incr else "0"]
+        # final states are counted in the same script, so counters never lag the job
+        args: list[str] = [",".join(allowed), new.value, "1" if incr else "0", "1" if new.is_final else "0"]
         for k, v in fields.items():
             args += [k, _encode(v)]
-        applied, old, *rest = self._transition(keys=[self.keys.job(job_id)], args=args)
+        keys = [self.keys.job(job_id), self.keys.job_counts()]
+        applied, old, *rest = self._transition(keys=keys, args=args)
         request_id = rest[0].decode() if rest and rest[0] else None
         return bool(applied), (old.decode() if old else None), request_id
 
@@ -201,8 +211,6 @@ class RedisJobStore:
         applied, old, _ = self._apply(
             job_id, (JobStatus.queued,), JobStatus.cancelled, False, finished_at=utcnow()
         )
-        if applied:
-            self.client.hincrby(self.keys.job_counts(), JobStatus.cancelled.value, 1)
         return applied, old
 
     def set_webhook_state(self, job_id: str, state: WebhookState) -> None:
@@ -213,7 +221,6 @@ class RedisJobStore:
     def _count_finished(self, task: str, status: JobStatus, inference_s: float | None) -> None:
         now = time.time()
         pipe = self.client.pipeline(transaction=False)
-        pipe.hincrby(self.keys.job_counts(), status.value, 1)
         pipe.zadd(self.keys.completions(task), {f"{now:.6f}": now})
         pipe.zremrangebyscore(self.keys.completions(task), 0, now - self.DRAIN_WINDOW)
         if inference_s is not None:

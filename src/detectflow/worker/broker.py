@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from uuid import uuid4
 
 import redis
 import dramatiq
@@ -10,7 +11,8 @@ from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.broker import MessageProxy
 from dramatiq.errors import ConnectionClosed
-from dramatiq.common import compute_backoff
+from dramatiq.common import compute_backoff, current_millis, dq_name
+from redis.client import Pipeline
 
 from detectflow.config import Settings, Task
 from detectflow.jobs.store import connect
@@ -50,14 +52,33 @@ class WakeupRedisBroker(RedisBroker):
     def wakeup_key(self, queue_name: str) -> str:
         return f"{self.namespace}:__wakeup__.{queue_name}"
 
-    def enqueue(self, message: Message, *, delay: int | None = None) -> Message:
-        message = super().enqueue(message, delay=delay)
+    def enqueue(self, message: Message, *, delay: int | None = None, pipe: Pipeline | None = None) -> Message:
+        """Enqueue ``message`` (as RedisBroker.enqueue) and wake an idle consumer of its queue.
+
+        With ``pipe``, the commands are only queued on that pipeline: a caller's MULTI/EXEC makes
+        "store the job" and "enqueue its message" one atomic step.
+        """
+        queue_name = message.queue_name
+        message = message.copy(options={"redis_message_id": str(uuid4())})
+        if delay is not None:
+            queue_name = dq_name(queue_name)
+            message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
+        self.emit_before("enqueue", message, delay)
+        own = pipe is None
+        pipe = self.client.pipeline(transaction=False) if own else pipe
+        args = [
+            "enqueue", current_millis(), queue_name, self.broker_id, self.heartbeat_timeout,
+            self.dead_message_ttl, self._should_do_maintenance("enqueue"), self._max_unpack_size(),
+            message.options["redis_message_id"], message.encode(),
+        ]  # fmt: skip
+        self.scripts["dispatch"](args=args, keys=[self.namespace], client=pipe)
         if delay is None:
-            key = self.wakeup_key(message.queue_name)
-            pipe = self.client.pipeline(transaction=False)
+            key = self.wakeup_key(queue_name)
             pipe.lpush(key, 1)
             pipe.ltrim(key, 0, WAKEUP_TOKENS - 1)
+        if own:
             pipe.execute()
+        self.emit_after("enqueue", message, delay)
         return message
 
     @property
@@ -118,16 +139,11 @@ def make_broker(settings: Settings, *, set_global: bool = True) -> RedisBroker:
 class DramatiqEnqueuer:
     """Enqueues a job id for the detect actor of its task without importing the actor's code."""
 
-    def __init__(self, broker: RedisBroker) -> None:
+    def __init__(self, broker: WakeupRedisBroker) -> None:
         self.broker = broker
 
-    def enqueue(self, task: Task, job_id: str) -> None:
-        self.broker.enqueue(
-            Message(
-                queue_name=task.queue_name,
-                actor_name=detect_actor_name(task),
-                args=(job_id,),
-                kwargs={},
-                options={},
-            )
+    def enqueue(self, task: Task, job_id: str, pipe: Pipeline | None = None) -> None:
+        message = Message(
+            queue_name=task.queue_name, actor_name=detect_actor_name(task), args=(job_id,), kwargs={}, options={}
         )
+        self.broker.enqueue(message, pipe=pipe)
