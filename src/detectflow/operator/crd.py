@@ -235,6 +235,12 @@ class ModelSpec(_Model):
             lambda s: not _has(s.sha256) or _has(s.uri),
             ".sha256",
         ),
+        _Rule(
+            "!has(self.postprocessor) || has(self.uri)",
+            "model.postprocessor only applies to model.uri",
+            lambda s: not _has(s.postprocessor) or _has(s.uri),
+            ".postprocessor",
+        ),
     )
 
     name: str | None = Field(
@@ -244,6 +250,10 @@ class ModelSpec(_Model):
         None, pattern=r"^https?://\S+$", max_length=2048, description="http(s) URI of an ONNX file."
     )
     sha256: str | None = Field(None, pattern=r"^[a-f0-9]{64}$", description="Hex sha256 of the file at `uri`.")
+    postprocessor: Literal["retinaface", "nanodet", "yolo"] | None = Field(
+        None,
+        description="Output layout of the file at `uri`; default retinaface for face, yolo (YOLOv8/YOLO11) for object.",
+    )
 
 
 class Toleration(_Model):

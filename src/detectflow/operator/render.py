@@ -476,7 +476,9 @@ def render_worker_deployment(pipeline: DetectionPipeline, worker: WorkerSpec, ow
         values[model_env] = worker.model.name
     elif worker.model and worker.model.uri:
         path = f"{DEFAULT_MODEL_DIR}/{worker.model.sha256}.onnx"
-        values[model_env] = path
+        # A downloaded file has no model card beside it: name its output layout instead.
+        postprocessor = worker.model.postprocessor or ("retinaface" if task == "face" else "yolo")
+        values[model_env] = f"{postprocessor}:{path}"
         mount = {"name": "models", "mountPath": DEFAULT_MODEL_DIR}
         pod["initContainers"] = [
             {
