@@ -165,3 +165,19 @@ def test_worker_logs_carry_job_and_request_ids(client, run_worker):
     mine = [entry for entry in lines if entry.get("job_id") == job_id]
     assert mine and all(entry.get("request_id") == "trace-me-123" for entry in mine)
     assert any("succeeded" in entry["msg"] for entry in mine)
+
+
+def test_object_job_finds_the_cup_on_coffee(client, run_worker):
+    # Given an object worker (NanoDet-g, COCO labels)
+    run_worker("object")
+    # When the coffee photo is submitted for objects
+    job = submit(client, image_bytes("coffee"), task="object", name="coffee.png").json()
+    done = wait_job(client, job["id"])
+    # Then a cup is found, in pixels of the 600x400 photo
+    assert done["status"] == "succeeded", done
+    result = done["result"]
+    assert result["image"] == {"width": 600, "height": 400}
+    cups = [d for d in result["detections"] if d["label"] == "cup"]
+    assert cups and cups[0]["score"] > 0.35
+    assert result["model"]["name"] == "nanodet-g"
+    assert all("landmarks" not in d for d in result["detections"])
