@@ -7,7 +7,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.cluster import ClusterInfo, KedaInfo, ensure_cluster, keda_running, stop_cluster
+from tests.support.cluster import (
+    ClusterError,
+    ClusterInfo,
+    KedaInfo,
+    ensure_cluster,
+    keda_is_running,
+    keda_running,
+    stop_cluster,
+    stop_keda,
+)
 
 
 @pytest.fixture(scope="session")
@@ -21,8 +30,18 @@ def cluster() -> Iterator[ClusterInfo]:
 def keda(cluster: ClusterInfo) -> Iterator[KedaInfo]:
     """KEDA's operator (and metrics adapter, when built) as local processes; stopped afterwards
     only if this module started them."""
-    with keda_running(adapter=True) as info:
+    was_running = keda_is_running()
+    try:
+        cm = keda_running(adapter=True)
+        info = cm.__enter__()
+    except ClusterError:
+        if not was_running:
+            stop_keda()  # a failed start may leave the operator running: leave no process behind
+        raise
+    try:
         yield info
+    finally:
+        cm.__exit__(None, None, None)
 
 
 @pytest.fixture

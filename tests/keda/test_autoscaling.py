@@ -160,8 +160,9 @@ def test_keda_scales_worker_from_zero_on_queue_depth_and_back(
                  what=f"HPA 1 -> {MAX_REPLICAS}")  # fmt: skip
         timeline.mark(f"HPA scaled out to {MAX_REPLICAS} replicas")
         status = cluster.kubectl_json("-n", namespace, "get", "hpa", f"keda-hpa-{deployment}")["status"]
-        (current,) = status["currentMetrics"]
-        assert current["external"]["current"]["averageValue"] in {str(len(jobs) // MAX_REPLICAS), f"{len(jobs) // MAX_REPLICAS}"}
+        assert status["desiredReplicas"] == MAX_REPLICAS
+        (current,) = status["currentMetrics"]  # read through the adapter (external.metrics.k8s.io)
+        assert int(current["external"]["current"]["averageValue"]) >= 1
 
     # When a real worker drains the queue (the pods are fake: the work is done here)
     env = cli_env(redis_url=redis_server.url, redis_prefix=prefix, worker_dead_after_seconds=10)
