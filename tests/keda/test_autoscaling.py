@@ -126,7 +126,8 @@ def test_keda_scales_worker_from_zero_on_queue_depth_and_back(
         timeout=30, what="KEDA's HPA",
     )  # fmt: skip
     wait_for(lambda: _replicas(cluster, namespace, deployment) == 0, timeout=60, what="0 replicas")
-    timeline.mark("idle: 0 replicas")
+    timeline.mark(f"idle: 0 replicas (HPA {hpa['metadata']['name']}: external metric "
+                  f"{hpa['spec']['metrics'][0]['external']['metric']['name']})")
     time.sleep(POLLING_SECONDS * 2)  # several polls of an empty queue
     assert _replicas(cluster, namespace, deployment) == 0
     assert _condition(scaled_object(), "Active") == "False"
@@ -135,6 +136,7 @@ def test_keda_scales_worker_from_zero_on_queue_depth_and_back(
     assert hpa["spec"]["minReplicas"] == 1 and hpa["spec"]["maxReplicas"] == MAX_REPLICAS
     (metric,) = hpa["spec"]["metrics"]
     assert metric["type"] == "External"
+    assert metric["external"]["metric"]["name"].endswith("composite-metric")  # unfinished + delayed
     assert metric["external"]["target"] == {"type": "AverageValue", "averageValue": "1"}
     assert metric["external"]["metric"]["selector"]["matchLabels"] == {"scaledobject.keda.sh/name": deployment}
 
