@@ -35,6 +35,8 @@ def webhook_queue(task: Task) -> str:
     return f"webhook.{task.value}"
 
 
+#: How often a consumer whose threads are all busy checks for a finished job (seconds).
+BUSY_POLL_SECONDS = 0.002
 #: Wake-up tokens kept per queue; one is enough to wake a consumer, a few cover bursts.
 WAKEUP_TOKENS = 16
 
@@ -87,7 +89,8 @@ class WakeupRedisBroker(RedisBroker):
 
 
 class _WakeupConsumer(_RedisConsumer):
-    """_RedisConsumer.__next__ with the idle sleep replaced by a BLPOP on the wake-up list."""
+    """_RedisConsumer.__next__ with the idle sleep replaced by a BLPOP on the wake-up list, and no
+    backoff while busy, so a thread that finishes a job gets the next one at once."""
 
     def __next__(self):
         try:
@@ -107,11 +110,14 @@ class _WakeupConsumer(_RedisConsumer):
                             self.queue_name, self.prefetch - self.outstanding_message_count
                         )
                     if not messages:
+                        if self.outstanding_message_count >= self.prefetch:
+                            # Busy: every thread has its message. Dramatiq would back off towards
+                            # the worker timeout here (up to 1 s), leaving a thread idle after each
+                            # job; poll our own acks briefly instead (no Redis call).
+                            time.sleep(BUSY_POLL_SECONDS)
+                            return None
                         self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
-                        if self.outstanding_message_count < self.prefetch:
-                            self.broker.client.blpop([self.broker.wakeup_key(self.queue_name)], backoff_ms / 1000)
-                        else:  # busy: nothing to wait for but our own jobs
-                            time.sleep(backoff_ms / 1000)
+                        self.broker.client.blpop([self.broker.wakeup_key(self.queue_name)], backoff_ms / 1000)
                         return None
         except redis.ConnectionError as e:
             raise ConnectionClosed(e) from None
