@@ -181,3 +181,23 @@ def test_object_job_finds_the_cup_on_coffee(client, run_worker):
     assert cups and cups[0]["score"] > 0.35
     assert result["model"]["name"] == "nanodet-g"
     assert all("landmarks" not in d for d in result["detections"])
+
+
+def test_get_with_wait_returns_when_the_job_finishes(client, run_worker):
+    run_worker("face")
+    job = submit(client, image_bytes("astronaut")).json()
+    # long polling: one request that answers as soon as the job is done
+    t0 = time.monotonic()
+    done = client.get(f"/v1/jobs/{job['id']}", params={"wait": 20}).json()
+    assert done["status"] == "succeeded" and time.monotonic() - t0 < 20
+    # a second waiter on a finished job answers at once
+    assert client.get(f"/v1/jobs/{job['id']}", params={"wait": 20}).json()["status"] == "succeeded"
+
+
+def test_get_with_wait_times_out_on_a_queued_job(client):
+    job = submit(client, image_bytes("astronaut")).json()
+    t0 = time.monotonic()
+    body = client.get(f"/v1/jobs/{job['id']}", params={"wait": 1}).json()
+    assert body["status"] == "queued" and 0.9 < time.monotonic() - t0 < 5
+    resp = client.get(f"/v1/jobs/{job['id']}", params={"wait": 31})
+    assert resp.status_code == 422 and resp.json()["error"]["code"] == "validation_error"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 import detectflow
@@ -9,6 +11,7 @@ from detectflow.api.errors import install_error_handlers
 from detectflow.api.metrics import Metrics
 from detectflow.api.middleware import RequestContextMiddleware
 from detectflow.api.routes import health, jobs
+from detectflow.api.waiter import JobWaiter
 from detectflow.config import Settings, get_settings
 from detectflow.jobs.service import Enqueuer, JobService
 from detectflow.jobs.store import RedisJobStore
@@ -23,7 +26,14 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
 
     broker = make_broker(settings, set_global=False)
     store = RedisJobStore(broker.client, settings.redis_prefix, settings.job_ttl_seconds)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        await app.state.waiter.close()
+        broker.close()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="detectflow",
         version=detectflow.__version__,
         description="Face and object detection as asynchronous jobs. Submit an image, poll the job.",
@@ -31,6 +41,8 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.state.settings = settings
     app.state.metrics = Metrics(store, settings)
     app.state.jobs = JobService(store, enqueuer or DramatiqEnqueuer(broker), settings)
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    app.state.waiter = JobWaiter(settings.redis_url, password, settings.redis_prefix)
     install_error_handlers(app)
     app.include_router(jobs.router)
     app.include_router(health.router)

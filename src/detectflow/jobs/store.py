@@ -17,8 +17,9 @@ __all__ = ["RedisJobStore", "Keys", "connect"]
 
 _JSON_FIELDS = ("error", "result", "webhook")
 
-# Conditional transition: KEYS[1] job hash, KEYS[2] per-state counters; ARGV = [allowed "a,b",
-# new_status, incr_attempts 0|1, count 0|1, field, value, ...]. Returns {1, old_status, request_id} when applied, {0, old_status or false}
+# Conditional transition: KEYS[1] job hash, KEYS[2] per-state counters, KEYS[3] the job's "done"
+# list (a token for long-polling readers); ARGV = [allowed "a,b", new_status, incr_attempts 0|1,
+# final 0|1, field, value, ...]. Returns {1, old_status, request_id} when applied, {0, old_status or false}
 # otherwise.
 _TRANSITION = """
 local cur = redis.call('HGET', KEYS[1], 'status')
@@ -28,7 +29,11 @@ for s in string.gmatch(ARGV[1], '[^,]+') do if s == cur then ok = true end end
 if not ok then return {0, cur} end
 redis.call('HSET', KEYS[1], 'status', ARGV[2])
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
-if ARGV[4] == '1' then redis.call('HINCRBY', KEYS[2], ARGV[2], 1) end
+if ARGV[4] == '1' then
+  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  redis.call('RPUSH', KEYS[3], 1)
+  redis.call('EXPIRE', KEYS[3], 300)
+end
 for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 return {1, cur, redis.call('HGET', KEYS[1], 'request_id')}
 """
@@ -55,6 +60,10 @@ class Keys:
 
     def annotated(self, job_id: str) -> str:
         return f"{self.prefix}:job:{job_id}:annotated"
+
+    def done(self, job_id: str) -> str:
+        """List that receives a token when the job reaches a final state (long polling)."""
+        return f"{self.prefix}:job:{job_id}:done"
 
     def idempotency(self, key: str) -> str:
         return f"{self.prefix}:idem:{key}"
@@ -169,7 +178,7 @@ class RedisJobStore:
         args: list[str] = [",".join(allowed), new.value, "1" if incr else "0", "1" if new.is_final else "0"]
         for k, v in fields.items():
             args += [k, _encode(v)]
-        keys = [self.keys.job(job_id), self.keys.job_counts()]
+        keys = [self.keys.job(job_id), self.keys.job_counts(), self.keys.done(job_id)]
         applied, old, *rest = self._transition(keys=keys, args=args)
         request_id = rest[0].decode() if rest and rest[0] else None
         return bool(applied), (old.decode() if old else None), request_id

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Request, UploadFile
+from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from detectflow.api.deps import JobServiceDep, SettingsDep
@@ -59,9 +60,25 @@ def create_job(
     )
 
 
+#: Longest a GET may wait for a job to finish (seconds).
+MAX_WAIT_SECONDS = 30.0
+
+
 @router.get("/{job_id}", response_model=JobPublic, responses=_ERRORS, summary="Job status and result")
-def get_job(job_id: str, request: Request, service: JobServiceDep, settings: SettingsDep) -> JSONResponse:
-    return JSONResponse(job_public(service.get(job_id), _base_url(request, settings.api_public_url)))
+async def get_job(
+    job_id: str,
+    request: Request,
+    service: JobServiceDep,
+    settings: SettingsDep,
+    wait: Annotated[
+        float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the job to finish (long polling).")
+    ] = 0,
+) -> JSONResponse:
+    job = await run_in_threadpool(service.get, job_id)
+    if wait > 0 and not job.status.is_final:
+        await request.app.state.waiter.wait(job_id, wait)
+        job = await run_in_threadpool(service.get, job_id)
+    return JSONResponse(job_public(job, _base_url(request, settings.api_public_url)))
 
 
 @router.delete("/{job_id}", response_model=JobPublic, responses=_ERRORS, summary="Cancel a job that has not started")
