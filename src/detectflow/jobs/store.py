@@ -162,6 +162,14 @@ class RedisJobStore:
         raw = self.client.hgetall(self.keys.job(job_id))
         return _decode(raw) if raw else None
 
+    def load(self, job_id: str) -> tuple[JobRecord | None, bytes | None]:
+        """The job and its image, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.job(job_id))
+        pipe.get(self.keys.image(job_id))
+        raw, image = pipe.execute()
+        return (_decode(raw) if raw else None), image
+
     def image(self, job_id: str) -> bytes | None:
         return self.client.get(self.keys.image(job_id))
 

@@ -28,8 +28,7 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext, task: Task) -> t
     s = ctx.settings
 
     def detect(job_id: str) -> dict:
-        job = ctx.store.get(job_id)
-        data = ctx.store.image(job_id)
+        job, data = ctx.store.load(job_id)
         if job is None or data is None:
             raise DetectflowError(ErrorCode.image_expired, "The job's image expired before it was processed.")
         image = decode_image(data)
