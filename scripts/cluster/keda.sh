@@ -22,6 +22,9 @@ start() {
   cluster_alive || { log "cluster is not running (scripts/cluster/up.sh first)"; exit 1; }
   if pid_alive "$STATE_DIR/pids/keda-operator.pid"; then log "KEDA operator already running"; status; return; fi
   [[ -x "$BIN_DIR/keda-operator" ]] || "$CLUSTER_SCRIPTS/build.sh" --only keda
+  # A failed start stops the KEDA processes it started (logs stay in .cluster/logs).
+  KEDA_OK=0
+  trap 'if [[ $KEDA_OK != 1 ]]; then log "KEDA start failed: stopping it"; stop >&2 || true; fi' EXIT
   local crds; crds="$(crd_dir)"
   log "applying KEDA CRDs from $crds"
   kc apply --server-side --force-conflicts -f "$crds" >/dev/null
@@ -45,8 +48,8 @@ start() {
     chmod 600 "$certs/tls.key"
   fi
 
-  local METRICS_PORT PROBE_PORT GRPC_PORT ADAPTER_PORT
-  read -r METRICS_PORT PROBE_PORT GRPC_PORT ADAPTER_PORT < <(free_ports 4)
+  local METRICS_PORT PROBE_PORT GRPC_PORT ADAPTER_PORT ADAPTER_METRICS_PORT
+  read -r METRICS_PORT PROBE_PORT GRPC_PORT ADAPTER_PORT ADAPTER_METRICS_PORT < <(free_ports 5)
   cat >"$STATE_DIR/keda.env" <<ENV
 KEDA_NAMESPACE=$KEDA_NS
 KEDA_CERT_DIR=$certs
@@ -55,6 +58,7 @@ KEDA_METRICS_PORT=$METRICS_PORT
 KEDA_PROBE_PORT=$PROBE_PORT
 KEDA_GRPC_PORT=$GRPC_PORT
 KEDA_ADAPTER_PORT=$ADAPTER_PORT
+KEDA_ADAPTER_METRICS_PORT=$ADAPTER_METRICS_PORT
 ENV
   log "starting keda-operator (health 127.0.0.1:$PROBE_PORT, gRPC 127.0.0.1:$GRPC_PORT)"
   start_proc keda-operator env KUBECONFIG="$STATE_DIR/kubeconfig" WATCH_NAMESPACE= \
@@ -64,7 +68,7 @@ ENV
     --metrics-bind-address="127.0.0.1:$METRICS_PORT" --health-probe-bind-address="127.0.0.1:$PROBE_PORT" \
     --metrics-service-bind-address="127.0.0.1:$GRPC_PORT" \
     --zap-log-level=info --zap-encoder=console
-  wait_for "keda-operator /readyz" 90 curl_ok "http://127.0.0.1:$PROBE_PORT/readyz"
+  WAIT_PROC=keda-operator wait_for "keda-operator /readyz" 90 curl_ok "http://127.0.0.1:$PROBE_PORT/readyz"
 
   if [[ $with_adapter == 1 && -x "$BIN_DIR/keda-adapter" ]]; then
     log "starting keda-adapter on https://127.0.0.1:$ADAPTER_PORT"
@@ -76,8 +80,9 @@ ENV
       --authentication-kubeconfig="$STATE_DIR/kubeconfig" --authorization-kubeconfig="$STATE_DIR/kubeconfig" \
       --lister-kubeconfig="$STATE_DIR/kubeconfig" \
       --metrics-service-address="127.0.0.1:$GRPC_PORT" \
+      --port="$ADAPTER_METRICS_PORT" \
       --zap-log-level=info --zap-encoder=console
-    wait_for "keda-adapter /readyz" 90 curl_ok -k "https://127.0.0.1:$ADAPTER_PORT/readyz"
+    WAIT_PROC=keda-adapter wait_for "keda-adapter /readyz" 90 curl_ok -k "https://127.0.0.1:$ADAPTER_PORT/readyz"
     kc apply -f - >/dev/null <<YAML
 apiVersion: v1
 kind: Service
@@ -103,6 +108,7 @@ YAML
   elif [[ $with_adapter == 1 ]]; then
     log "keda-adapter not built: only the operator runs (0 <-> 1 activation works, 1 -> N does not)"
   fi
+  KEDA_OK=1
   status
 }
 

@@ -60,9 +60,13 @@ module_dir() { # module version
 
 curl_ok() { curl -fsS -o /dev/null --max-time 2 "$@"; }
 
-wait_for() { # description timeout-seconds cmd...
+wait_for() { # description timeout-seconds cmd...   (WAIT_PROC=name: fail fast if it dies)
   local what="$1" timeout="$2" t0=$SECONDS; shift 2
   until "$@" >/dev/null 2>&1; do
+    if [[ -n "${WAIT_PROC:-}" ]] && ! pid_alive "$STATE_DIR/pids/$WAIT_PROC.pid"; then
+      log "$WAIT_PROC died while waiting for $what; last lines of its log:"
+      tail -15 "$STATE_DIR/logs/$WAIT_PROC.log" >&2; return 1
+    fi
     if (( SECONDS - t0 >= timeout )); then
       log "timed out after ${timeout}s waiting for $what; see $STATE_DIR/logs"; return 1
     fi

@@ -156,7 +156,7 @@ start_proc etcd "$BIN_DIR/etcd" --name=detectflow-dev --data-dir="$STATE_DIR/etc
   --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
   --initial-cluster="detectflow-dev=http://127.0.0.1:$ETCD_PEER_PORT" --initial-cluster-state=new \
   --unsafe-no-fsync --quota-backend-bytes=2147483648 --log-level=warn
-wait_for "etcd health" 30 curl_ok "http://127.0.0.1:$ETCD_PORT/health"
+WAIT_PROC=etcd wait_for "etcd health" 30 curl_ok "http://127.0.0.1:$ETCD_PORT/health"
 
 log "starting kube-apiserver on $API_URL"
 start_proc kube-apiserver "$BIN_DIR/kube-apiserver" \
@@ -181,7 +181,7 @@ start_proc kube-apiserver "$BIN_DIR/kube-apiserver" \
   --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
   --enable-aggregator-routing=false \
   --profiling=false --v=1
-wait_for "kube-apiserver /readyz" 90 "$KUBECTL" --kubeconfig="$STATE_DIR/kubeconfig" get --raw=/readyz
+WAIT_PROC=kube-apiserver wait_for "kube-apiserver /readyz" 90 "$KUBECTL" --kubeconfig="$STATE_DIR/kubeconfig" get --raw=/readyz
 
 log "starting kube-controller-manager and kube-scheduler"
 start_proc kube-controller-manager "$BIN_DIR/kube-controller-manager" \

@@ -198,3 +198,43 @@ def test_helm_install_wait(cluster: ClusterInfo, namespace: str, tmp_path) -> No
     dep = cluster.kubectl_json("-n", namespace, "get", "deployment", "demo")
     assert dep["status"]["readyReplicas"] == 2
     helm("uninstall", "demo", "-n", namespace, "--wait")
+
+
+@pytest.mark.keda
+def test_keda_scales_through_external_metrics_api(cluster: ClusterInfo, namespace: str) -> None:
+    """KEDA operator + metrics adapter (APIService on loopback): a cron ScaledObject activates
+    0 -> 1 and its HPA scales 1 -> 3 on KEDA's external metric."""
+    from tests.support.cluster import keda_running
+
+    with keda_running() as keda:
+        if keda.adapter_url is None:
+            pytest.skip("keda-adapter not built: 1 -> N scaling cannot be tested")
+        apisvc = cluster.kubectl_json("get", "apiservice", "v1beta1.external.metrics.k8s.io")
+        assert any(c["type"] == "Available" and c["status"] == "True" for c in apisvc["status"]["conditions"])
+        cluster.kubectl("-n", namespace, "apply", "-f", "-", input=_deployment("scaled", 0))
+        scaled_object = {
+            "apiVersion": "keda.sh/v1alpha1",
+            "kind": "ScaledObject",
+            "metadata": {"name": "scaled"},
+            "spec": {
+                "scaleTargetRef": {"name": "scaled"},
+                "minReplicaCount": 0,
+                "maxReplicaCount": 5,
+                "pollingInterval": 5,
+                "triggers": [{
+                    "type": "cron",
+                    "metadata": {"timezone": "Etc/UTC", "start": "0 * * * *", "end": "59 * * * *",
+                                 "desiredReplicas": "3"},
+                }],
+            },
+        }
+        cluster.kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(scaled_object))
+
+        def ready_replicas() -> bool:
+            dep = cluster.kubectl_json("-n", namespace, "get", "deployment", "scaled")
+            return dep.get("status", {}).get("readyReplicas") == 3
+
+        wait_for(ready_replicas, timeout=120, what="KEDA-driven scale to 3 ready replicas")
+        hpa = cluster.kubectl_json("-n", namespace, "get", "hpa", "keda-hpa-scaled")
+        assert hpa["status"]["currentMetrics"][0]["type"] == "External"
+        cluster.kubectl("-n", namespace, "delete", "scaledobject", "scaled", "--wait=true")
