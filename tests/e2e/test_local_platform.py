@@ -114,3 +114,18 @@ def test_detect_reports_api_errors(tmp_path: Path):
     )  # fmt: skip
     assert res.returncode == 1
     assert "notes.png" in res.stdout + res.stderr
+
+
+def test_up_refuses_a_busy_port_with_a_clear_message(tmp_path: Path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        res = subprocess.run(
+            [sys.executable, "-m", "detectflow.cli.main", "up", "--port", str(port), "--no-build-models"],
+            capture_output=True, text=True, timeout=60, env=cli_env(state_dir=tmp_path / "s"),
+        )  # fmt: skip
+    assert res.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in res.stdout + res.stderr

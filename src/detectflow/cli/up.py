@@ -134,6 +134,8 @@ def register(app: typer.Typer) -> None:
         tasks = task or list(Task)
         state = s.state_dir
         state.mkdir(parents=True, exist_ok=True)
+        lock = _lock_state_dir(state)
+        _check_port_free(host, port)
         if build_models:
             for t in tasks:
                 subprocess.run(_cli("models", "build", "--only", t.value), check=True)
@@ -189,8 +191,31 @@ def register(app: typer.Typer) -> None:
             _stop_all(procs, timeout=s.worker_time_limit_seconds + 10)
             if redis_server:
                 redis_server.stop()
+            lock.close()
             console.print("stopped.")
         raise typer.Exit(code)
+
+
+def _lock_state_dir(state: Path):
+    """Hold an exclusive lock on the state directory: two `up`s must not share one Redis AOF."""
+    import fcntl
+
+    fh = (state / "up.lock").open("w")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        console.print(f"[red]another `detectflow up` is using {state}[/] (stop it, or set DETECTFLOW_STATE_DIR)")
+        raise typer.Exit(1) from None
+    return fh
+
+
+def _check_port_free(host: str, port: int) -> None:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            console.print(f"[red]cannot listen on {host}:{port}: {exc.strerror}[/] (choose another with --port)")
+            raise typer.Exit(1) from None
 
 
 def _wait_ready(api_url: str, tasks: list[Task], procs, stopping, timeout: float = 180.0) -> bool:
