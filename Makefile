@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export DETECTFLOW_CACHE ?= $(HOME)/.cache/detectflow
 
-.PHONY: help bootstrap up models test test-unit bench lint cluster-build cluster-up cluster-down clean
+.PHONY: help bootstrap up models test test-unit chart-test bench lint cluster-build cluster-up cluster-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -30,8 +30,12 @@ test-unit: bootstrap  ## the fast tier only
 bench: bootstrap models  ## benchmarks; writes docs/performance.md
 	$(BIN)/python -m bench.run --write docs/performance.md
 
-lint: bootstrap  ## static checks
+lint: bootstrap  ## static checks: hadolint on the Dockerfiles, helm lint on the chart
 	$(BIN)/python -m compileall -q src tests bench
+	scripts/lint.sh
+
+chart-test: bootstrap models cluster-build  ## the chart, KEDA and image tiers only
+	scripts/test.sh tests/chart tests/keda tests/images
 
 cluster-build:  ## build the loopback Kubernetes binaries (cached)
 	scripts/cluster/build.sh

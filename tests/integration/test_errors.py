@@ -167,3 +167,25 @@ def test_redis_down_is_service_unavailable_not_500(settings):
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
         assert client.get("/metrics").status_code == 200
+
+
+def test_redis_out_of_memory_is_service_unavailable(tmp_path):
+    # Given a real redis-server with a tiny memory limit that refuses writes
+    from fastapi.testclient import TestClient
+
+    from detectflow.api.app import create_app
+    from detectflow.cli.up import RedisServer
+    from detectflow.config import Settings
+    from detectflow.jobs.store import connect
+
+    with RedisServer(tmp_path / "redis", appendonly=False) as server:
+        connect(server.url).config_set("maxmemory", "1mb")
+        connect(server.url).config_set("maxmemory-policy", "noeviction")
+        app = create_app(Settings(redis_url=server.url, redis_prefix="oom", webhook_secret="x"))
+        with TestClient(app, raise_server_exceptions=False) as client:
+            # When an upload no longer fits
+            resp = submit(client, image_bytes("astronaut"))
+            # Then the answer is 503 with a reason, not a 500
+            body = _assert_error(resp, 503, "service_unavailable")
+            assert body["error"]["details"]["reason"] == "redis_out_of_memory"
+            assert resp.headers["retry-after"] == "30"

@@ -69,6 +69,17 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return error_response(err)
 
+    @app.exception_handler(redis.exceptions.OutOfMemoryError)
+    async def _redis_full(request: Request, exc: Exception) -> JSONResponse:
+        log.error("redis is out of memory: %s", exc)
+        err = DetectflowError(
+            ErrorCode.service_unavailable,
+            "The job store is full; retry later.",
+            {"reason": "redis_out_of_memory"},
+            headers={"Retry-After": "30"},
+        )
+        return error_response(err)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
