@@ -55,6 +55,8 @@ def worker(
     env["DETECTFLOW_WORKER_THREADS"] = str(threads)
     # One message in hand per thread: a busy pod never hoards jobs another pod could run.
     env["dramatiq_queue_prefetch"] = str(threads)
+    # Dramatiq's worker processes log through pipes: decide "auto" here, where the terminal is known.
+    env["DETECTFLOW_LOG_FORMAT"] = _resolved_log_format(s.log_format)
     args = [
         sys.executable, "-m", "dramatiq", "detectflow.worker.main",
         "--processes", str(processes or s.worker_processes),
@@ -64,6 +66,12 @@ def worker(
         "--worker-shutdown-timeout", str((s.worker_time_limit_seconds + 5) * 1000),
     ]  # fmt: skip
     os.execve(sys.executable, args, env)
+
+
+def _resolved_log_format(fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    return "text" if sys.stderr.isatty() else "json"
 
 
 def _mount_optional() -> None:

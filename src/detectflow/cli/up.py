@@ -140,6 +140,8 @@ def register(app: typer.Typer) -> None:
             for t in tasks:
                 subprocess.run(_cli("models", "build", "--only", t.value), check=True)
         env = dict(os.environ)
+        if s.log_format == "auto":  # children log through our terminal, or not
+            env["DETECTFLOW_LOG_FORMAT"] = "text" if sys.stderr.isatty() else "json"
         if not s.webhook_secret:
             secret_file = state / "webhook-secret"
             if not secret_file.exists():
