@@ -11,6 +11,7 @@
 # cache's disk use at the end.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ensure_host_tools
 
 ONLY=() FORCE=0
 while [[ $# -gt 0 ]]; do

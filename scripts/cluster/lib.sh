@@ -34,6 +34,21 @@ go_env() {
 }
 log() { echo "[$(basename "$0")] $*" >&2; }
 
+# Commands the scripts need besides Go; installed with apt-get when missing (root, Debian).
+ensure_host_tools() {
+  local -A pkg=([openssl]=openssl [curl]=curl [flock]=util-linux [setsid]=util-linux
+                [python3]=python3 [sha256sum]=coreutils [realpath]=coreutils [pgrep]=procps)
+  local c missing=()
+  for c in "${!pkg[@]}"; do command -v "$c" >/dev/null || missing+=("${pkg[$c]}"); done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    log "installing missing host tools: ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    log "missing host tools (packages: ${missing[*]}); install them first"; return 1
+  fi
+}
+
 # kubectl: the one we built, else the system one.
 kubectl_bin() {
   if [[ -x "$BIN_DIR/kubectl" ]]; then echo "$BIN_DIR/kubectl"

@@ -9,6 +9,7 @@
 # Idempotent: with a live cluster it only prints how to use it. Stop it with scripts/cluster/down.sh.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+ensure_host_tools
 
 WITH_KEDA=0 NO_BUILD=0 TIMEOUT=120
 while [[ $# -gt 0 ]]; do
