@@ -133,7 +133,21 @@ def generate(name, v, tidy=True):
     (d / "go.sum").unlink(missing_ok=True)
     if tidy:
         subprocess.run([GO, "mod", "tidy"], check=True, cwd=d, env=goenv())
+        report_drift(gomod, d, {r.split(" => ")[0].split()[0] for r in out_repl})
     print(f"[gen-wrapper]   wrote {d / 'go.mod'} ({len(out_repl)} replaces)")
+
+
+def report_drift(release_gomod, wrapper_dir, replaced):
+    """Warn when version selection in the wrapper lifted a dependency above the release's pin."""
+    pin = re.compile(r"^\s*(?:require\s+)?(\S+)\s+(v\S+)", re.M)
+    want = dict(pin.findall(release_gomod))
+    got = dict(pin.findall((wrapper_dir / "go.mod").read_text()))
+    drift = [(m, want[m], got[m]) for m in want
+             if m in got and m not in replaced and want[m] != got[m] and not want[m].startswith("v0.0.0-0")]
+    for m, w, g in drift:
+        print(f"[gen-wrapper]   WARNING: {m} {w} in the release, {g} in the wrapper")
+    if not drift:
+        print("[gen-wrapper]   dependency versions match the release's go.mod")
 
 
 def main(argv):
