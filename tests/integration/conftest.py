@@ -30,11 +30,11 @@ def make_client(settings: Settings) -> Iterator[Callable[..., TestClient]]:
     def make(**overrides: object) -> TestClient:
         client = TestClient(create_app(settings.model_copy(update=overrides)), raise_server_exceptions=False)
         clients.append(client)
-        return client
+        return client.__enter__()  # one event loop for the client's life, lifespan included
 
     yield make
     for c in clients:
-        c.close()
+        c.__exit__(None, None, None)
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ the work itself is done by a worker process on this machine against the same Red
 
 from __future__ import annotations
 
+import asyncio
+
 import io
 import time
 from collections.abc import Iterator
@@ -21,7 +23,7 @@ from PIL import Image
 from detectflow.cli.up import RedisServer
 from detectflow.config import Settings, Task
 from detectflow.jobs.service import JobService
-from detectflow.jobs.store import RedisJobStore, connect
+from detectflow.jobs.store import AsyncJobStore, RedisJobStore, connect, connect_async
 from detectflow.operator.crd import DetectionPipeline, dump_yaml
 from detectflow.operator.render import queue_keys, redis_prefix, render_all
 from detectflow.worker.broker import DramatiqEnqueuer, make_broker
@@ -143,9 +145,14 @@ def test_keda_scales_worker_from_zero_on_queue_depth_and_back(
     # When jobs are submitted: real Dramatiq messages on the pipeline's queue (its own prefix)
     settings = Settings(redis_url=redis_server.url, redis_prefix=prefix)
     broker = make_broker(settings, set_global=False)
-    store = RedisJobStore(connect(redis_server.url), prefix, settings.job_ttl_seconds)
-    service = JobService(store, DramatiqEnqueuer(broker), settings)
-    jobs = [service.submit(_png(), Task.face)[0].id for _ in range(2 * MAX_REPLICAS)]
+    service = JobService(
+        AsyncJobStore(connect_async(redis_server.url), prefix, settings.job_ttl_seconds), DramatiqEnqueuer(broker), settings
+    )
+
+    async def submit_all() -> list[str]:
+        return [(await service.submit(_png(), Task.face))[0].id for _ in range(2 * MAX_REPLICAS)]
+
+    jobs = asyncio.run(submit_all())
     assert r.hlen(keys["unfinished"]) == len(jobs)
     sent = timeline.mark(f"enqueued {len(jobs)} jobs (HLEN {keys['unfinished']} = {len(jobs)})")
 
@@ -173,6 +180,7 @@ def test_keda_scales_worker_from_zero_on_queue_depth_and_back(
         wait_for(lambda: r.hlen(keys["unfinished"]) == 0 and r.hlen(keys["delayed"]) == 0, timeout=120,
                  what="the queue drained")  # fmt: skip
         drained = timeline.mark("queue drained by a real `detectflow worker`")
+        store = RedisJobStore(connect(redis_server.url), prefix, settings.job_ttl_seconds)
         assert all(store.get(j).status.value == "succeeded" for j in jobs)
 
         # Then KEDA returns the worker to 0 once the queue has been idle for the cooldown

@@ -14,7 +14,7 @@ from detectflow.api.routes import health, jobs
 from detectflow.api.waiter import JobWaiter
 from detectflow.config import Settings, get_settings
 from detectflow.jobs.service import Enqueuer, JobService
-from detectflow.jobs.store import RedisJobStore
+from detectflow.jobs.store import AsyncJobStore, RedisJobStore, connect_async
 
 __all__ = ["create_app"]
 
@@ -25,11 +25,15 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     from detectflow.worker.broker import DramatiqEnqueuer, make_broker
 
     broker = make_broker(settings, set_global=False)
-    store = RedisJobStore(broker.client, settings.redis_prefix, settings.job_ttl_seconds)
+    password = settings.redis_password.get_secret_value() if settings.redis_password else None
+    aclient = connect_async(settings.redis_url, password, health_check_interval=30)
+    # the API's own work runs on the event loop (asyncio Redis); readiness and metrics read
+    # through the broker's synchronous client in the thread pool
+    observer = RedisJobStore(broker.client, settings.redis_prefix, settings.job_ttl_seconds)
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
-        await app.state.waiter.close()
+        await aclient.aclose()
         broker.close()
 
     app = FastAPI(
@@ -39,10 +43,11 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
         description="Face and object detection as asynchronous jobs. Submit an image, poll the job.",
     )
     app.state.settings = settings
-    app.state.metrics = Metrics(store, settings)
+    app.state.observer = observer
+    app.state.metrics = Metrics(observer, settings)
+    store = AsyncJobStore(aclient, settings.redis_prefix, settings.job_ttl_seconds)
     app.state.jobs = JobService(store, enqueuer or DramatiqEnqueuer(broker), settings)
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    app.state.waiter = JobWaiter(settings.redis_url, password, settings.redis_prefix)
+    app.state.waiter = JobWaiter(aclient, settings.redis_prefix)
     install_error_handlers(app)
     app.include_router(jobs.router)
     app.include_router(health.router)

@@ -12,8 +12,8 @@ __all__ = ["JobWaiter"]
 class JobWaiter:
     """Blocks on the job's "done" list, which the final state transition fills atomically."""
 
-    def __init__(self, url: str, password: str | None, prefix: str) -> None:
-        self.client = aioredis.Redis.from_url(url, password=password) if password else aioredis.Redis.from_url(url)
+    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+        self.client = client
         self.keys = Keys(prefix)
 
     async def wait(self, job_id: str, timeout: float) -> bool:
@@ -26,6 +26,3 @@ class JobWaiter:
         async with self.client.pipeline(transaction=True) as pipe:
             await pipe.rpush(key, 1).expire(key, 300).execute()
         return True
-
-    async def close(self) -> None:
-        await self.client.aclose()

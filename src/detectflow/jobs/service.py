@@ -5,15 +5,15 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from redis.client import Pipeline
+from anyio import to_thread
 
 from detectflow.config import Settings, Task
 from detectflow.jobs.images import inspect_image
 from detectflow.jobs.models import DetectflowError, ErrorCode, JobRecord, JobStatus, WebhookState
-from detectflow.jobs.store import RedisJobStore
+from detectflow.jobs.store import AsyncJobStore
 from detectflow.worker.webhooks import is_private_target
 
 __all__ = ["Enqueuer", "JobService", "retry_after_seconds"]
@@ -25,7 +25,7 @@ MIN_RETRY_AFTER, MAX_RETRY_AFTER = 1, 300
 class Enqueuer(Protocol):
     """Puts a job id on its task's queue; with ``pipe``, as part of the caller's Redis transaction."""
 
-    def enqueue(self, task: Task, job_id: str, pipe: Pipeline | None = None) -> None: ...
+    def enqueue(self, task: Task, job_id: str, pipe: Any = None) -> None: ...
 
 
 def retry_after_seconds(depth: int, limit: int, drain_per_s: float) -> int:
@@ -37,14 +37,14 @@ def retry_after_seconds(depth: int, limit: int, drain_per_s: float) -> int:
 
 
 class JobService:
-    """The job lifecycle as the API sees it."""
+    """The job lifecycle as the API sees it (asyncio: the API's event loop runs it)."""
 
-    def __init__(self, store: RedisJobStore, enqueuer: Enqueuer, settings: Settings) -> None:
+    def __init__(self, store: AsyncJobStore, enqueuer: Enqueuer, settings: Settings) -> None:
         self.store = store
         self.enqueuer = enqueuer
         self.settings = settings
 
-    def submit(
+    async def submit(
         self,
         data: bytes,
         task: Task,
@@ -61,7 +61,7 @@ class JobService:
         job_id = uuid.uuid4().hex
 
         if idempotency_key:
-            claim = self.store.claim_idempotency_key(idempotency_key, job_id, f"{task}:{fingerprint}")
+            claim = await self.store.claim_idempotency_key(idempotency_key, job_id, f"{task}:{fingerprint}")
             if claim is not None:
                 found_id, found_fp = claim
                 if found_fp != f"{task}:{fingerprint}":
@@ -70,15 +70,15 @@ class JobService:
                         "This Idempotency-Key was used for a different request.",
                         {"job_id": found_id},
                     )
-                existing = self.store.get(found_id)
+                existing = await self.store.get(found_id)
                 if existing is not None:
                     return existing, False
-                self.store.release_idempotency_key(idempotency_key)  # its job expired
-                return self.submit(
+                await self.store.release_idempotency_key(idempotency_key)  # its job expired
+                return await self.submit(
                     data, task, webhook_url=webhook_url, idempotency_key=idempotency_key, request_id=request_id
                 )
         try:
-            self._check_backpressure(task)
+            await self._check_backpressure(task)
             job = JobRecord(
                 id=job_id,
                 task=task.value,
@@ -90,10 +90,10 @@ class JobService:
                 image_width=header.width,
                 image_height=header.height,
             )
-            self.store.create(job, data, also=lambda pipe: self.enqueuer.enqueue(task, job_id, pipe))
+            await self.store.create(job, data, also=lambda pipe: self.enqueuer.enqueue(task, job_id, pipe))
         except Exception:
             if idempotency_key:
-                self.store.release_idempotency_key(idempotency_key)
+                await self.store.release_idempotency_key(idempotency_key)
             raise
         return job, True
 
@@ -120,11 +120,11 @@ class JobService:
             )
         return WebhookState(url=url)
 
-    def _check_backpressure(self, task: Task) -> None:
+    async def _check_backpressure(self, task: Task) -> None:
         limit = self.settings.api_max_queue_depth
-        depth = self.store.queue_depth(task.queue_name)
+        depth = await self.store.queue_depth(task.queue_name)
         if depth >= limit:
-            wait = retry_after_seconds(depth, limit, self.store.drain_rate(task.value))
+            wait = retry_after_seconds(depth, limit, await self.store.drain_rate(task.value))
             raise DetectflowError(
                 ErrorCode.queue_full,
                 f"The {task.value} queue holds {depth} unfinished jobs (limit {limit}); retry later.",
@@ -132,14 +132,14 @@ class JobService:
                 headers={"Retry-After": str(wait)},
             )
 
-    def get(self, job_id: str) -> JobRecord:
-        job = self.store.get(job_id)
+    async def get(self, job_id: str) -> JobRecord:
+        job = await self.store.get(job_id)
         if job is None:
             raise DetectflowError(ErrorCode.job_not_found, f"No job {job_id} (unknown or expired).")
         return job
 
-    def cancel(self, job_id: str) -> JobRecord:
-        applied, old = self.store.cancel(job_id)
+    async def cancel(self, job_id: str) -> JobRecord:
+        applied, old = await self.store.cancel(job_id)
         if old is None:
             raise DetectflowError(ErrorCode.job_not_found, f"No job {job_id} (unknown or expired).")
         if not applied and old != JobStatus.cancelled:
@@ -148,25 +148,26 @@ class JobService:
                 f"Job {job_id} is {old}: only queued jobs can be cancelled.",
                 {"status": old},
             )
-        return self.get(job_id)
+        return await self.get(job_id)
 
-    def annotated_png(self, job_id: str) -> bytes:
+    async def annotated_png(self, job_id: str) -> bytes:
         """The uploaded image with its detections drawn, as PNG (cached after the first call)."""
-        job = self.get(job_id)
+        job = await self.get(job_id)
         if job.status is not JobStatus.succeeded:
             raise DetectflowError(
                 ErrorCode.job_not_finished,
                 f"Job {job_id} is {job.status}; the annotated image exists once it has succeeded.",
                 {"status": job.status.value},
             )
-        cached = self.store.annotated(job_id)
+        cached = await self.store.annotated(job_id)
         if cached is not None:
             return cached
         from detectflow.jobs.render import render_annotated_png
 
-        data = self.store.image(job_id)
+        data = await self.store.image(job_id)
         if data is None:
             raise DetectflowError(ErrorCode.job_not_found, f"The image of job {job_id} has expired.")
-        png = render_annotated_png(data, (job.result or {}).get("detections", []))
-        self.store.save_annotated(job_id, png)
+        # decoding and drawing take milliseconds of CPU: not on the event loop
+        png = await to_thread.run_sync(render_annotated_png, data, (job.result or {}).get("detections", []))
+        await self.store.save_annotated(job_id, png)
         return png

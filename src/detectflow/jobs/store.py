@@ -9,11 +9,11 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from redis.client import Pipeline
+import redis.asyncio as aioredis
 
 from detectflow.jobs.models import JobError, JobRecord, JobStatus, WebhookState, utcnow
 
-__all__ = ["RedisJobStore", "Keys", "connect"]
+__all__ = ["AsyncJobStore", "RedisJobStore", "Keys", "connect", "connect_async"]
 
 _JSON_FIELDS = ("error", "result", "webhook")
 
@@ -44,6 +44,13 @@ def connect(url: str, password: str | None = None, **kwargs: Any) -> redis.Redis
     if password:
         kwargs["password"] = password
     return redis.Redis.from_url(url, **kwargs)
+
+
+def connect_async(url: str, password: str | None = None, **kwargs: Any) -> aioredis.Redis:
+    """An asyncio Redis client for ``url``; ``password`` overrides the one in the URL."""
+    if password:
+        kwargs["password"] = password
+    return aioredis.Redis.from_url(url, **kwargs)
 
 
 class Keys:
@@ -109,11 +116,46 @@ def _decode(raw: dict[bytes, bytes]) -> JobRecord:
     return JobRecord.model_validate(data)
 
 
-class RedisJobStore:
-    """Jobs as Redis hashes with a TTL; transitions are atomic Lua scripts."""
+def _queue_create(pipe: Any, keys: Keys, ttl: int, job: JobRecord, image: bytes) -> None:
+    """Buffer the commands that store a new job and its image on ``pipe`` (sync or asyncio)."""
+    mapping = {k: _encode(v) for k, v in job.model_dump(exclude_none=True).items() if k not in _JSON_FIELDS}
+    if job.webhook is not None:
+        mapping["webhook"] = job.webhook.model_dump_json()
+    pipe.set(keys.image(job.id), image, ex=ttl)
+    pipe.hset(keys.job(job.id), mapping=mapping)
+    pipe.expire(keys.job(job.id), ttl)
+    pipe.hincrby(keys.job_counts(), "created", 1)
 
-    #: Window over which the drain rate is measured (seconds).
-    DRAIN_WINDOW = 60.0
+
+def _transition_request(
+    keys: Keys, job_id: str, allowed: Iterable[JobStatus], new: JobStatus, incr: bool, fields: dict[str, Any]
+) -> tuple[list[str], list[str]]:
+    # final states are counted in the same script, so counters never lag the job
+    args: list[str] = [",".join(allowed), new.value, "1" if incr else "0", "1" if new.is_final else "0"]
+    for k, v in fields.items():
+        args += [k, _encode(v)]
+    return [keys.job(job_id), keys.job_counts(), keys.done(job_id)], args
+
+
+def _transition_result(reply: list) -> tuple[bool, str | None, str | None]:
+    applied, old, *rest = reply
+    request_id = rest[0].decode() if rest and rest[0] else None
+    return bool(applied), (old.decode() if old else None), request_id
+
+
+def _idempotency_result(existing: bytes) -> tuple[str, str]:
+    found_id, _, found_fp = existing.decode().partition(" ")
+    return found_id, found_fp
+
+
+#: Window over which the drain rate is measured (seconds).
+DRAIN_WINDOW = 60.0
+
+
+class RedisJobStore:
+    """Jobs as Redis hashes with a TTL; transitions are atomic Lua scripts (workers, observers)."""
+
+    DRAIN_WINDOW = DRAIN_WINDOW
     #: Upper bounds of the inference-time histogram (seconds).
     INFERENCE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -123,41 +165,7 @@ class RedisJobStore:
         self.ttl = ttl_seconds
         self._transition = client.register_script(_TRANSITION)
 
-    # --- create / read ---------------------------------------------------------------
-    def claim_idempotency_key(self, key: str, job_id: str, fingerprint: str) -> tuple[str, str] | None:
-        """Bind ``key`` to ``job_id``; returns the existing (job id, fingerprint) if already bound."""
-        value = f"{job_id} {fingerprint}"
-        if self.client.set(self.keys.idempotency(key), value, nx=True, ex=self.ttl):
-            return None
-        existing = self.client.get(self.keys.idempotency(key))
-        if existing is None:  # expired between the two calls: try once more
-            return self.claim_idempotency_key(key, job_id, fingerprint)
-        found_id, _, found_fp = existing.decode().partition(" ")
-        return found_id, found_fp
-
-    def release_idempotency_key(self, key: str) -> None:
-        self.client.delete(self.keys.idempotency(key))
-
-    def create(self, job: JobRecord, image: bytes, also: Callable[[Pipeline], None] | None = None) -> None:
-        """Store a new job and its image, both expiring after the TTL.
-
-        ``also`` adds commands (the enqueue) to the same MULTI/EXEC: a job is never stored without
-        its message, nor its message sent without the job.
-        """
-        mapping = {
-            k: _encode(v) for k, v in job.model_dump(exclude_none=True).items() if k not in _JSON_FIELDS
-        }
-        if job.webhook is not None:
-            mapping["webhook"] = job.webhook.model_dump_json()
-        pipe = self.client.pipeline(transaction=True)
-        pipe.set(self.keys.image(job.id), image, ex=self.ttl)
-        pipe.hset(self.keys.job(job.id), mapping=mapping)
-        pipe.expire(self.keys.job(job.id), self.ttl)
-        pipe.hincrby(self.keys.job_counts(), "created", 1)
-        if also is not None:
-            also(pipe)
-        pipe.execute()
-
+    # --- read ------------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:
         raw = self.client.hgetall(self.keys.job(job_id))
         return _decode(raw) if raw else None
@@ -173,23 +181,10 @@ class RedisJobStore:
     def image(self, job_id: str) -> bytes | None:
         return self.client.get(self.keys.image(job_id))
 
-    def annotated(self, job_id: str) -> bytes | None:
-        return self.client.get(self.keys.annotated(job_id))
-
-    def save_annotated(self, job_id: str, png: bytes) -> None:
-        ttl = self.client.ttl(self.keys.job(job_id))
-        self.client.set(self.keys.annotated(job_id), png, ex=ttl if ttl and ttl > 0 else self.ttl)
-
     # --- transitions -----------------------------------------------------------------
     def _apply(self, job_id: str, allowed: Iterable[JobStatus], new: JobStatus, incr: bool, **fields: Any):
-        # final states are counted in the same script, so counters never lag the job
-        args: list[str] = [",".join(allowed), new.value, "1" if incr else "0", "1" if new.is_final else "0"]
-        for k, v in fields.items():
-            args += [k, _encode(v)]
-        keys = [self.keys.job(job_id), self.keys.job_counts(), self.keys.done(job_id)]
-        applied, old, *rest = self._transition(keys=keys, args=args)
-        request_id = rest[0].decode() if rest and rest[0] else None
-        return bool(applied), (old.decode() if old else None), request_id
+        keys, args = _transition_request(self.keys, job_id, allowed, new, incr, fields)
+        return _transition_result(self._transition(keys=keys, args=args))
 
     def mark_running(self, job_id: str) -> tuple[bool, str | None, str | None]:
         """queued|running -> running (a redelivered message counts a new attempt).
@@ -223,13 +218,6 @@ class RedisJobStore:
             self._count_finished(task, JobStatus.failed, None)
         return applied
 
-    def cancel(self, job_id: str) -> tuple[bool, str | None]:
-        """queued -> cancelled; returns (applied, previous status or None if missing)."""
-        applied, old, _ = self._apply(
-            job_id, (JobStatus.queued,), JobStatus.cancelled, False, finished_at=utcnow()
-        )
-        return applied, old
-
     def set_webhook_state(self, job_id: str, state: WebhookState) -> None:
         key = self.keys.job(job_id)
         if self.client.exists(key):
@@ -258,12 +246,6 @@ class RedisJobStore:
         a, b = pipe.execute()
         return int(a) + int(b)
 
-    def drain_rate(self, task: str) -> float:
-        """Jobs finished per second over the last ``DRAIN_WINDOW`` seconds."""
-        now = time.time()
-        n = self.client.zcount(self.keys.completions(task), now - self.DRAIN_WINDOW, now)
-        return n / self.DRAIN_WINDOW
-
     def job_counts(self) -> dict[str, int]:
         return {k.decode(): int(v) for k, v in self.client.hgetall(self.keys.job_counts()).items()}
 
@@ -286,3 +268,73 @@ class RedisJobStore:
         if stale:
             self.client.hdel(self.keys.workers(task), *[w for w, _ in stale])
         return [{"id": w.decode(), **i} for w, i in live]
+
+
+class AsyncJobStore:
+    """The API's side of the job store on redis.asyncio: no thread per request.
+
+    Shares the key layout, encoding and transition script with :class:`RedisJobStore`.
+    """
+
+    def __init__(self, client: aioredis.Redis, prefix: str, ttl_seconds: int) -> None:
+        self.client = client
+        self.keys = Keys(prefix)
+        self.ttl = ttl_seconds
+        self._transition = client.register_script(_TRANSITION)
+
+    async def claim_idempotency_key(self, key: str, job_id: str, fingerprint: str) -> tuple[str, str] | None:
+        """Bind ``key`` to ``job_id``; returns the existing (job id, fingerprint) if already bound."""
+        if await self.client.set(self.keys.idempotency(key), f"{job_id} {fingerprint}", nx=True, ex=self.ttl):
+            return None
+        existing = await self.client.get(self.keys.idempotency(key))
+        if existing is None:  # expired between the two calls: try once more
+            return await self.claim_idempotency_key(key, job_id, fingerprint)
+        return _idempotency_result(existing)
+
+    async def release_idempotency_key(self, key: str) -> None:
+        await self.client.delete(self.keys.idempotency(key))
+
+    async def create(self, job: JobRecord, image: bytes, also: Callable[[Any], None] | None = None) -> None:
+        """Store a new job and its image, both expiring after the TTL.
+
+        ``also`` adds commands (the enqueue) to the same MULTI/EXEC: a job is never stored without
+        its message, nor its message sent without the job.
+        """
+        async with self.client.pipeline(transaction=True) as pipe:
+            _queue_create(pipe, self.keys, self.ttl, job, image)
+            if also is not None:
+                also(pipe)
+            await pipe.execute()
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        raw = await self.client.hgetall(self.keys.job(job_id))
+        return _decode(raw) if raw else None
+
+    async def image(self, job_id: str) -> bytes | None:
+        return await self.client.get(self.keys.image(job_id))
+
+    async def annotated(self, job_id: str) -> bytes | None:
+        return await self.client.get(self.keys.annotated(job_id))
+
+    async def save_annotated(self, job_id: str, png: bytes) -> None:
+        ttl = await self.client.ttl(self.keys.job(job_id))
+        await self.client.set(self.keys.annotated(job_id), png, ex=ttl if ttl and ttl > 0 else self.ttl)
+
+    async def cancel(self, job_id: str) -> tuple[bool, str | None]:
+        """queued -> cancelled; returns (applied, previous status or None if missing)."""
+        keys, args = _transition_request(
+            self.keys, job_id, (JobStatus.queued,), JobStatus.cancelled, False, {"finished_at": utcnow()}
+        )
+        applied, old, _ = _transition_result(await self._transition(keys=keys, args=args))
+        return applied, old
+
+    async def queue_depth(self, queue: str) -> int:
+        """Unfinished work of a queue: waiting, prefetched, running, delayed."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            a, b = await pipe.hlen(self.keys.queue_messages(queue)).hlen(self.keys.delayed_messages(queue)).execute()
+        return int(a) + int(b)
+
+    async def drain_rate(self, task: str) -> float:
+        """Jobs finished per second over the last ``DRAIN_WINDOW`` seconds."""
+        now = time.time()
+        return await self.client.zcount(self.keys.completions(task), now - DRAIN_WINDOW, now) / DRAIN_WINDOW

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 from uuid import uuid4
 
 import redis
@@ -54,11 +55,11 @@ class WakeupRedisBroker(RedisBroker):
     def wakeup_key(self, queue_name: str) -> str:
         return f"{self.namespace}:__wakeup__.{queue_name}"
 
-    def enqueue(self, message: Message, *, delay: int | None = None, pipe: Pipeline | None = None) -> Message:
+    def enqueue(self, message: Message, *, delay: int | None = None, pipe: Any = None) -> Message:
         """Enqueue ``message`` (as RedisBroker.enqueue) and wake an idle consumer of its queue.
 
-        With ``pipe``, the commands are only queued on that pipeline: a caller's MULTI/EXEC makes
-        "store the job" and "enqueue its message" one atomic step.
+        With ``pipe`` (a sync or asyncio pipeline), the commands are only buffered on it: a caller's
+        MULTI/EXEC makes "store the job" and "enqueue its message" one atomic step.
         """
         queue_name = message.queue_name
         message = message.copy(options={"redis_message_id": str(uuid4())})
@@ -73,7 +74,12 @@ class WakeupRedisBroker(RedisBroker):
             self.dead_message_ttl, self._should_do_maintenance("enqueue"), self._max_unpack_size(),
             message.options["redis_message_id"], message.encode(),
         ]  # fmt: skip
-        self.scripts["dispatch"](args=args, keys=[self.namespace], client=pipe)
+        dispatch = self.scripts["dispatch"]
+        if not isinstance(pipe, Pipeline):  # an asyncio pipeline: have it load the script if needed
+            pipe.scripts.add(dispatch)
+            pipe.evalsha(dispatch.sha, 1, self.namespace, *args)
+        else:
+            dispatch(args=args, keys=[self.namespace], client=pipe)
         if delay is None:
             key = self.wakeup_key(queue_name)
             pipe.lpush(key, 1)
@@ -148,7 +154,7 @@ class DramatiqEnqueuer:
     def __init__(self, broker: WakeupRedisBroker) -> None:
         self.broker = broker
 
-    def enqueue(self, task: Task, job_id: str, pipe: Pipeline | None = None) -> None:
+    def enqueue(self, task: Task, job_id: str, pipe: Any = None) -> None:
         message = Message(
             queue_name=task.queue_name, actor_name=detect_actor_name(task), args=(job_id,), kwargs={}, options={}
         )

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from detectflow.api.deps import JobServiceDep, SettingsDep
+from detectflow.api.deps import SettingsDep
 from detectflow.config import Task
 
 router = APIRouter(tags=["health"])
@@ -18,8 +18,8 @@ def healthz() -> dict:
 
 
 @router.get("/readyz", summary="Redis is reachable; which workers were seen recently")
-def readyz(service: JobServiceDep, settings: SettingsDep) -> JSONResponse:
-    store = service.store
+def readyz(request: Request, settings: SettingsDep) -> JSONResponse:
+    store = request.app.state.observer
     try:
         store.client.ping()
     except Exception as exc:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
-from starlette.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from detectflow.api.deps import JobServiceDep, SettingsDep
@@ -31,7 +30,7 @@ def _base_url(request: Request, public_url: str) -> str:
     responses={202: {"model": JobPublic, "description": "Accepted; poll the Location."}, **_ERRORS},
     summary="Submit an image for detection",
 )
-def create_job(
+async def create_job(
     request: Request,
     service: JobServiceDep,
     settings: SettingsDep,
@@ -42,14 +41,14 @@ def create_job(
         str | None, Header(alias="Idempotency-Key", max_length=255, description="Replays return the same job.")
     ] = None,
 ) -> JSONResponse:
-    data = file.file.read(settings.api_max_upload_bytes + 1)
+    data = await file.read(settings.api_max_upload_bytes + 1)
     if len(data) > settings.api_max_upload_bytes:
         raise DetectflowError(
             ErrorCode.payload_too_large,
             f"The file exceeds {settings.api_max_upload_bytes} bytes.",
             {"max_upload_bytes": settings.api_max_upload_bytes},
         )
-    job, created = service.submit(
+    job, created = await service.submit(
         data, task, webhook_url=webhook_url, idempotency_key=idempotency_key, request_id=request_id_var.get()
     )
     body = job_public(job, _base_url(request, settings.api_public_url))
@@ -74,16 +73,16 @@ async def get_job(
         float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the job to finish (long polling).")
     ] = 0,
 ) -> JSONResponse:
-    job = await run_in_threadpool(service.get, job_id)
+    job = await service.get(job_id)
     if wait > 0 and not job.status.is_final:
         await request.app.state.waiter.wait(job_id, wait)
-        job = await run_in_threadpool(service.get, job_id)
+        job = await service.get(job_id)
     return JSONResponse(job_public(job, _base_url(request, settings.api_public_url)))
 
 
 @router.delete("/{job_id}", response_model=JobPublic, responses=_ERRORS, summary="Cancel a job that has not started")
-def cancel_job(job_id: str, request: Request, service: JobServiceDep, settings: SettingsDep) -> JSONResponse:
-    return JSONResponse(job_public(service.cancel(job_id), _base_url(request, settings.api_public_url)))
+async def cancel_job(job_id: str, request: Request, service: JobServiceDep, settings: SettingsDep) -> JSONResponse:
+    return JSONResponse(job_public(await service.cancel(job_id), _base_url(request, settings.api_public_url)))
 
 
 @router.get(
@@ -92,5 +91,5 @@ def cancel_job(job_id: str, request: Request, service: JobServiceDep, settings: 
     responses={200: {"content": {"image/png": {}}}, **_ERRORS},
     summary="The image with its detections drawn (PNG)",
 )
-def get_annotated(job_id: str, service: JobServiceDep) -> Response:
-    return Response(service.annotated_png(job_id), media_type="image/png")
+async def get_annotated(job_id: str, service: JobServiceDep) -> Response:
+    return Response(await service.annotated_png(job_id), media_type="image/png")
