@@ -58,13 +58,16 @@ def register(app: typer.Typer) -> None:
                 deadline = time.monotonic() + timeout
                 pending = set(jobs)
                 while pending and time.monotonic() < deadline:
+                    # one job left: long-poll it instead of polling
+                    wait = 2 if len(pending) == 1 else 0
                     for jid in list(pending):
-                        job = client.get(f"/v1/jobs/{jid}").json()
+                        job = client.get(f"/v1/jobs/{jid}", params={"wait": wait}).json()
                         jobs[jid] = (jobs[jid][0], job)
                         progress.update(bars[jid], description=f"{jobs[jid][0].name}: {job['status']}")
                         if job["status"] in FINAL:
                             pending.discard(jid)
-                    time.sleep(0.1)
+                    if wait == 0:
+                        time.sleep(0.1)
             for jid, (path, job) in jobs.items():
                 if as_json:
                     print(json.dumps(job))
