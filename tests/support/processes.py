@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from detectflow.cli.up import free_port
+from tests.support import polling
 
 __all__ = ["wait_for", "Proc", "start_api", "start_worker", "cli_env"]
 
@@ -20,18 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.05, what: str = "condition"):
-    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except Exception:  # noqa: BLE001 - services come up while we poll
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+    """Poll ``predicate`` (every 50 ms by default) until it returns something truthy; fail after ``timeout`` s."""
+    return polling.wait_for(predicate, timeout, interval, what)
 
 
 def cli_env(**settings: object) -> dict[str, str]:
