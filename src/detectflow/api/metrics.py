@@ -44,10 +44,8 @@ class _RedisCollector:
         for t in Task:
             q.add_metric([t.value], depth[t])
             w.add_metric([t.value], workers[t])
-            h = hists[t]
-            buckets = [(str(b), h.get(f"le_{b}", 0.0)) for b in RedisJobStore.INFERENCE_BUCKETS]
-            buckets.append(("+Inf", h.get("count", 0.0)))
-            inf.add_metric([t.value], buckets, sum_value=h.get("sum", 0.0))
+            buckets, total, _ = hists[t]
+            inf.add_metric([t.value], buckets, sum_value=total)
         yield from (q, w, inf)
 
 

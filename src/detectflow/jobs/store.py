@@ -19,8 +19,8 @@ _JSON_FIELDS = ("error", "result", "webhook")
 
 # Conditional transition: KEYS[1] job hash, KEYS[2] per-state counters, KEYS[3] the job's "done"
 # list (a token for long-polling readers); ARGV = [allowed "a,b", new_status, incr_attempts 0|1,
-# final 0|1, field, value, ...]. Returns {1, old_status, request_id} when applied, {0, old_status or false}
-# otherwise.
+# final 0|1, field, value, ...]. Returns {1, old_status, request_id, has_webhook} when applied,
+# {0, old_status or false} otherwise.
 _TRANSITION = """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {0, false} end
@@ -35,7 +35,7 @@ if ARGV[4] == '1' then
   redis.call('EXPIRE', KEYS[3], 300)
 end
 for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return {1, cur, redis.call('HGET', KEYS[1], 'request_id')}
+return {1, cur, redis.call('HGET', KEYS[1], 'request_id'), redis.call('HEXISTS', KEYS[1], 'webhook')}
 """
 
 
@@ -143,6 +143,10 @@ def _transition_result(reply: list) -> tuple[bool, str | None, str | None]:
     return bool(applied), (old.decode() if old else None), request_id
 
 
+def _has_webhook(reply: list) -> bool:
+    return len(reply) > 3 and bool(reply[3])
+
+
 def _idempotency_result(existing: bytes) -> tuple[str, str]:
     found_id, _, found_fp = existing.decode().partition(" ")
     return found_id, found_fp
@@ -195,28 +199,22 @@ class RedisJobStore:
             job_id, (JobStatus.queued, JobStatus.running), JobStatus.running, True, started_at=utcnow()
         )
 
-    def mark_succeeded(self, job_id: str, result: dict[str, Any], task: str, inference_s: float) -> bool:
-        now = utcnow()
-        applied, _, _ = self._apply(
-            job_id, (JobStatus.running,), JobStatus.succeeded, False, result=result, finished_at=now
-        )
+    def _finish(self, job_id: str, task: str, allowed, new: JobStatus, inference_s: float | None, **fields):
+        keys, args = _transition_request(self.keys, job_id, allowed, new, False, {**fields, "finished_at": utcnow()})
+        reply = self._transition(keys=keys, args=args)
+        applied = _transition_result(reply)[0]
         if applied:
-            self._count_finished(task, JobStatus.succeeded, inference_s)
-        return applied
+            self._count_finished(task, new, inference_s)
+        return applied, _has_webhook(reply)
 
-    def mark_failed(self, job_id: str, task: str, code: str, message: str) -> bool:
+    def mark_succeeded(self, job_id: str, result: dict[str, Any], task: str, inference_s: float) -> tuple[bool, bool]:
+        """running -> succeeded; returns (applied, whether the job has a webhook to deliver)."""
+        return self._finish(job_id, task, (JobStatus.running,), JobStatus.succeeded, inference_s, result=result)
+
+    def mark_failed(self, job_id: str, task: str, code: str, message: str) -> tuple[bool, bool]:
+        """queued|running -> failed with a reason; returns (applied, whether the job has a webhook)."""
         error = JobError(code=code, message=message)
-        applied, _, _ = self._apply(
-            job_id,
-            (JobStatus.queued, JobStatus.running),
-            JobStatus.failed,
-            False,
-            error=error,
-            finished_at=utcnow(),
-        )
-        if applied:
-            self._count_finished(task, JobStatus.failed, None)
-        return applied
+        return self._finish(job_id, task, (JobStatus.queued, JobStatus.running), JobStatus.failed, None, error=error)
 
     def set_webhook_state(self, job_id: str, state: WebhookState) -> None:
         key = self.keys.job(job_id)
@@ -232,9 +230,9 @@ class RedisJobStore:
             hist = self.keys.inference(task)
             pipe.hincrby(hist, "count", 1)
             pipe.hincrbyfloat(hist, "sum", inference_s)
-            for bound in self.INFERENCE_BUCKETS:
-                if inference_s <= bound:
-                    pipe.hincrby(hist, f"le_{bound}", 1)
+            # one counter per bucket (not cumulative): one command per job; readers add them up
+            bound = next((b for b in self.INFERENCE_BUCKETS if inference_s <= b), "inf")
+            pipe.hincrby(hist, f"b_{bound}", 1)
         pipe.execute()
 
     # --- observation -----------------------------------------------------------------
@@ -249,8 +247,16 @@ class RedisJobStore:
     def job_counts(self) -> dict[str, int]:
         return {k.decode(): int(v) for k, v in self.client.hgetall(self.keys.job_counts()).items()}
 
-    def inference_histogram(self, task: str) -> dict[str, float]:
-        return {k.decode(): float(v) for k, v in self.client.hgetall(self.keys.inference(task)).items()}
+    def inference_histogram(self, task: str) -> tuple[list[tuple[str, float]], float, float]:
+        """Cumulative Prometheus buckets ``[(le, count), ..., ("+Inf", count)]``, the sum, the count."""
+        raw = {k.decode(): float(v) for k, v in self.client.hgetall(self.keys.inference(task)).items()}
+        buckets, running = [], 0.0
+        for bound in self.INFERENCE_BUCKETS:
+            running += raw.get(f"b_{bound}", 0.0)
+            buckets.append((str(bound), running))
+        count = raw.get("count", 0.0)
+        buckets.append(("+Inf", count))
+        return buckets, raw.get("sum", 0.0), count
 
     def beat(self, task: str, worker_id: str, info: dict[str, Any]) -> None:
         """Record a live, warmed-up worker."""

@@ -8,7 +8,7 @@ from detectflow.config import get_settings
 from detectflow.logs import setup_logging
 from detectflow.jobs.store import RedisJobStore
 from detectflow.worker.actors import declare_actors
-from detectflow.worker.broker import make_broker, webhook_queue
+from detectflow.worker.broker import make_broker
 from detectflow.worker.context import WorkerContext
 from detectflow.worker.middleware import JobLifecycle, WorkerPresence
 
@@ -26,14 +26,7 @@ ctx = WorkerContext(settings=settings, store=RedisJobStore(broker.client, settin
 task = settings.worker_task
 _, webhook_actor = declare_actors(broker, ctx, task)
 broker.add_middleware(CurrentMessage())
-broker.add_middleware(JobLifecycle(ctx, on_finished=lambda t, job_id: _after_job(job_id)))
+broker.add_middleware(JobLifecycle(ctx, on_finished=lambda t, job_id: webhook_actor.send(job_id)))
 broker.add_middleware(WorkerPresence(ctx, _load_detector, [task.queue_name, f"{task.queue_name}.DQ"]))
 
 
-def _after_job(job_id: str) -> None:
-    job = ctx.store.get(job_id)
-    if job is not None and job.webhook is not None:
-        webhook_actor.send(job_id)
-
-
-QUEUES = [task.queue_name, webhook_queue(task)]

@@ -37,7 +37,7 @@ class JobLifecycle(Middleware):
 
     def __init__(self, ctx: WorkerContext, on_finished) -> None:
         self.ctx = ctx
-        self.on_finished = on_finished  # (task, job_id) -> None, e.g. webhook delivery
+        self.on_finished = on_finished  # (task, job_id) -> None: a finished job with a webhook
 
     @staticmethod
     def _job(message) -> tuple[Task, str] | None:
@@ -64,9 +64,13 @@ class JobLifecycle(Middleware):
         if job is None or exception is not None:
             return
         task, job_id = job
-        if self.ctx.store.mark_succeeded(job_id, result, task.value, result["timings_ms"]["inference"] / 1000):
+        applied, has_webhook = self.ctx.store.mark_succeeded(
+            job_id, result, task.value, result["timings_ms"]["inference"] / 1000
+        )
+        if applied:
             log.info("job succeeded with %d detections", len(result["detections"]))
-            self.on_finished(task, job_id)
+            if has_webhook:
+                self.on_finished(task, job_id)
         job_id_var.set(None)
         request_id_var.set(None)
 
@@ -80,9 +84,11 @@ class JobLifecycle(Middleware):
             return
         task, job_id = job
         code, text = failure_of(message._exception)
-        if self.ctx.store.mark_failed(job_id, task.value, code, text):
+        applied, has_webhook = self.ctx.store.mark_failed(job_id, task.value, code, text)
+        if applied:
             log.warning("job failed: %s: %s", code, text)
-            self.on_finished(task, job_id)
+            if has_webhook:
+                self.on_finished(task, job_id)
         job_id_var.set(None)
         request_id_var.set(None)
 
