@@ -1,4 +1,7 @@
-"""FastAPI dependencies: the settings and the job service, injected through Annotated aliases."""
+"""FastAPI dependencies: the settings and the job service, injected through Annotated aliases.
+
+They are ``async def`` so FastAPI resolves them on the event loop, not in its thread pool.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +15,11 @@ from detectflow.jobs.service import JobService
 __all__ = ["SettingsDep", "JobServiceDep", "get_job_service", "get_app_settings"]
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_job_service(request: Request) -> JobService:
+async def get_job_service(request: Request) -> JobService:
     return request.app.state.jobs
 
 

@@ -75,9 +75,10 @@ class WakeupRedisBroker(RedisBroker):
             message.options["redis_message_id"], message.encode(),
         ]  # fmt: skip
         dispatch = self.scripts["dispatch"]
-        if not isinstance(pipe, Pipeline):  # an asyncio pipeline: have it load the script if needed
-            pipe.scripts.add(dispatch)
-            pipe.evalsha(dispatch.sha, 1, self.namespace, *args)
+        if not isinstance(pipe, Pipeline):
+            # An asyncio pipeline: EVAL with the script's text, never EVALSHA, so a Redis that lost
+            # its script cache cannot fail the enqueue half-way through the caller's transaction.
+            pipe.eval(dispatch.script, 1, self.namespace, *args)
         else:
             dispatch(args=args, keys=[self.namespace], client=pipe)
         if delay is None:
