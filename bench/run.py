@@ -262,6 +262,23 @@ async def overhead(p: Platform, jpeg: bytes, samples: int) -> dict:
     }  # fmt: skip
 
 
+async def post_idle_effect(p: Platform, jpeg: bytes, samples: int) -> dict:
+    """Single-client POST latency back to back, and after 50 ms of idleness (as in (d))."""
+    request = _post_request(p, jpeg)
+    (conn,) = await _connections(p, 1)
+    out: dict[str, float] = {}
+    for name, gap in (("busy", 0.0), ("idle", 0.05)):
+        lat = []
+        for _ in range(samples):
+            dt, _ = await _post(conn, request)
+            lat.append(dt * 1000)
+            if gap:
+                await asyncio.sleep(gap)
+        out[name] = statistics.median(lat)
+    await conn.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3, help="alternating raw/e2e rounds for (a)/(b)")
@@ -301,6 +318,7 @@ def main() -> None:
             # (c) the API alone (no worker competing for the cores)
             results["post"] = asyncio.run(post_latency(p, jpeg, args.clients, args.rate, 10.0))
             results["post_sat"] = asyncio.run(post_saturation(p, jpeg, args.clients, 8.0))
+            results["idle"] = asyncio.run(post_idle_effect(p, jpeg, 100))
         finally:
             p.close()
     report = render(results, args, cores)
@@ -331,6 +349,7 @@ resized to 640x480, JPEG; the model is RetinaFace-MobileNet0.25 fp32 on onnxrunt
 | (c') POST/s the API sustains, {args.clients} clients, no think time | {res['post_sat']:.0f} | |
 | (d) overhead p50 / p99, client-observed latency minus inference | **{o['client_p50']:.1f}** / {o['client_p99']:.1f} ms | p50 <= 5 ms |
 | (d') overhead p50 / p99, server-side (finished - created - inference) | {o['server_p50']:.1f} / {o['server_p99']:.1f} ms | |
+| (d'') one client's POST p50: back to back / after 50 ms idle | {res['idle']['busy']:.1f} / {res['idle']['idle']:.1f} ms | |
 
 Per round: {', '.join(f'{a:.1f}/{b:.1f}' for a, b in zip(res['raw'], res['e2e']))} (raw img/s / e2e jobs/s).
 
@@ -366,7 +385,9 @@ How each is measured:
 - (d) one job at a time with an idle worker: the client POSTs, then long-polls
   `GET /v1/jobs/{{id}}?wait=10`, which answers the moment the job succeeds; the figure is that wall
   time minus the inference time the worker reports.
-  (d') is the server's own view (`timings_ms.total - timings_ms.inference`).
+  (d') is the server's own view (`timings_ms.total - timings_ms.inference`). (d'') shows what
+  idleness costs on this machine: the same POST takes longer after 50 ms of quiet than back to
+  back (CPU wake-up and cold caches on a shared VM), and (d) pays that at every step.
 """
 
 

@@ -19,10 +19,5 @@ class JobWaiter:
     async def wait(self, job_id: str, timeout: float) -> bool:
         """True when the job finished within ``timeout`` seconds."""
         key = self.keys.done(job_id)
-        got = await self.client.blpop([key], timeout=timeout)
-        if got is None:
-            return False
-        # put the token back for any other reader waiting on the same job
-        async with self.client.pipeline(transaction=True) as pipe:
-            await pipe.rpush(key, 1).expire(key, 300).execute()
-        return True
+        # BLMOVE onto the same list: wakes this reader and leaves the token for any other one
+        return await self.client.blmove(key, key, timeout, "RIGHT", "LEFT") is not None
