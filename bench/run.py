@@ -367,8 +367,7 @@ CPU time of one inference in the raw loop ({cores} cores / (a) = **{raw_ms:.1f} 
 | **total** | **{sum(cpu.values()):.1f}** |
 
 With the cores saturated, b/a cannot exceed {raw_ms:.1f} / {sum(cpu.values()):.1f} =
-{raw_ms / sum(cpu.values()):.2f}: everything the platform does besides `session.run` (decoding
-the JPEG, which (a) skips, alone costs a couple of milliseconds) is paid on the same {cores} cores.
+{raw_ms / sum(cpu.values()):.2f}: everything the platform does besides `session.run` is paid on the same {cores} cores.
 
 How each is measured:
 - (a) `session.run` on the preprocessed photo in a tight loop for {args.raw_seconds:.0f} s, in two shapes:
