@@ -60,6 +60,22 @@ def _service_account(namespace: str, name: str) -> dict[str, Any]:
     }
 
 
+def _role_and_binding(
+    kind: str, name: str, sa_namespace: str, namespace: str | None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A Role or ClusterRole with :data:`RULES` and its binding to the operator's ServiceAccount."""
+    metadata = {"name": name, **({"namespace": namespace} if namespace else {}), "labels": _LABELS}
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": kind, "metadata": metadata, "rules": RULES}
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": f"{kind}Binding",
+        "metadata": dict(metadata),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": sa_namespace}],
+    }
+    return role, binding
+
+
 def render_cluster_rbac(
     namespace: str = DEFAULT_NAMESPACE, name: str = DEFAULT_SERVICE_ACCOUNT
 ) -> list[dict[str, Any]]:
@@ -77,22 +93,7 @@ def render_cluster_rbac(
     list of dict
         The three manifests.
     """
-    return [
-        _service_account(namespace, name),
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": name, "labels": _LABELS},
-            "rules": RULES,
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": name, "labels": _LABELS},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
-        },
-    ]
+    return [_service_account(namespace, name), *_role_and_binding("ClusterRole", name, namespace, None)]
 
 
 def render_namespaced_rbac(
@@ -116,22 +117,7 @@ def render_namespaced_rbac(
     list of dict
         The three manifests.
     """
-    return [
-        _service_account(namespace, name),
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "Role",
-            "metadata": {"name": name, "namespace": watch_namespace, "labels": _LABELS},
-            "rules": RULES,
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": name, "namespace": watch_namespace, "labels": _LABELS},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
-        },
-    ]
+    return [_service_account(namespace, name), *_role_and_binding("Role", name, namespace, watch_namespace)]
 
 
 def rendered_files() -> dict[str, str]:
