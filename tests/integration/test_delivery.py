@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from detectflow.worker.webhooks import SIGNATURE_HEADER, verify
+from detectflow.webhooks import SIGNATURE_HEADER, verify
 from tests.integration.conftest import submit, wait_job
 from tests.support.images import image_bytes
 from tests.support.processes import wait_for

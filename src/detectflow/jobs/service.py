@@ -14,7 +14,7 @@ from detectflow.config import Settings, Task
 from detectflow.jobs.images import inspect_image
 from detectflow.jobs.models import DetectflowError, ErrorCode, JobRecord, JobStatus, WebhookState
 from detectflow.jobs.store import AsyncJobStore
-from detectflow.worker.webhooks import is_private_target
+from detectflow.webhooks import is_private_target
 
 __all__ = ["Enqueuer", "JobService", "retry_after_seconds"]
 

@@ -16,7 +16,7 @@ from detectflow.jobs.models import DetectflowError, ErrorCode, WebhookState, utc
 from detectflow.jobs.public import job_public
 from detectflow.worker.broker import detect_actor_name, webhook_actor_name, webhook_queue
 from detectflow.worker.context import WorkerContext
-from detectflow.worker.webhooks import is_private_target, sign
+from detectflow.webhooks import is_private_target, sign
 
 __all__ = ["declare_actors"]
 

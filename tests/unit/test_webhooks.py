@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from detectflow.worker.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, is_private_target, sign, verify
+from detectflow.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, is_private_target, sign, verify
 
 
 def test_sign_is_hmac_sha256_of_timestamp_and_body():
