@@ -129,3 +129,17 @@ def test_up_refuses_a_busy_port_with_a_clear_message(tmp_path: Path):
         )  # fmt: skip
     assert res.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in res.stdout + res.stderr
+
+
+def test_up_killed_outright_leaves_no_process_behind(tmp_path: Path):
+    # Given a running `detectflow up`
+    state = tmp_path / "state"
+    up = _Up(state, tmp_path / "up.log")
+    marker = f"DETECTFLOW_STATE_DIR={state}"
+    assert len(_processes_with(marker)) >= 3
+    # When it is killed with no chance to clean up (SIGKILL, or its terminal's pipe gone)
+    up.proc.kill()
+    up.proc.wait(10)
+    up.log.close()
+    # Then its children die with it
+    wait_for(lambda: _processes_with(marker) == [], 30, 0.2, what="the children to exit")

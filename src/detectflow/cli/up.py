@@ -24,6 +24,30 @@ __all__ = ["register", "find_redis_server", "RedisServer", "free_port"]
 console = Console(stderr=True)
 
 
+def _die_with_parent() -> None:
+    """In a child, before exec: get SIGTERM when the parent dies, however it dies (Linux)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux: the parent's own cleanup still runs
+        pass
+
+
+def _spawn(args: list[str], die_with_parent: bool = True, **kwargs) -> subprocess.Popen:
+    """A child in its own session (we deliver its signals) that never outlives `detectflow up`."""
+    hook = _die_with_parent if die_with_parent else None
+    return subprocess.Popen(args, start_new_session=True, preexec_fn=hook, **kwargs)
+
+
+def _say(message: str) -> None:
+    """Print, but never let a closed terminal or pipe stop the shutdown."""
+    try:
+        console.print(message)
+    except OSError:
+        pass
+
+
 def free_port() -> int:
     """A free TCP port on 127.0.0.1."""
     with socket.socket() as s:
@@ -50,10 +74,13 @@ def find_redis_server() -> str:
 class RedisServer:
     """A redis-server child process on loopback, with append-only persistence in ``data_dir``."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, appendonly: bool = True) -> None:
+    def __init__(
+        self, data_dir: Path, port: int | None = None, appendonly: bool = True, die_with_parent: bool = False
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.die_with_parent = die_with_parent
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -68,7 +95,7 @@ class RedisServer:
             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
             "--protected-mode", "yes", "--daemonize", "no", "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
-        self.proc = subprocess.Popen(args, start_new_session=True, stdout=subprocess.DEVNULL)
+        self.proc = _spawn(args, die_with_parent=self.die_with_parent, stdout=subprocess.DEVNULL)
         import redis
 
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
@@ -114,7 +141,7 @@ def _stop_all(procs: dict[str, subprocess.Popen], timeout: float) -> None:
         try:
             p.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            console.print(f"[yellow]{name} did not stop in time; killing it[/]")
+            _say(f"[yellow]{name} did not stop in time; killing it[/]")
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
 
@@ -151,9 +178,9 @@ def register(app: typer.Typer) -> None:
 
         redis_server = None
         if redis_url is None:
-            redis_server = RedisServer(state / "redis").start()
+            redis_server = RedisServer(state / "redis", die_with_parent=True).start()
             redis_url = redis_server.url
-            console.print(f"redis-server on {redis_url} (append-only file in {redis_server.data_dir})")
+            _say(f"redis-server on {redis_url} (append-only file in {redis_server.data_dir})")
         env["DETECTFLOW_REDIS_URL"] = redis_url
 
         procs: dict[str, subprocess.Popen] = {}
@@ -167,34 +194,32 @@ def register(app: typer.Typer) -> None:
         signal.signal(signal.SIGTERM, _on_signal)
         code = 0
         try:
-            procs["api"] = subprocess.Popen(
-                _cli("api", "--host", host, "--port", str(port)), env=env, start_new_session=True
-            )
+            procs["api"] = _spawn(_cli("api", "--host", host, "--port", str(port)), env=env)
             for t in tasks:
-                procs[f"worker-{t.value}"] = subprocess.Popen(
-                    _cli("worker", "--task", t.value, "--processes", str(workers)), env=env, start_new_session=True
+                procs[f"worker-{t.value}"] = _spawn(
+                    _cli("worker", "--task", t.value, "--processes", str(workers)), env=env
                 )
             api_url = f"http://{host}:{port}"
             ready = _wait_ready(api_url, tasks, procs, lambda: stopping)
             if ready:
-                console.print(
+                _say(
                     f"[bold green]detectflow is up[/]: API {api_url}  (docs {api_url}/docs)\n"
                     f"  try: detectflow detect photo.jpg --task face\n  Ctrl-C stops everything."
                 )
             while not stopping:
                 dead = [n for n, p in procs.items() if p.poll() is not None]
                 if dead:
-                    console.print(f"[red]{', '.join(dead)} exited; stopping[/]")
+                    _say(f"[red]{', '.join(dead)} exited; stopping[/]")
                     code = 1
                     break
                 time.sleep(0.2)
         finally:
-            console.print("stopping...")
+            _say("stopping...")
             _stop_all(procs, timeout=s.worker_time_limit_seconds + 10)
             if redis_server:
                 redis_server.stop()
             lock.close()
-            console.print("stopped.")
+            _say("stopped.")
         raise typer.Exit(code)
 
 
