@@ -165,6 +165,8 @@ def test_worker_logs_carry_job_and_request_ids(client, run_worker):
     mine = [entry for entry in lines if entry.get("job_id") == job_id]
     assert mine and all(entry.get("request_id") == "trace-me-123" for entry in mine)
     assert any("succeeded" in entry["msg"] for entry in mine)
+    # a successful job leaves no warning behind (e.g. Dramatiq's "result discarded")
+    assert [e["msg"] for e in lines if e["level"] in ("warning", "error")] == []
 
 
 def test_object_job_finds_the_cup_on_coffee(client, run_worker):

@@ -27,7 +27,7 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext, task: Task) -> t
     """The detect and webhook actors of ``task``, bound to ``ctx``."""
     s = ctx.settings
 
-    def detect(job_id: str) -> dict:
+    def detect(job_id: str) -> None:
         job, data = ctx.store.load(job_id)
         if job is None or data is None:
             raise DetectflowError(ErrorCode.image_expired, "The job's image expired before it was processed.")
@@ -37,16 +37,18 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext, task: Task) -> t
         inference_ms = (time.perf_counter() - t0) * 1000
         now = utcnow()
         started = job.started_at or now
-        return {
-            "image": {"width": int(image.shape[1]), "height": int(image.shape[0])},
-            "detections": [d.to_dict() for d in detections],
-            "model": ctx.require_detector().info.to_dict(),
-            "timings_ms": {
-                "queued": round((started - job.created_at).total_seconds() * 1000, 3),
-                "inference": round(inference_ms, 3),
-                "total": round((now - job.created_at).total_seconds() * 1000, 3),
-            },
-        }
+        ctx.hand_over(
+            {
+                "image": {"width": int(image.shape[1]), "height": int(image.shape[0])},
+                "detections": [d.to_dict() for d in detections],
+                "model": ctx.require_detector().info.to_dict(),
+                "timings_ms": {
+                    "queued": round((started - job.created_at).total_seconds() * 1000, 3),
+                    "inference": round(inference_ms, 3),
+                    "total": round((now - job.created_at).total_seconds() * 1000, 3),
+                },
+            }
+        )
 
     def deliver_webhook(job_id: str) -> None:
         job = ctx.store.get(job_id)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from detectflow.config import Settings
 from detectflow.detectors.base import Detector
@@ -18,6 +20,16 @@ class WorkerContext:
     detector: Detector | None = None
     worker_id: str = ""
     extra: dict = field(default_factory=dict)
+    #: Per worker thread: the result the detect actor hands to the JobLifecycle middleware.
+    #: (Returning it would make Dramatiq warn that no Results backend keeps it.)
+    _local: threading.local = field(default_factory=threading.local)
+
+    def hand_over(self, result: dict[str, Any]) -> None:
+        self._local.result = result
+
+    def take_result(self) -> dict[str, Any] | None:
+        result, self._local.result = getattr(self._local, "result", None), None
+        return result
 
     def require_detector(self) -> Detector:
         if self.detector is None:

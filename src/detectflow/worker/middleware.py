@@ -61,7 +61,8 @@ class JobLifecycle(Middleware):
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         job = self._job(message)
-        if job is None or exception is not None:
+        result = self.ctx.take_result() if job is not None else None
+        if job is None or exception is not None or result is None:
             return
         task, job_id = job
         applied, has_webhook = self.ctx.store.mark_succeeded(
