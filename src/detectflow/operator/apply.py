@@ -96,7 +96,10 @@ class Client:
             method, url, header_params=headers, body=body, _request_timeout=DEFAULT_REQUEST_TIMEOUT_SECONDS
         )
         response.read()
-        data = json.loads(response.data or b"{}") if response.data else {}
+        try:
+            data = json.loads(response.data) if response.data else {}
+        except ValueError:  # e.g. "404 page not found" for an API group nobody serves
+            data = {"message": response.data.decode("utf-8", "replace").strip()}
         if not 200 <= response.status < 300:
             raise ApiError(response.status, data.get("reason", "Unknown"), data.get("message", str(data)))
         return data
