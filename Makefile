@@ -40,8 +40,8 @@ chart-test: bootstrap models cluster-build  ## the chart, KEDA and image tiers o
 cluster-build:  ## build the loopback Kubernetes binaries (cached)
 	scripts/cluster/build.sh
 
-cluster-up: cluster-build  ## start etcd, apiserver, controller-manager, scheduler, kwok on 127.0.0.1
-	scripts/cluster/up.sh
+cluster-up: cluster-build  ## start etcd, apiserver, controller-manager, scheduler, kwok and KEDA on 127.0.0.1
+	scripts/cluster/up.sh --with-keda
 
 cluster-down:  ## stop the loopback cluster
 	scripts/cluster/down.sh
