@@ -30,8 +30,8 @@ test-unit: bootstrap  ## the fast tier only
 bench: bootstrap models  ## benchmarks; writes docs/performance.md
 	$(BIN)/python -m bench.run --write docs/performance.md
 
-lint: bootstrap  ## static checks: hadolint on the Dockerfiles, helm lint on the chart
-	$(BIN)/python -m compileall -q src tests bench
+lint: bootstrap  ## static checks: ruff (errors), hadolint on the Dockerfiles, helm lint on the chart
+	$(BIN)/ruff check src tests bench
 	scripts/lint.sh
 
 chart-test: bootstrap models cluster-build  ## the chart, KEDA and image tiers only

@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     # the API's own work runs on the event loop (asyncio Redis); readiness and metrics read
     # through the broker's synchronous client in the thread pool
     observer = RedisJobStore(broker.client, settings.redis_prefix, settings.job_ttl_seconds)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         yield

@@ -7,7 +7,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-import yaml
 
 from detectflow.operator.crd import DetectionPipeline, dump_crd, render_crd
 from tests.unit.operator.conftest import INVALID, VALID, load
