@@ -3,6 +3,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+if [ $# -eq 0 ]; then  # the full run also checks for errors pytest would not see (unused imports, ...)
+  .venv/bin/ruff check src tests bench || exit 1
+fi
 .venv/bin/python -m pytest -p no:cacheprovider "${@:-tests}"
 rc=$?
 echo "test suite finished in $(( $(date +%s) - start )) s (exit $rc)"
