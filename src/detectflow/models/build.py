@@ -342,7 +342,8 @@ def _build_object(model_dir: Path, download_dir: Path, build_venv: Path, say: Ca
 
     # The runtime's own onnxruntime loads what the build venv wrote: check it runs the same.
     x = np.zeros((1, 3, _NANODET_SIZE, _NANODET_SIZE), np.float32)
-    _session(cpu_path).run(None, {_session(cpu_path).get_inputs()[0].name: x})
+    session = _session(cpu_path)
+    session.run(None, {session.get_inputs()[0].name: x})
 
     card = ModelCard(
         name=OBJECT,

@@ -19,7 +19,6 @@ class WorkerContext:
     store: RedisJobStore
     detector: Detector | None = None
     worker_id: str = ""
-    extra: dict = field(default_factory=dict)
     #: Per worker thread: the result the detect actor hands to the JobLifecycle middleware.
     #: (Returning it would make Dramatiq warn that no Results backend keeps it.)
     _local: threading.local = field(default_factory=threading.local)
