@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     object_model: str = Field("nanodet-g", description="As `face_model`, for the object task (e.g. `yolo:/models/yolo11n.onnx`).")
     device: Literal["auto", "cpu", "gpu"] = Field("auto", description="`auto` uses CUDA/TensorRT when present, else CPU.")
     intra_op_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads per session; 0: onnxruntime's default.")
+    cpu_precision: Literal["auto", "int8", "fp32"] = Field(
+        "auto",
+        description="CPU model file: `auto` the int8 one where its card says it passed the accuracy report, else fp32; "
+        "`int8` the int8 one whenever the card has it; `fp32` always fp32.",
+    )
     face_score_threshold: float = Field(0.5, ge=0, le=1, description="Faces below this score are dropped.")
     object_score_threshold: float = Field(0.35, ge=0, le=1, description="Objects below this score are dropped.")
 

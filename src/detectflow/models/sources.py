@@ -23,6 +23,9 @@ __all__ = [
     "FLOAT16_WHEEL",
     "HUMAN_MODELS_TARBALL",
     "NANODET_FILES",
+    "SKIMAGE_WHEEL",
+    "MATPLOTLIB_WHEEL",
+    "FACE_RECOGNITION_SDIST",
     "fetch",
     "sha256_file",
     "sha256_bytes",
@@ -50,6 +53,9 @@ class PackageSource:
     filename: str
     sha256: str
     licence: str
+    #: pip's options besides ``--no-deps -d DIR``: a wheel by default; a platform-pinned wheel (a fixed file
+    #: and sha256 on any host, only read as a zip, never installed) or an sdist (``--no-binary=:all:``).
+    pip_options: tuple[str, ...] = ("--only-binary=:all:",)
 
     @property
     def spec(self) -> str:
@@ -95,6 +101,43 @@ NANODET_FILES = {
 }
 
 
+def _wheel_for(platform: str) -> tuple[str, ...]:
+    return ("--only-binary=:all:", "--platform", platform, "--python-version", "3.11", "--implementation", "cp",
+            "--abi", "cp311")
+
+
+#: Sample photos in ``skimage/data`` (int8 calibration and accuracy report): astronaut, camera, coffee ...
+SKIMAGE_WHEEL = PackageSource(
+    kind="pypi",
+    name="scikit-image",
+    version="0.26.0",
+    filename="scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+    sha256="74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af",
+    licence="BSD-3-Clause (package); photos as credited in skimage.data",
+    pip_options=_wheel_for("manylinux_2_24_x86_64"),
+)
+#: ``mpl-data/sample_data/grace_hopper.jpg`` and two other sample images.
+MATPLOTLIB_WHEEL = PackageSource(
+    kind="pypi",
+    name="matplotlib",
+    version="3.11.2",
+    filename="matplotlib-3.11.2-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+    sha256="07d9b9fa60cd4c393692f50d0bb03123242ddf61c99bb0e95e75feb354e7c1a8",
+    licence="matplotlib licence (PSF-style)",
+    pip_options=_wheel_for("manylinux2014_x86_64"),
+)
+#: ``tests/test_images/``: seven photos of two people, one face each (read from the tarball, never installed).
+FACE_RECOGNITION_SDIST = PackageSource(
+    kind="pypi",
+    name="face_recognition",
+    version="1.3.0",
+    filename="face_recognition-1.3.0.tar.gz",
+    sha256="5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
+    licence="MIT (package); photos carry White House usage notices (used at build time, never shipped)",
+    pip_options=("--no-binary=:all:",),
+)
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
@@ -136,7 +179,7 @@ def fetch(source: PackageSource, download_dir: Path = DEFAULT_DOWNLOAD_DIR) -> P
         return path
     log.info("fetching %s (%s)", source.spec, source.kind)
     if source.kind == "pypi":
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *source.pip_options,
                "--disable-pip-version-check", "-q", "-d", str(download_dir), source.spec]
     elif source.kind == "npm":
         cmd = ["npm", "pack", "--silent", "--pack-destination", str(download_dir), source.spec]
