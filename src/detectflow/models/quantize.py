@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable
@@ -19,8 +18,8 @@ from detectflow.models.accuracy import AccuracyBounds, compare_detections, decid
 from detectflow.models.cards import ModelCard, ModelFile
 
 __all__ = [
-    "INT8_OPSET", "QUANTIZATION", "accuracy_report", "add_int8", "head_nodes", "quantize_int8", "unquantizable_nodes",
-    "with_noise",
+    "INT8_OPSET", "QUANTIZATION", "accuracy_report", "add_int8", "head_nodes", "quantize_int8", "stem_nodes",
+    "unquantizable_nodes", "with_noise",
 ]
 
 log = logging.getLogger(__name__)
@@ -48,12 +47,11 @@ def _default_thresholds() -> dict[str, float]:
     return {"face": fields["face_score_threshold"].default, "object": fields["object_score_threshold"].default}
 
 
-def quantize_int8(fp32: Path, dest: Path, inputs: Iterable[dict[str, np.ndarray]],
-                  keep_float: str | None = None) -> list[str]:
+def quantize_int8(fp32: Path, dest: Path, inputs: Iterable[dict[str, np.ndarray]], float_stem: int = 0) -> list[str]:
     """Write the static QDQ int8 version of ``fp32`` to ``dest``, calibrated on ``inputs``.
 
     The detection heads (:func:`head_nodes`), nodes without a finite range
-    (:func:`unquantizable_nodes`) and nodes whose name matches ``keep_float`` stay float.
+    (:func:`unquantizable_nodes`) and the first ``float_stem`` convolutions (:func:`stem_nodes`) stay float.
 
     Parameters
     ----------
@@ -63,8 +61,8 @@ def quantize_int8(fp32: Path, dest: Path, inputs: Iterable[dict[str, np.ndarray]
         Output file.
     inputs
         Calibration feeds (input name -> preprocessed tensor), consumed once in order.
-    keep_float
-        Regular expression of further node names to keep in float.
+    float_stem
+        Leading convolutions (and their activations) kept float.
 
     Returns
     -------
@@ -83,9 +81,7 @@ def quantize_int8(fp32: Path, dest: Path, inputs: Iterable[dict[str, np.ndarray]
             return next(self._it, None)
 
     model = onnx.load(str(fp32))
-    excluded = head_nodes(model) + unquantizable_nodes(model)
-    if keep_float:
-        excluded += [n.name for n in model.graph.node if re.search(keep_float, n.name) and n.name not in excluded]
+    excluded = list(dict.fromkeys(head_nodes(model) + unquantizable_nodes(model) + stem_nodes(model, float_stem)))
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     if opset < INT8_OPSET:
         model = version_converter.convert_version(model, INT8_OPSET)
@@ -108,6 +104,21 @@ def quantize_int8(fp32: Path, dest: Path, inputs: Iterable[dict[str, np.ndarray]
         finally:
             root.setLevel(saved)
     return excluded
+
+
+_ACTIVATIONS = ("Relu", "LeakyRelu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish")
+
+
+def stem_nodes(model, convs: int) -> list[str]:
+    """The first ``convs`` Conv nodes in graph order and the activations reading them.
+
+    The stem runs at full resolution on the raw image, where quantization error is largest
+    relative to the signal and feeds every later layer.
+    """
+    stem = [n for n in model.graph.node if n.op_type == "Conv"][:convs]
+    outputs = {o for n in stem for o in n.output}
+    acts = [n for n in model.graph.node if n.op_type in _ACTIVATIONS and n.input and n.input[0] in outputs]
+    return [n.name for n in stem + acts]
 
 
 def unquantizable_nodes(model) -> list[str]:
@@ -184,7 +195,7 @@ def with_noise(images: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.nda
 
 
 def add_int8(card: ModelCard, model_dir: Path, download_dir: Path = sources.DEFAULT_DOWNLOAD_DIR,
-             say: Callable[[str], None] = log.info, keep_float: str | None = None) -> ModelCard:
+             say: Callable[[str], None] = log.info, float_stem: int = 0) -> ModelCard:
     """Quantize the card's fp32 CPU file, measure it against fp32, and return the card with it.
 
     Writes ``<name>.int8.onnx`` beside the fp32 file. The card gains ``files["cpu_int8"]``,
@@ -212,7 +223,7 @@ def add_int8(card: ModelCard, model_dir: Path, download_dir: Path = sources.DEFA
         for img in calibration.values():
             yield {session_input: prepare(img, card)[0]}
 
-    excluded = quantize_int8(fp32_path, tmp, feeds(), keep_float)
+    excluded = quantize_int8(fp32_path, tmp, feeds(), float_stem)
     sha = sources.sha256_file(tmp)
     files = {**card.files, "cpu_int8": ModelFile(path=dest.name, sha256=sha, precision="int8")}
     measured = card.model_copy(update={"files": files})
@@ -229,7 +240,7 @@ def add_int8(card: ModelCard, model_dir: Path, download_dir: Path = sources.DEFA
     verification = {
         **card.verification,
         "int8": {
-            "quantization": {**QUANTIZATION, "kept_float": keep_float, "nodes_kept_float": len(excluded)},
+            "quantization": {**QUANTIZATION, "float_stem_convs": float_stem, "nodes_kept_float": len(excluded)},
             "calibration_images": list(calibration),
             "photo_sources": [s.spec for s in (sources.SKIMAGE_WHEEL, sources.MATPLOTLIB_WHEEL,
                                                sources.FACE_RECOGNITION_SDIST)],

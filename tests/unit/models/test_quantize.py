@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from detectflow.models.quantize import head_nodes, unquantizable_nodes
+from detectflow.models.quantize import head_nodes, stem_nodes, unquantizable_nodes
 
 
 def _graph():
@@ -33,3 +33,12 @@ def test_head_nodes_are_the_last_conv_before_each_output_and_what_follows() -> N
 
 def test_unquantizable_nodes_are_a_non_finite_pad_and_its_readers() -> None:
     assert unquantizable_nodes(_graph()) == ["pad", "pool"]
+
+
+def test_stem_nodes_are_the_leading_convs_and_their_activations() -> None:
+    model = _graph()
+    relu = helper.make_node("LeakyRelu", ["a"], ["a2"], name="act1")
+    model.graph.node.insert(1, relu)
+    assert stem_nodes(model, 1) == ["c1", "act1"]
+    assert stem_nodes(model, 2) == ["c1", "c2", "act1"]
+    assert stem_nodes(model, 0) == []
