@@ -381,6 +381,7 @@ def _build_object(model_dir: Path, download_dir: Path, build_venv: Path, say: Ca
             "parity_max_abs_diff_unoptimized": report["parity_max_abs_diff_unoptimized"],
             "fp16_max_abs_diff": report["fp16_max_abs_diff"],
             "fp16_tolerance": FP16_TOLERANCE,
+            "batch_parity_max_abs_diff": report["batch_parity_max_abs_diff"],
         },
         build={"tools": report["tools"], "optimization": "onnxruntime basic", "export": report["export"]},
     )
