@@ -32,7 +32,7 @@ from detectflow.cli.up import RedisServer, free_port
 from detectflow.config import Settings, Task
 from detectflow.detectors._common import prepare
 from detectflow.detectors.registry import load_detector
-from detectflow.jobs.store import RedisJobStore, connect
+from detectflow.jobs.stores.redis import RedisJobStore, connect
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,15 +17,10 @@ DEFAULT_CACHE_DIR = Path.home() / ".cache" / "detectflow"
 
 
 class Task(StrEnum):
-    """A detection task; each task has its own queue and worker pool."""
+    """A task a client submits (see ``jobs.kinds`` for what each takes and returns); each has its queue and pool."""
 
     face = "face"
     object = "object"
-
-    @property
-    def queue_name(self) -> str:
-        """Dramatiq queue of this task (``detect.<task>``)."""
-        return f"detect.{self.value}"
 
 
 class Settings(BaseSettings):

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from detectflow.api.app import create_app
 from detectflow.config import Settings
-from detectflow.jobs.store import RedisJobStore, connect
+from detectflow.jobs.stores.redis import RedisJobStore, connect
 from tests.support.processes import Proc, cli_env, start_worker, wait_for
 
 pytestmark = pytest.mark.redis

@@ -75,10 +75,10 @@ def test_redelivered_message_of_finished_job_is_skipped(client, run_worker, stor
     job = submit(client, image_bytes("astronaut")).json()
     assert wait_job(client, job["id"])["status"] == "succeeded"
     # When its message is delivered again (at-least-once delivery)
-    from detectflow.config import Task
+    from detectflow.jobs.kinds import kind_of
     from detectflow.worker.broker import DramatiqEnqueuer, make_broker
 
-    DramatiqEnqueuer(make_broker(settings, set_global=False)).enqueue(Task.face, job["id"])
+    DramatiqEnqueuer(make_broker(settings, set_global=False)).enqueue(kind_of("face"), job["id"])
     wait_for(lambda: store.queue_depth("detect.face") == 0, 30, what="the duplicate to be consumed")
     # Then the job is not run twice
     again = client.get(f"/v1/jobs/{job['id']}").json()

@@ -175,7 +175,7 @@ def test_redis_out_of_memory_is_service_unavailable(tmp_path):
     from detectflow.api.app import create_app
     from detectflow.cli.up import RedisServer
     from detectflow.config import Settings
-    from detectflow.jobs.store import connect
+    from detectflow.jobs.stores.redis import connect
 
     with RedisServer(tmp_path / "redis", appendonly=False) as server:
         connect(server.url).config_set("maxmemory", "1mb")

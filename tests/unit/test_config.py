@@ -27,5 +27,7 @@ def test_prod_forbids_private_webhooks():
     assert Settings(env="dev", webhook_allow_private=True).allows_private_webhooks is True
 
 
-def test_task_queue_names():
-    assert Task.face.queue_name == "detect.face" and Task.object.queue_name == "detect.object"
+def test_every_task_is_a_declared_kind():
+    from detectflow.jobs.kinds import KINDS
+
+    assert set(KINDS) == set(Task)

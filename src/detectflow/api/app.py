@@ -10,11 +10,12 @@ import detectflow
 from detectflow.api.errors import install_error_handlers
 from detectflow.api.metrics import Metrics
 from detectflow.api.middleware import RequestContextMiddleware
+from detectflow.api.openapi import install_openapi, operation_id
 from detectflow.api.routes import health, jobs
 from detectflow.api.waiter import JobWaiter
 from detectflow.config import Settings, get_settings
 from detectflow.jobs.service import Enqueuer, JobService
-from detectflow.jobs.store import AsyncJobStore, RedisJobStore, connect_async
+from detectflow.jobs.stores.redis import AsyncRedisJobStore, RedisJobStore, connect_async
 
 __all__ = ["create_app"]
 
@@ -42,14 +43,16 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
         title="detectflow",
         version=detectflow.__version__,
         description="Face and object detection as asynchronous jobs. Submit an image, poll the job.",
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
     app.state.observer = observer
     app.state.metrics = Metrics(observer, settings)
-    store = AsyncJobStore(aclient, settings.redis_prefix, settings.job_ttl_seconds)
+    store = AsyncRedisJobStore(aclient, settings.redis_prefix, settings.job_ttl_seconds)
     app.state.jobs = JobService(store, enqueuer or DramatiqEnqueuer(broker), settings)
     app.state.waiter = JobWaiter(aclient, settings.redis_prefix)
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(jobs.router)
     app.include_router(health.router)
     app.add_middleware(

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from detectflow.jobs.models import HTTP_STATUS, DetectflowError, ErrorCode
+from detectflow.jobs.errors import HTTP_STATUS, DetectflowError, ErrorCode
 from detectflow.logs import request_id_var
 
 __all__ = ["install_error_handlers", "error_response"]

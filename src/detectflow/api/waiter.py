@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from detectflow.jobs.store import Keys
+from detectflow.keys import KeyLayout
 
 __all__ = ["JobWaiter"]
 
@@ -14,7 +14,7 @@ class JobWaiter:
 
     def __init__(self, client: aioredis.Redis, prefix: str) -> None:
         self.client = client
-        self.keys = Keys(prefix)
+        self.keys = KeyLayout(prefix)
 
     async def wait(self, job_id: str, timeout: float) -> bool:
         """True when the job finished within ``timeout`` seconds."""

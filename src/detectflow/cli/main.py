@@ -48,7 +48,10 @@ def worker(
     threads: Annotated[int | None, typer.Option(help="Threads per process [default: DETECTFLOW_WORKER_THREADS].")] = None,
 ) -> None:
     """Run a Dramatiq worker for one task (replaces this process, so signals reach Dramatiq)."""
+    from detectflow.jobs.kinds import kind_of
+
     s = get_settings()
+    kind = kind_of(task)
     threads = threads or s.worker_threads
     env = dict(os.environ)
     env["DETECTFLOW_WORKER_TASK"] = task.value
@@ -61,7 +64,7 @@ def worker(
         sys.executable, "-m", "dramatiq", "detectflow.worker.main",
         "--processes", str(processes or s.worker_processes),
         "--threads", str(threads),
-        "--queues", task.queue_name, f"webhook.{task.value}",
+        "--queues", kind.queue, kind.webhook_queue,
         # Running jobs may finish on SIGTERM; the pod's grace period is set above this.
         "--worker-shutdown-timeout", str((s.worker_time_limit_seconds + 5) * 1000),
     ]  # fmt: skip

@@ -11,21 +11,29 @@ from urllib.parse import urlsplit
 from anyio import to_thread
 
 from detectflow.config import Settings, Task
+from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.images import inspect_image
-from detectflow.jobs.models import DetectflowError, ErrorCode, JobRecord, JobStatus, WebhookState
-from detectflow.jobs.store import AsyncJobStore
+from detectflow.jobs.kinds import JobKind, kind_of
+from detectflow.jobs.records import JobPage, JobRecord, JobStatus, WebhookState
+from detectflow.jobs.store import JobFilter, JobStore, decode_cursor, encode_cursor
 from detectflow.webhooks import is_private_target
 
-__all__ = ["Enqueuer", "JobService", "retry_after_seconds"]
+__all__ = ["Enqueuer", "JobService", "retry_after_seconds", "MAX_PAGE_SIZE", "MAX_SCANNED_PER_PAGE"]
 
 #: Bounds of the Retry-After estimate (seconds).
 MIN_RETRY_AFTER, MAX_RETRY_AFTER = 1, 300
 
 
-class Enqueuer(Protocol):
-    """Puts a job id on its task's queue; with ``pipe``, as part of the caller's Redis transaction."""
+#: Most jobs one page of ``GET /v1/jobs`` returns.
+MAX_PAGE_SIZE = 100
+#: Most job records one page reads before it returns (a sparse filter gives a short page and a cursor).
+MAX_SCANNED_PER_PAGE = 1000
 
-    def enqueue(self, task: Task, job_id: str, pipe: Any = None) -> None: ...
+
+class Enqueuer(Protocol):
+    """Puts a job id on its kind's queue; with ``pipe``, as part of the store's transaction."""
+
+    def enqueue(self, kind: JobKind, job_id: str, pipe: Any = None) -> None: ...
 
 
 def retry_after_seconds(depth: int, limit: int, drain_per_s: float) -> int:
@@ -39,7 +47,7 @@ def retry_after_seconds(depth: int, limit: int, drain_per_s: float) -> int:
 class JobService:
     """The job lifecycle as the API sees it (asyncio: the API's event loop runs it)."""
 
-    def __init__(self, store: AsyncJobStore, enqueuer: Enqueuer, settings: Settings) -> None:
+    def __init__(self, store: JobStore, enqueuer: Enqueuer, settings: Settings) -> None:
         self.store = store
         self.enqueuer = enqueuer
         self.settings = settings
@@ -55,6 +63,7 @@ class JobService:
     ) -> tuple[JobRecord, bool]:
         """Validate, store and enqueue a job; returns (job, created) — created is False on a replay."""
         s = self.settings
+        kind = kind_of(task)
         header = inspect_image(data, s.api_max_image_pixels)
         webhook = self._webhook(webhook_url)
         fingerprint = hashlib.sha256(data).hexdigest()
@@ -78,10 +87,10 @@ class JobService:
                     data, task, webhook_url=webhook_url, idempotency_key=idempotency_key, request_id=request_id
                 )
         try:
-            await self._check_backpressure(task)
+            await self._check_backpressure(kind)
             job = JobRecord(
                 id=job_id,
-                task=task.value,
+                task=kind.task,
                 webhook=webhook,
                 request_id=request_id,
                 idempotency_key=idempotency_key,
@@ -90,7 +99,7 @@ class JobService:
                 image_width=header.width,
                 image_height=header.height,
             )
-            await self.store.create(job, data, also=lambda pipe: self.enqueuer.enqueue(task, job_id, pipe))
+            await self.store.create(job, data, also=lambda pipe: self.enqueuer.enqueue(kind, job_id, pipe))
         except Exception:
             if idempotency_key:
                 await self.store.release_idempotency_key(idempotency_key)
@@ -120,14 +129,14 @@ class JobService:
             )
         return WebhookState(url=url)
 
-    async def _check_backpressure(self, task: Task) -> None:
+    async def _check_backpressure(self, kind: JobKind) -> None:
         limit = self.settings.api_max_queue_depth
-        depth = await self.store.queue_depth(task.queue_name)
+        depth = await self.store.queue_depth(kind.queue)
         if depth >= limit:
-            wait = retry_after_seconds(depth, limit, await self.store.drain_rate(task.value))
+            wait = retry_after_seconds(depth, limit, await self.store.drain_rate(kind.task.value))
             raise DetectflowError(
                 ErrorCode.queue_full,
-                f"The {task.value} queue holds {depth} unfinished jobs (limit {limit}); retry later.",
+                f"The {kind.task.value} queue holds {depth} unfinished jobs (limit {limit}); retry later.",
                 {"queue_depth": depth, "max_queue_depth": limit, "retry_after_seconds": wait},
                 headers={"Retry-After": str(wait)},
             )
@@ -137,6 +146,21 @@ class JobService:
         if job is None:
             raise DetectflowError(ErrorCode.job_not_found, f"No job {job_id} (unknown or expired).")
         return job
+
+    async def list(
+        self,
+        limit: int = 20,
+        cursor: str | None = None,
+        where: JobFilter = JobFilter(),
+        base_url: str = "",
+    ) -> JobPage:
+        """One page of jobs newest first, from ``cursor`` (a token of an earlier page) on."""
+        records, last = await self.store.list_jobs(
+            min(limit, MAX_PAGE_SIZE), decode_cursor(cursor) if cursor else None, where, MAX_SCANNED_PER_PAGE
+        )
+        return JobPage(
+            items=[r.public(base_url) for r in records], next_cursor=encode_cursor(last) if last else None
+        )
 
     async def cancel(self, job_id: str) -> JobRecord:
         applied, old = await self.store.cancel(job_id)
@@ -162,12 +186,12 @@ class JobService:
         cached = await self.store.annotated(job_id)
         if cached is not None:
             return cached
-        from detectflow.jobs.render import render_annotated_png
+        from detectflow.jobs.annotated import render_annotated_png
 
         data = await self.store.image(job_id)
         if data is None:
             raise DetectflowError(ErrorCode.job_not_found, f"The image of job {job_id} has expired.")
         # decoding and drawing take milliseconds of CPU: not on the event loop
-        png = await to_thread.run_sync(render_annotated_png, data, (job.result or {}).get("detections", []))
+        png = await to_thread.run_sync(render_annotated_png, data, job.result.detections if job.result else [])
         await self.store.save_annotated(job_id, png)
         return png

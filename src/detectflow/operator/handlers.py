@@ -58,7 +58,7 @@ def reconcile(
     if result.pruned:
         logger.info("pruned %s", ", ".join(result.pruned))
     prefix = redis_prefix(pipeline)
-    keys = {w.name: queue_keys(prefix, w.task.value)["unfinished"] for w in pipeline.spec.workers}
+    keys = {w.name: tuple(queue_keys(prefix, w.task.value).values()) for w in pipeline.spec.workers}
     depths = queues.read_depths(redis_target(pipeline.spec.redis), password, keys)
     new = build_status(pipeline, obs, depths, dict(status), _now())
     _post_events(body, list(status.get("conditions") or []), new["conditions"])

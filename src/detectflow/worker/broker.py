@@ -1,4 +1,17 @@
-"""The Dramatiq Redis broker shared by the API (to enqueue) and the workers (to consume)."""
+"""The Dramatiq Redis broker shared by the API (to enqueue) and the workers (to consume).
+
+Two behaviours of Dramatiq's Redis broker are changed, and both need its internals:
+
+- an idle consumer blocks on a wake-up list that every enqueue feeds, instead of sleeping up to a
+  second, and a busy one polls its own acks instead of backing off towards the timeout
+  (``_RedisConsumer.__next__``, swapped in through the broker's ``consumer_class``);
+- an enqueue can join the caller's Redis transaction, so "store the job" and "send its message"
+  are one atomic step (``RedisBroker.enqueue`` with the dispatch script's argument layout).
+
+Dramatiq is pinned to the minor version these overrides were written against, and
+``DRAMATIQ_CONTRACT`` fingerprints the code they copy: ``tests/unit/worker/test_broker.py`` fails
+when an upgrade changes any of it, so the overrides are re-read, not silently wrong.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +19,51 @@ import time
 from typing import Any
 from uuid import uuid4
 
-import redis
 import dramatiq
+import redis
 from dramatiq import Message
-from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.broker import MessageProxy
-from dramatiq.errors import ConnectionClosed
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import compute_backoff, current_millis, dq_name
+from dramatiq.errors import ConnectionClosed
 from redis.client import Pipeline
 
-from detectflow.config import Settings, Task
-from detectflow.jobs.store import connect
+from detectflow.config import Settings
+from detectflow.jobs.kinds import JobKind
+from detectflow.jobs.stores.redis import connect
+from detectflow.keys import KeyLayout
 
-__all__ = ["WakeupRedisBroker", "make_broker", "DramatiqEnqueuer", "detect_actor_name", "webhook_actor_name", "webhook_queue"]
+__all__ = ["WakeupRedisBroker", "make_broker", "DramatiqEnqueuer", "DRAMATIQ_CONTRACT", "dispatch_args"]
 
 #: Chance per million broker calls that Dramatiq runs its own maintenance (we also run it on a timer).
 MAINTENANCE_CHANCE = 10_000
-
-
-def detect_actor_name(task: Task) -> str:
-    return f"detect_{task.value}"
-
-
-def webhook_actor_name(task: Task) -> str:
-    return f"deliver_webhook_{task.value}"
-
-
-def webhook_queue(task: Task) -> str:
-    return f"webhook.{task.value}"
-
-
 #: How often a consumer whose threads are all busy checks for a finished job (seconds).
 BUSY_POLL_SECONDS = 0.002
 #: Wake-up tokens kept per queue; one is enough to wake a consumer, a few cover bursts.
 WAKEUP_TOKENS = 16
+
+#: sha256 (first 16 hex digits) of the Dramatiq code the overrides below copy or call with their own
+#: arguments, for the pinned Dramatiq (2.2.x). A contract test recomputes them.
+DRAMATIQ_CONTRACT = {
+    "dramatiq.brokers.redis._RedisConsumer.__next__": "b8245bc4ab8044d6",
+    "dramatiq.brokers.redis._RedisConsumer.__init__": "c626986d71660eb6",
+    "dramatiq.brokers.redis.RedisBroker.enqueue": "e1590deaae2f786a",
+    "dramatiq.brokers.redis.RedisBroker._dispatch": "ee77793d07f17bbe",
+    "dramatiq/brokers/redis/dispatch.lua": "ba4d872e4fb204eb",
+}
+
+
+def dispatch_args(broker: RedisBroker, command: str, queue_name: str, *extra: Any, maintenance: bool | None = None):
+    """Arguments of Dramatiq's dispatch script, in the layout of ``RedisBroker._dispatch``.
+
+    ``maintenance`` forces (or skips) the script's requeue of dead workers' messages; None leaves
+    it to Dramatiq's own chance.
+    """
+    do_maintenance = broker._should_do_maintenance(command) if maintenance is None else int(maintenance)
+    return [
+        command, current_millis(), queue_name, broker.broker_id, broker.heartbeat_timeout,
+        broker.dead_message_ttl, do_maintenance, broker._max_unpack_size(), *extra,
+    ]  # fmt: skip
 
 
 class WakeupRedisBroker(RedisBroker):
@@ -47,13 +71,13 @@ class WakeupRedisBroker(RedisBroker):
 
     Dramatiq's consumer polls an idle queue with exponential backoff up to the worker timeout
     (1 s), so a job sent to an idle worker waits up to a second. Here every enqueue pushes a
-    token on ``<ns>:__wakeup__.<queue>`` and an idle consumer blocks on that list (BLPOP) for its
+    token on the queue's wake-up list and an idle consumer blocks on that list (BLPOP) for its
     backoff: the first job is picked up within a Redis round trip, and idle workers make one call
     per timeout instead of spinning.
     """
 
     def wakeup_key(self, queue_name: str) -> str:
-        return f"{self.namespace}:__wakeup__.{queue_name}"
+        return KeyLayout(self.namespace).wakeup(queue_name)
 
     def enqueue(self, message: Message, *, delay: int | None = None, pipe: Any = None) -> Message:
         """Enqueue ``message`` (as RedisBroker.enqueue) and wake an idle consumer of its queue.
@@ -69,11 +93,7 @@ class WakeupRedisBroker(RedisBroker):
         self.emit_before("enqueue", message, delay)
         own = pipe is None
         pipe = self.client.pipeline(transaction=False) if own else pipe
-        args = [
-            "enqueue", current_millis(), queue_name, self.broker_id, self.heartbeat_timeout,
-            self.dead_message_ttl, self._should_do_maintenance("enqueue"), self._max_unpack_size(),
-            message.options["redis_message_id"], message.encode(),
-        ]  # fmt: skip
+        args = dispatch_args(self, "enqueue", queue_name, message.options["redis_message_id"], message.encode())
         dispatch = self.scripts["dispatch"]
         if not isinstance(pipe, Pipeline):
             # An asyncio pipeline: EVAL with the script's text, never EVALSHA, so a Redis that lost
@@ -89,6 +109,10 @@ class WakeupRedisBroker(RedisBroker):
             pipe.execute()
         self.emit_after("enqueue", message, delay)
         return message
+
+    def run_maintenance(self, queue_name: str) -> None:
+        """Beat for this broker and requeue the messages of dead workers on ``queue_name`` now."""
+        self.scripts["dispatch"](args=dispatch_args(self, "qsize", queue_name, maintenance=True), keys=[self.namespace])
 
     @property
     def consumer_class(self):
@@ -130,7 +154,7 @@ class _WakeupConsumer(_RedisConsumer):
             raise ConnectionClosed(e) from None
 
 
-def make_broker(settings: Settings, *, set_global: bool = True) -> RedisBroker:
+def make_broker(settings: Settings, *, set_global: bool = True) -> WakeupRedisBroker:
     """A Redis broker whose namespace is the settings' key prefix.
 
     A worker that stops beating for ``worker_dead_after_seconds`` is considered dead, and its
@@ -150,13 +174,11 @@ def make_broker(settings: Settings, *, set_global: bool = True) -> RedisBroker:
 
 
 class DramatiqEnqueuer:
-    """Enqueues a job id for the detect actor of its task without importing the actor's code."""
+    """Enqueues a job id for the actor of its kind without importing the actor's code."""
 
     def __init__(self, broker: WakeupRedisBroker) -> None:
         self.broker = broker
 
-    def enqueue(self, task: Task, job_id: str, pipe: Any = None) -> None:
-        message = Message(
-            queue_name=task.queue_name, actor_name=detect_actor_name(task), args=(job_id,), kwargs={}, options={}
-        )
+    def enqueue(self, kind: JobKind, job_id: str, pipe: Any = None) -> None:
+        message = Message(queue_name=kind.queue, actor_name=kind.actor_name, args=(job_id,), kwargs={}, options={})
         self.broker.enqueue(message, pipe=pipe)

@@ -1,0 +1,347 @@
+"""Jobs in Redis: the synchronous store of workers and observers, the asyncio store of the API (one script set)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import redis
+import redis.asyncio as aioredis
+
+from detectflow.jobs.errors import ErrorCode
+from detectflow.jobs.records import JobError, JobRecord, JobStatus, WebhookState, utcnow
+from detectflow.jobs.store import Cursor, JobFilter, created_us
+from detectflow.keys import KeyLayout
+
+__all__ = ["AsyncRedisJobStore", "RedisJobStore", "connect", "connect_async"]
+
+_JSON_FIELDS = ("error", "result", "webhook")
+
+# Conditional transition: KEYS[1] job hash, KEYS[2] per-state counters, KEYS[3] the job's "done"
+# list (a token for long-polling readers); ARGV = [allowed "a,b", new_status, incr_attempts 0|1,
+# final 0|1, field, value, ...]. Returns {1, old_status, request_id, has_webhook} when applied,
+# {0, old_status or false} otherwise.
+_TRANSITION = """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return {0, false} end
+local ok = false
+for s in string.gmatch(ARGV[1], '[^,]+') do if s == cur then ok = true end end
+if not ok then return {0, cur} end
+redis.call('HSET', KEYS[1], 'status', ARGV[2])
+if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+if ARGV[4] == '1' then
+  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+  redis.call('RPUSH', KEYS[3], 1)
+  redis.call('EXPIRE', KEYS[3], 300)
+end
+for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+return {1, cur, redis.call('HGET', KEYS[1], 'request_id'), redis.call('HEXISTS', KEYS[1], 'webhook')}
+"""
+
+
+def connect(url: str, password: str | None = None, **kwargs: Any) -> redis.Redis:
+    """A Redis client for ``url``; ``password`` overrides the one in the URL."""
+    if password:
+        kwargs["password"] = password
+    return redis.Redis.from_url(url, **kwargs)
+
+
+def connect_async(url: str, password: str | None = None, **kwargs: Any) -> aioredis.Redis:
+    """An asyncio Redis client for ``url``; ``password`` overrides the one in the URL."""
+    if password:
+        kwargs["password"] = password
+    return aioredis.Redis.from_url(url, **kwargs)
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if hasattr(value, "model_dump"):
+        return value.model_dump_json()
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _decode(raw: dict[bytes, bytes]) -> JobRecord:
+    data: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
+    for name in _JSON_FIELDS:
+        if name in data:
+            data[name] = json.loads(data[name])
+    for name in ("started_at", "finished_at"):
+        if data.get(name) == "":
+            data[name] = None
+    return JobRecord.model_validate(data)
+
+
+def _queue_create(pipe: Any, keys: KeyLayout, ttl: int, job: JobRecord, image: bytes) -> None:
+    """Buffer the commands that store a new job and its image on ``pipe`` (sync or asyncio)."""
+    mapping = {k: _encode(v) for k, v in job.model_dump(exclude_none=True).items() if k not in _JSON_FIELDS}
+    if job.webhook is not None:
+        mapping["webhook"] = job.webhook.model_dump_json()
+    score = created_us(job)
+    pipe.set(keys.image(job.id), image, ex=ttl)
+    pipe.hset(keys.job(job.id), mapping=mapping)
+    pipe.expire(keys.job(job.id), ttl)
+    pipe.hincrby(keys.job_counts(), "created", 1)
+    # the listing index forgets what has expired (jobs live ``ttl`` seconds)
+    pipe.zadd(keys.job_index(), {job.id: score})
+    pipe.zremrangebyscore(keys.job_index(), "-inf", f"({score - ttl * 1_000_000}")
+
+
+def _transition_request(
+    keys: KeyLayout, job_id: str, allowed: Iterable[JobStatus], new: JobStatus, incr: bool, fields: dict[str, Any]
+) -> tuple[list[str], list[str]]:
+    # final states are counted in the same script, so counters never lag the job
+    args: list[str] = [",".join(allowed), new.value, "1" if incr else "0", "1" if new.is_final else "0"]
+    for k, v in fields.items():
+        args += [k, _encode(v)]
+    return [keys.job(job_id), keys.job_counts(), keys.done(job_id)], args
+
+
+def _transition_result(reply: list) -> tuple[bool, str | None, str | None]:
+    applied, old, *rest = reply
+    request_id = rest[0].decode() if rest and rest[0] else None
+    return bool(applied), (old.decode() if old else None), request_id
+
+
+def _has_webhook(reply: list) -> bool:
+    return len(reply) > 3 and bool(reply[3])
+
+
+def _idempotency_result(existing: bytes) -> tuple[str, str]:
+    found_id, _, found_fp = existing.decode().partition(" ")
+    return found_id, found_fp
+
+
+#: Window over which the drain rate is measured (seconds).
+DRAIN_WINDOW = 60.0
+
+
+class RedisJobStore:
+    """Jobs as Redis hashes with a TTL; transitions are atomic Lua scripts (workers, observers)."""
+
+    DRAIN_WINDOW = DRAIN_WINDOW
+    #: Upper bounds of the inference-time histogram (seconds).
+    INFERENCE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+    def __init__(self, client: redis.Redis, prefix: str, ttl_seconds: int) -> None:
+        self.client = client
+        self.keys = KeyLayout(prefix)
+        self.ttl = ttl_seconds
+        self._transition = client.register_script(_TRANSITION)
+
+    # --- read ------------------------------------------------------------------------
+    def get(self, job_id: str) -> JobRecord | None:
+        raw = self.client.hgetall(self.keys.job(job_id))
+        return _decode(raw) if raw else None
+
+    def load(self, job_id: str) -> tuple[JobRecord | None, bytes | None]:
+        """The job and its image, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.job(job_id))
+        pipe.get(self.keys.image(job_id))
+        raw, image = pipe.execute()
+        return (_decode(raw) if raw else None), image
+
+    def image(self, job_id: str) -> bytes | None:
+        return self.client.get(self.keys.image(job_id))
+
+    # --- transitions -----------------------------------------------------------------
+    def _apply(self, job_id: str, allowed: Iterable[JobStatus], new: JobStatus, incr: bool, **fields: Any):
+        keys, args = _transition_request(self.keys, job_id, allowed, new, incr, fields)
+        return _transition_result(self._transition(keys=keys, args=args))
+
+    def mark_running(self, job_id: str) -> tuple[bool, str | None, str | None]:
+        """queued|running -> running (a redelivered message counts a new attempt).
+
+        Returns (applied, previous status or None if missing, the submitting request's id).
+        """
+        return self._apply(
+            job_id, (JobStatus.queued, JobStatus.running), JobStatus.running, True, started_at=utcnow()
+        )
+
+    def _finish(self, job_id: str, task: str, allowed, new: JobStatus, inference_s: float | None, **fields):
+        keys, args = _transition_request(self.keys, job_id, allowed, new, False, {**fields, "finished_at": utcnow()})
+        reply = self._transition(keys=keys, args=args)
+        applied = _transition_result(reply)[0]
+        if applied:
+            self._count_finished(task, new, inference_s)
+        return applied, _has_webhook(reply)
+
+    def mark_succeeded(self, job_id: str, result: Any, task: str, inference_s: float) -> tuple[bool, bool]:
+        """running -> succeeded; returns (applied, whether the job has a webhook to deliver)."""
+        return self._finish(job_id, task, (JobStatus.running,), JobStatus.succeeded, inference_s, result=result)
+
+    def mark_failed(self, job_id: str, task: str, code: ErrorCode, message: str) -> tuple[bool, bool]:
+        """queued|running -> failed with a reason; returns (applied, whether the job has a webhook)."""
+        error = JobError(code=code, message=message)
+        return self._finish(job_id, task, (JobStatus.queued, JobStatus.running), JobStatus.failed, None, error=error)
+
+    def set_webhook_state(self, job_id: str, state: WebhookState) -> None:
+        key = self.keys.job(job_id)
+        if self.client.exists(key):
+            self.client.hset(key, "webhook", state.model_dump_json())
+
+    def _count_finished(self, task: str, status: JobStatus, inference_s: float | None) -> None:
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.zadd(self.keys.completions(task), {f"{now:.6f}": now})
+        pipe.zremrangebyscore(self.keys.completions(task), 0, now - self.DRAIN_WINDOW)
+        if inference_s is not None:
+            hist = self.keys.inference(task)
+            pipe.hincrby(hist, "count", 1)
+            pipe.hincrbyfloat(hist, "sum", inference_s)
+            # one counter per bucket (not cumulative): one command per job; readers add them up
+            bound = next((b for b in self.INFERENCE_BUCKETS if inference_s <= b), "inf")
+            pipe.hincrby(hist, f"b_{bound}", 1)
+        pipe.execute()
+
+    # --- observation -----------------------------------------------------------------
+    def queue_depth(self, queue: str) -> int:
+        """Unfinished work of a queue: waiting, in flight and waiting for a retry."""
+        pipe = self.client.pipeline(transaction=False)
+        for key in self.keys.depth_keys(queue):
+            pipe.hlen(key)
+        return sum(int(n) for n in pipe.execute())
+
+    def job_counts(self) -> dict[str, int]:
+        return {k.decode(): int(v) for k, v in self.client.hgetall(self.keys.job_counts()).items()}
+
+    def inference_histogram(self, task: str) -> tuple[list[tuple[str, float]], float, float]:
+        """Cumulative Prometheus buckets ``[(le, count), ..., ("+Inf", count)]``, the sum, the count."""
+        raw = {k.decode(): float(v) for k, v in self.client.hgetall(self.keys.inference(task)).items()}
+        buckets, running = [], 0.0
+        for bound in self.INFERENCE_BUCKETS:
+            running += raw.get(f"b_{bound}", 0.0)
+            buckets.append((str(bound), running))
+        count = raw.get("count", 0.0)
+        buckets.append(("+Inf", count))
+        return buckets, raw.get("sum", 0.0), count
+
+    def beat(self, task: str, worker_id: str, info: dict[str, Any]) -> None:
+        """Record a live, warmed-up worker."""
+        self.client.hset(self.keys.workers(task), worker_id, json.dumps({**info, "ts": time.time()}))
+
+    def forget_worker(self, task: str, worker_id: str) -> None:
+        self.client.hdel(self.keys.workers(task), worker_id)
+
+    def live_workers(self, task: str, stale_after: float) -> list[dict[str, Any]]:
+        now = time.time()
+        live, stale = [], []
+        for wid, raw in self.client.hgetall(self.keys.workers(task)).items():
+            info = json.loads(raw)
+            (live if now - info.get("ts", 0) <= stale_after else stale).append((wid, info))
+        if stale:
+            self.client.hdel(self.keys.workers(task), *[w for w, _ in stale])
+        return [{"id": w.decode(), **i} for w, i in live]
+
+
+class AsyncRedisJobStore:
+    """The API's job store (a :class:`~detectflow.jobs.store.JobStore`) on redis.asyncio: no thread per request.
+
+    Shares the key layout, encoding and transition script with :class:`RedisJobStore`.
+    """
+
+    def __init__(self, client: aioredis.Redis, prefix: str, ttl_seconds: int) -> None:
+        self.client = client
+        self.keys = KeyLayout(prefix)
+        self.ttl = ttl_seconds
+        self._transition = client.register_script(_TRANSITION)
+
+    async def claim_idempotency_key(self, key: str, job_id: str, fingerprint: str) -> tuple[str, str] | None:
+        """Bind ``key`` to ``job_id``; returns the existing (job id, fingerprint) if already bound."""
+        if await self.client.set(self.keys.idempotency(key), f"{job_id} {fingerprint}", nx=True, ex=self.ttl):
+            return None
+        existing = await self.client.get(self.keys.idempotency(key))
+        if existing is None:  # expired between the two calls: try once more
+            return await self.claim_idempotency_key(key, job_id, fingerprint)
+        return _idempotency_result(existing)
+
+    async def release_idempotency_key(self, key: str) -> None:
+        await self.client.delete(self.keys.idempotency(key))
+
+    async def create(self, job: JobRecord, image: bytes, also: Callable[[Any], None] | None = None) -> None:
+        """Store a new job and its image, both expiring after the TTL.
+
+        ``also`` adds commands (the enqueue) to the same MULTI/EXEC: a job is never stored without
+        its message, nor its message sent without the job.
+        """
+        async with self.client.pipeline(transaction=True) as pipe:
+            _queue_create(pipe, self.keys, self.ttl, job, image)
+            if also is not None:
+                also(pipe)
+            await pipe.execute()
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        raw = await self.client.hgetall(self.keys.job(job_id))
+        return _decode(raw) if raw else None
+
+    async def image(self, job_id: str) -> bytes | None:
+        return await self.client.get(self.keys.image(job_id))
+
+    async def annotated(self, job_id: str) -> bytes | None:
+        return await self.client.get(self.keys.annotated(job_id))
+
+    async def save_annotated(self, job_id: str, png: bytes) -> None:
+        ttl = await self.client.ttl(self.keys.job(job_id))
+        await self.client.set(self.keys.annotated(job_id), png, ex=ttl if ttl and ttl > 0 else self.ttl)
+
+    async def cancel(self, job_id: str) -> tuple[bool, str | None]:
+        """queued -> cancelled; returns (applied, previous status or None if missing)."""
+        keys, args = _transition_request(
+            self.keys, job_id, (JobStatus.queued,), JobStatus.cancelled, False, {"finished_at": utcnow()}
+        )
+        applied, old, _ = _transition_result(await self._transition(keys=keys, args=args))
+        return applied, old
+
+    async def queue_depth(self, queue: str) -> int:
+        """Unfinished work of a queue: waiting, in flight and waiting for a retry."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for key in self.keys.depth_keys(queue):
+                pipe.hlen(key)
+            return sum(int(n) for n in await pipe.execute())
+
+    async def drain_rate(self, task: str) -> float:
+        """Jobs finished per second over the last ``DRAIN_WINDOW`` seconds."""
+        now = time.time()
+        return await self.client.zcount(self.keys.completions(task), now - DRAIN_WINDOW, now) / DRAIN_WINDOW
+
+    async def list_jobs(
+        self, limit: int, cursor: Cursor | None, where: JobFilter, max_scanned: int
+    ) -> tuple[list[JobRecord], Cursor | None]:
+        """Jobs newest first after ``cursor`` that ``where`` keeps (see :meth:`JobStore.list_jobs`)."""
+        top = "+inf" if cursor is None else cursor.created_us
+        bottom = "-inf" if where.min_score is None else f"({where.min_score}"
+        kept: list[JobRecord] = []
+        scanned, last, offset = 0, cursor, 0
+        batch = min(max(limit * 2, 16), max_scanned)
+        while scanned < max_scanned:
+            # ties share a score: skip the ones at or before the cursor
+            entries = await self.client.zrange(
+                self.keys.job_index(), top, bottom, byscore=True, desc=True, offset=offset, num=batch, withscores=True
+            )
+            if not entries:
+                return kept, None
+            offset += len(entries)
+            fresh = [(m.decode(), int(sc)) for m, sc in entries]
+            fresh = [(jid, sc) for jid, sc in fresh if cursor is None or cursor.is_after(sc, jid)]
+            async with self.client.pipeline(transaction=False) as pipe:
+                for jid, _ in fresh:
+                    pipe.hgetall(self.keys.job(jid))
+                raws = await pipe.execute()
+            for (jid, sc), raw in zip(fresh, raws, strict=True):
+                scanned += 1
+                last = Cursor(sc, jid)
+                if raw:
+                    job = _decode(raw)
+                    if where.keeps(job):
+                        kept.append(job)
+                if len(kept) == limit or scanned >= max_scanned:
+                    return kept, last
+            if len(entries) < batch:
+                return kept, None
+        return kept, last
