@@ -203,3 +203,40 @@ def test_get_with_wait_times_out_on_a_queued_job(client):
     assert body["status"] == "queued" and 0.9 < time.monotonic() - t0 < 5
     resp = client.get(f"/v1/jobs/{job['id']}", params={"wait": 31})
     assert resp.status_code == 422 and resp.json()["error"]["code"] == "validation_error"
+
+
+def test_list_pages_through_jobs_newest_first_with_a_cursor(client):
+    # Given five jobs (no worker: they stay queued), one of them cancelled
+    ids = [submit(client, image_bytes("coffee"), task="object" if i % 2 else "face").json()["id"] for i in range(5)]
+    client.delete(f"/v1/jobs/{ids[0]}")
+    # When listing two at a time, following next_cursor
+    seen, cursor, pages = [], None, 0
+    while True:
+        body = client.get("/v1/jobs", params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        assert len(body["items"]) <= 2
+        seen += [j["id"] for j in body["items"]]
+        pages += 1
+        if not (cursor := body["next_cursor"]):
+            break
+    # Then every job comes once, newest first
+    assert seen == ids[::-1] and pages >= 3
+    # And the filters narrow the list
+    objects = client.get("/v1/jobs", params={"task": "object"}).json()["items"]
+    assert [j["id"] for j in objects] == [ids[3], ids[1]]
+    cancelled = client.get("/v1/jobs", params={"status": "cancelled"}).json()["items"]
+    assert [j["id"] for j in cancelled] == [ids[0]]
+    after = client.get(f"/v1/jobs/{ids[2]}").json()["created_at"]
+    newer = client.get("/v1/jobs", params={"created_after": after}).json()["items"]
+    assert [j["id"] for j in newer] == [ids[4], ids[3]]
+    bad = client.get("/v1/jobs", params={"cursor": "not-a-cursor"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
+
+
+def test_list_forgets_expired_jobs(make_client, store):
+    client = make_client(job_ttl_seconds=1)
+    old = submit(client, image_bytes("coffee")).json()["id"]
+    wait_for(lambda: store.get(old) is None, 5, what="the job to expire")
+    new = submit(client, image_bytes("coffee")).json()["id"]
+    assert [j["id"] for j in client.get("/v1/jobs").json()["items"]] == [new]
+    # the index entry of the expired job went with the next submission
+    assert store.client.zcard(store.keys.job_index()) == 1

@@ -377,7 +377,9 @@ class WorkerStatus(_Model):
     task: str = Field(description="Task.")
     desired_replicas: int = Field(0, description="Replicas the Deployment (or KEDA) asks for.")
     ready_replicas: int = Field(0, description="Ready pods.")
-    queue_depth: int | None = Field(None, description="Unfinished jobs (HLEN of the .msgs hash), when Redis is reachable.")
+    queue_depth: int | None = Field(
+        None, description="Unfinished jobs: waiting, in flight and waiting for a retry (when Redis is reachable)."
+    )
 
 
 class DetectionPipelineStatus(_Model):

@@ -51,7 +51,8 @@ def readyz(request: Request, response: Response, settings: SettingsDep) -> Readi
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "Prometheus text format."}},
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "headers": headers(),
+                     "description": "Prometheus text exposition format."}},  # fmt: skip
     summary="Prometheus metrics",
 )
 def metrics(request: Request) -> Response:
