@@ -10,6 +10,7 @@ import pytest
 
 from detectflow.cli.up import RedisServer
 from detectflow.config import Settings
+from tests.support.processes import TEST_ADMIN_KEY
 
 
 @pytest.fixture(scope="session")
@@ -33,4 +34,6 @@ def settings(redis_server: RedisServer, prefix: str, tmp_path: Path) -> Settings
         state_dir=tmp_path / "state",
         webhook_secret="test-secret",
         worker_dead_after_seconds=3,
+        admin_key=TEST_ADMIN_KEY,
+        api_metrics_port=0,
     )
