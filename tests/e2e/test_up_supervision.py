@@ -134,3 +134,48 @@ def test_up_starts_again_at_once_on_the_same_port(tmp_path: Path):
         assert httpx.get(f"{again.url}/healthz").status_code == 200
     finally:
         assert again.stop(signal.SIGTERM) == 0
+
+
+def test_up_restarts_a_killed_redis_on_its_append_only_file(tmp_path: Path):
+    # Given `detectflow up` with a finished job
+    up = UpProcess(tmp_path / "state", tmp_path / "up.log")
+    try:
+        with httpx.Client(base_url=up.url, timeout=10) as client:
+            job = client.post("/v1/jobs", files={"file": ("a.png", image_bytes("astronaut"))}, data={"task": "face"})
+            job_id = job.json()["id"]
+            wait_for(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded", 60, 0.2, what="the job")
+            # When redis-server is killed outright
+            (redis_pid,) = [p for p in _children(up.proc.pid) if b"redis-server" in _cmdline_bytes(p)]
+            os.kill(redis_pid, signal.SIGKILL)
+            # Then it is restarted on the same port and the job is still there (everysec loses nothing on a
+            # process crash: the append-only file was written before the reply), and new jobs run
+            wait_for(lambda: "redis restarted" in up.output(), 30, 0.2, what="the Redis restart")
+            wait_for(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded", 30, 0.2, what="the job")
+            again = client.post("/v1/jobs", files={"file": ("a.png", image_bytes("astronaut"))}, data={"task": "face"})
+            assert again.status_code == 202
+            wait_for(lambda: client.get(f"/v1/jobs/{again.json()['id']}").json()["status"] == "succeeded", 60, 0.2,
+                     what="a job after the restart")  # fmt: skip
+        assert "redis (pid" in up.output() and "died: killed by SIGKILL" in up.output()
+    finally:
+        assert up.stop(signal.SIGTERM) == 0, up.output()[-3000:]
+    assert processes_with(up.marker) == []
+
+
+def _cmdline_bytes(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _children(pid: int) -> list[int]:
+    """PIDs of ``pid``'s children (redis-server rewrites its environment, so the marker misses it)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
