@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from detectflow.cli.up import free_port
 from tests.support.images import image_bytes
@@ -137,8 +139,10 @@ def test_up_starts_again_at_once_on_the_same_port(tmp_path: Path):
 
 
 def test_up_restarts_a_killed_redis_on_its_append_only_file(tmp_path: Path):
-    # Given `detectflow up` with a finished job
-    up = UpProcess(tmp_path / "state", tmp_path / "up.log")
+    # Given `detectflow up --appendfsync always` with a finished job
+    up = UpProcess(tmp_path / "state", tmp_path / "up.log", args=("--appendfsync", "always"))
+    (redis_url,) = re.findall(r"redis-server on (redis://\S+) ", up.output())
+    assert redis.Redis.from_url(redis_url).config_get("appendfsync") == {"appendfsync": "always"}
     try:
         with httpx.Client(base_url=up.url, timeout=10) as client:
             job = client.post("/v1/jobs", files={"file": ("a.png", image_bytes("astronaut"))}, data={"task": "face"})
@@ -156,6 +160,8 @@ def test_up_restarts_a_killed_redis_on_its_append_only_file(tmp_path: Path):
             wait_for(lambda: client.get(f"/v1/jobs/{again.json()['id']}").json()["status"] == "succeeded", 60, 0.2,
                      what="a job after the restart")  # fmt: skip
         assert "redis (pid" in up.output() and "died: killed by SIGKILL" in up.output()
+        # (the restarted redis-server kept the policy)
+        assert redis.Redis.from_url(redis_url).config_get("appendfsync") == {"appendfsync": "always"}
     finally:
         assert up.stop(signal.SIGTERM) == 0, up.output()[-3000:]
     assert processes_with(up.marker) == []

@@ -54,3 +54,21 @@ def test_check_port_free_refuses_a_listening_port():
         busy.listen()
         with pytest.raises(typer.Exit):
             _check_port_free("127.0.0.1", busy.getsockname()[1])
+
+
+def test_up_refuses_an_unknown_appendfsync_before_starting_anything(tmp_path: Path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from detectflow.cli.main import app
+
+    from detectflow.config import get_settings
+
+    monkeypatch.setenv("DETECTFLOW_STATE_DIR", str(tmp_path / "state"))
+    get_settings.cache_clear()
+    try:
+        res = CliRunner().invoke(app, ["up", "--appendfsync", "sometimes", "--no-build-models"])
+    finally:
+        get_settings.cache_clear()  # no other test may see this environment's settings
+    assert res.exit_code == 2
+    assert "--appendfsync must be always, everysec or no" in res.output
+    assert not (tmp_path / "state").exists()
