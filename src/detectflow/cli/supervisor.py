@@ -91,12 +91,14 @@ class Child:
     deaths: list[float] = field(default_factory=list)
     restart_at: float | None = None
     lines: deque[str] = field(default_factory=lambda: deque(maxlen=DEFAULT_TAIL_LINES))
+    reaped: bool = False
     _reader: threading.Thread | None = None
 
     def launch(self) -> None:
         """Start the process (from the main thread: PR_SET_PDEATHSIG follows the thread that forked)."""
         self.proc = self.start()
         self.restart_at = None
+        self.reaped = False
         if self.proc.stdout is not None:
             self._reader = threading.Thread(target=self._forward, args=(self.proc.stdout,), daemon=True)
             self._reader.start()
@@ -115,10 +117,16 @@ class Child:
 
     def reap(self) -> None:
         """After the process exited: kill what is left of its group, collect its last log lines."""
-        try:  # e.g. Dramatiq's worker processes when their parent was killed outright
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if self.reaped:
+            return
+        self.reaped = True
+        # e.g. Dramatiq's worker processes when their master was killed outright. While a member lives
+        # the group id cannot be reused, so this never reaches an unrelated process.
+        if _group_has_members(self.proc.pid):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
         if self._reader is not None:
             self._reader.join(2.0)
             self._reader = None
@@ -130,6 +138,25 @@ class Child:
         if self.log_file is not None and self.log_file.exists():
             return self.log_file.read_text(errors="replace").splitlines()[-DEFAULT_TAIL_LINES:]
         return []
+
+
+def _group_has_members(pgid: int) -> bool:
+    """Whether a live process is in process group ``pgid`` (read from /proc; False where there is none)."""
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return False
+    for name in entries:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
 
 
 class Supervisor:

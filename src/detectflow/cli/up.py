@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from detectflow.cli.supervisor import Child, RestartPolicy, Supervisor
-from detectflow.config import Task, get_settings
+from detectflow.config import Settings, Task, get_settings
 
 __all__ = ["register", "find_redis_server", "RedisServer", "free_port"]
 
@@ -150,7 +150,7 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "detectflow.cli.main", *args]
 
 
-def _policy(s) -> RestartPolicy:
+def _policy(s: Settings) -> RestartPolicy:
     return RestartPolicy(
         backoff_seconds=s.up_restart_backoff_seconds,
         max_backoff_seconds=s.up_restart_max_backoff_seconds,

@@ -65,3 +65,38 @@ def test_supervisor_restarts_a_dead_child_and_stops_at_a_crash_loop():
     finally:
         sup.stop_all(timeout=5)
     assert steady.proc.returncode == -15
+
+
+def test_supervisor_kills_what_a_dead_child_leaves_in_its_group(tmp_path):
+    # Given a child that starts a long-lived process in its group and is then killed (as a Dramatiq master
+    # killed outright leaves its worker process behind)
+    pid_file = tmp_path / "orphan.pid"
+    code = (
+        "import subprocess, sys, time\n"
+        "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+        "time.sleep(60)\n"
+    )
+    child = Child("master", _python(code))
+    sup = Supervisor([child], RestartPolicy(backoff_seconds=30), lambda _: None)
+    sup.start_all()
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text(), 10, 0.02, what="the orphan")
+        orphan = int(pid_file.read_text())
+        child.proc.kill()
+        child.proc.wait(5)
+        # When the supervisor notices the death
+        assert sup.poll() is None and child.restart_at is not None
+        # Then the orphan is gone too
+        wait_for(lambda: not _alive(orphan), 5, 0.02, what="the orphan to be killed")
+    finally:
+        sup.stop_all(timeout=5)
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
