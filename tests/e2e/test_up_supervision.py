@@ -185,3 +185,19 @@ def _children(pid: int) -> list[int]:
             except (OSError, IndexError, ValueError):
                 continue
     return out
+
+
+def test_up_killed_outright_takes_its_restarted_children_with_it(tmp_path: Path):
+    # Given `detectflow up` whose worker was restarted once (spawned again from its main thread)
+    up = UpProcess(tmp_path / "state", tmp_path / "up.log", up_restart_backoff_seconds=0.2)
+    (victim,) = dramatiq_worker_processes(up.marker)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: "restarted (pid" in up.output(), 30, 0.1, what="the restart")
+    wait_for(lambda: [p for p in dramatiq_worker_processes(up.marker) if p != victim], 60, 0.2,
+             what="the restarted worker process")  # fmt: skip
+    # When `up` is killed with no chance to clean up
+    up.proc.kill()
+    up.proc.wait(10)
+    up.log.close()
+    # Then the restarted children die with it too (PR_SET_PDEATHSIG)
+    wait_for(lambda: processes_with(up.marker) == [], 30, 0.2, what="the children to exit")
