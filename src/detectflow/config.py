@@ -122,6 +122,20 @@ class Settings(BaseSettings):
 
     # --- local platform
     state_dir: Path = Field(DEFAULT_CACHE_DIR / "state", description="`detectflow up`: Redis append-only file, webhook secret.")
+    redis_appendfsync: Literal["always", "everysec", "no"] = Field(
+        "everysec",
+        description="`detectflow up`: fsync of Redis's append-only file; everysec may lose ~1 s of writes on power loss, always none (slower writes).",
+    )
+    up_restart_backoff_seconds: float = Field(
+        1.0, gt=0, description="`detectflow up`: delay before restarting a child that died; doubles with each recent crash."
+    )
+    up_restart_max_backoff_seconds: float = Field(30.0, gt=0, description="`detectflow up`: longest delay before a restart.")
+    up_crash_loop_restarts: int = Field(
+        5, ge=1, description="`detectflow up` stops everything when one child dies this many times within the window."
+    )
+    up_crash_loop_window_seconds: float = Field(
+        120.0, gt=0, description="`detectflow up`: the window, s, of the crash-loop count (and of the backoff's doubling)."
+    )
 
     @model_validator(mode="after")
     def _auth_off_only_in_dev(self) -> Settings:
