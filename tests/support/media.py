@@ -36,8 +36,9 @@ FACE_PHOTOS = {
     "obama_partial_face": "obama",
     "obama_partial_face2": "obama",
     "biden": "biden",
+    "32bit": "obama",  # obama2 again, saved as an RGBA PNG
 }
-_FILES = {**{name: f"{name}.jpg" for name in FACE_PHOTOS}, "32bit": "32bit.png"}
+_FILES = {name: f"{name}.png" if name == "32bit" else f"{name}.jpg" for name in FACE_PHOTOS}
 
 
 def face_photo_path(name: str) -> Path:
