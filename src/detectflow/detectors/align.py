@@ -131,8 +131,8 @@ def align_faces(
     chips = np.empty((len(points), size, size, 3), np.uint8)
     if not len(points):
         return chips
-    rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if bgr else image
     for chip, m in zip(chips, estimate_similarity(points, chip_template(size, padding))):
-        cv2.warpAffine(rgb, m, (size, size), dst=chip, flags=cv2.INTER_LINEAR,
+        cv2.warpAffine(image, m, (size, size), dst=chip, flags=cv2.INTER_LINEAR,
                        borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
-    return chips
+    # swap channels on the small chips rather than converting the whole photo
+    return np.ascontiguousarray(chips[..., ::-1]) if bgr else chips

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+if TYPE_CHECKING:
+    import onnx
+
 __all__ = [
+    "DEFAULT_OPSET",
     "DLIB_RESNET_V1",
+    "INPUT_NAME",
+    "OUTPUT_NAME",
     "DlibFormatError",
     "DlibLayer",
     "DlibNetwork",
@@ -343,7 +350,7 @@ def _pad_to(g: _Graph, x: str, shape: tuple[int, int, int], target: tuple[int, i
     return g.node("Pad", [x, g.const("pads", pads)], mode="constant")
 
 
-def to_onnx(net: DlibNetwork, opset: int = DEFAULT_OPSET, doc: str = "") -> "onnx.ModelProto":  # noqa: F821
+def to_onnx(net: DlibNetwork, opset: int = DEFAULT_OPSET, doc: str = "") -> onnx.ModelProto:
     """The ONNX graph of a parsed network: ``chip [N, 3, H, W]`` (normalised RGB) -> ``embedding [N, 128]``.
 
     Only standard ops: Conv, Mul, Add, Relu, MaxPool, AveragePool, Pad, GlobalAveragePool,
