@@ -318,11 +318,15 @@ def _build_face(model_dir: Path, download_dir: Path, say: Callable[[str], None])
 _EMBED_OUTPUT_KINDS = {"embedding": "embedding", "embedding_distance": "embedding_distance"}
 
 
-def _embed_probe(mean_rgb: tuple[float, float, float]) -> np.ndarray:
-    """Four 150x150 tiles of the test card as a normalised RGB batch [4, 3, 150, 150]."""
-    card = _probe_image(300, 300)[:, :, ::-1].astype(np.float32)
-    tiles = np.stack([card[:150, :150], card[:150, 150:], card[150:, :150], card[150:, 150:]])
-    x = (tiles - np.asarray(mean_rgb, np.float32)) / np.float32(256)
+def _embed_probe_chips() -> np.ndarray:
+    """Four 150x150 RGB uint8 tiles of the test card, the embedder's probe batch."""
+    card = np.ascontiguousarray(_probe_image(300, 300)[:, :, ::-1])
+    return np.stack([card[:150, :150], card[:150, 150:], card[150:, :150], card[150:, 150:]])
+
+
+def _embed_input(chips: np.ndarray, mean_rgb: tuple[float, float, float]) -> np.ndarray:
+    """dlib's input layer: ``(rgb - mean) / 256``, NCHW float32."""
+    x = (chips.astype(np.float32) - np.asarray(mean_rgb, np.float32)) / np.float32(256)
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
@@ -343,11 +347,9 @@ def _dlib_parity(dat: bytes, onnx_path: Path, mean_rgb: tuple[float, float, floa
         f.write(dat)
         f.flush()
         model = dlib.face_recognition_model_v1(f.name)
-    x = _embed_probe(mean_rgb)
-    chips = np.clip(np.rint(x.transpose(0, 2, 3, 1) * 256 + np.asarray(mean_rgb, np.float32)), 0, 255).astype(np.uint8)
+    chips = _embed_probe_chips()
     ref = np.array([model.compute_face_descriptor(np.ascontiguousarray(c)) for c in chips])
-    x = (chips.astype(np.float32) - np.asarray(mean_rgb, np.float32)) / np.float32(256)
-    ours = _session(onnx_path).run(None, {"chip": np.ascontiguousarray(x.transpose(0, 3, 1, 2))})[0]
+    ours = _session(onnx_path).run(None, {"chip": _embed_input(chips, mean_rgb)})[0]
     return float(np.abs(ref - ours).max())
 
 
@@ -377,7 +379,7 @@ def _build_embed(model_dir: Path, download_dir: Path, say: Callable[[str], None]
         _float16(tmp_cpu, tmp_gpu, download_dir)
 
     # Parity (optimized vs the converted graph run without any optimization) and fp16 drift.
-    x = _embed_probe(net.input_mean_rgb)
+    x = _embed_input(_embed_probe_chips(), net.input_mean_rgb)
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.intra_op_num_threads = 2
