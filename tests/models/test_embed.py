@@ -97,3 +97,19 @@ def test_embedder_card_records_the_parse_and_the_parity(model_dir: Path) -> None
     assert card.input.size == (150, 150) and card.input.color == "RGB"
     assert card.preprocessing.mean == pytest.approx((122.782, 117.001, 104.298), abs=1e-4)
     assert card.preprocessing.std == (256.0, 256.0, 256.0)
+
+
+def test_embedder_graph_uses_standard_ops_and_a_dynamic_batch_axis(model_dir: Path) -> None:
+    import onnx
+
+    for name in ("dlib-resnet-v1.onnx", "dlib-resnet-v1.gpu.onnx"):
+        model = onnx.load(str(model_dir / name))
+        ops = {n.op_type for n in model.graph.node}
+        assert all(n.domain in ("", "ai.onnx") for n in model.graph.node), name
+        assert ops <= {"Conv", "Mul", "Add", "Relu", "MaxPool", "AveragePool", "Pad", "GlobalAveragePool",
+                       "Flatten", "MatMul", "Cast"}, ops
+        (inp,), (out,) = model.graph.input, model.graph.output
+        assert inp.type.tensor_type.elem_type == out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+        assert inp.type.tensor_type.shape.dim[0].dim_param == "N"
+        assert [d.dim_value for d in inp.type.tensor_type.shape.dim[1:]] == [3, 150, 150]
+        assert out.type.tensor_type.shape.dim[1].dim_value == 128
