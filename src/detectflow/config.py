@@ -115,6 +115,9 @@ class Settings(BaseSettings):
         description="Built-in name, a path to an ONNX file with its card, or `<postprocessor>:<path.onnx>`.",
     )
     object_model: str = Field("nanodet-g", description="As `face_model`, for the object task (e.g. `yolo:/models/yolo11n.onnx`).")
+    embed_model: str = Field(
+        "dlib-resnet-v1", description="Face embedder for recognition: a built-in name or an ONNX path with its card."
+    )
     device: Literal["auto", "cpu", "gpu"] = Field("auto", description="`auto` uses CUDA/TensorRT when present, else CPU.")
     intra_op_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads per session; 0: onnxruntime's default.")
     face_score_threshold: float = Field(0.5, ge=0, le=1, description="Faces below this score are dropped.")
