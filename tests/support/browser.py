@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["CHROMIUM_ARGS", "chromium_path", "launch_chromium"]
+__all__ = ["CHROMIUM_ARGS", "chromium_path", "launch_chromium", "loopback_page"]
 
 DEFAULT_CHROMIUM = Path("/usr/bin/chromium")
 DEFAULT_LAUNCH_TIMEOUT_MS = 60_000  # milliseconds, Playwright's unit
@@ -55,3 +56,26 @@ def launch_chromium() -> Iterator[object]:
         finally:
             browser.close()
 
+
+
+def loopback_page(browser) -> tuple[object, list[str]]:
+    """A new page in a fresh context whose requests to anything but 127.0.0.1 are aborted.
+
+    Returns
+    -------
+    (page, blocked)
+        The Playwright ``Page`` and the list the URLs of aborted requests are appended to.
+    """
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    blocked: list[str] = []
+
+    def route(r) -> None:
+        host = urllib.parse.urlsplit(r.request.url).hostname
+        if host == "127.0.0.1" or r.request.url.startswith(("data:", "blob:", "about:")):
+            r.continue_()
+        else:
+            blocked.append(r.request.url)
+            r.abort()
+
+    context.route("**/*", route)
+    return context.new_page(), blocked
