@@ -31,9 +31,13 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """A headless Chromium (Debian's /usr/bin/chromium) driven by Playwright, for the whole session."""
+    """A headless Chromium (Debian's /usr/bin/chromium) driven by Playwright, for one test module.
+
+    Module scope on purpose: while Playwright's sync API runs, the main thread counts as inside an
+    event loop, so ``asyncio.run`` in later tests would fail. Keep browser tests in modules of their own.
+    """
     from tests.support.browser import launch_chromium
 
     with launch_chromium() as b:
