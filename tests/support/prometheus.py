@@ -14,13 +14,12 @@ import json
 import subprocess
 import urllib.error
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from detectflow.cli.up import free_port
 from tests.support.polling import wait_for
-from tests.support.servers import ServerError, ServerProcess, ensure_built
+from tests.support.servers import LOOPBACK, ServerError, ServerProcess, ensure_built
 
 __all__ = ["PrometheusServer", "promtool", "scrape_config"]
 
@@ -106,7 +105,7 @@ class PrometheusServer:
         """GET ``/api/v1/<path>`` and return its ``data``; raises ServerError unless ``status`` is success."""
         url = f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"
         try:
-            with urllib.request.urlopen(url, timeout=DEFAULT_QUERY_TIMEOUT) as resp:
+            with LOOPBACK.open(url, timeout=DEFAULT_QUERY_TIMEOUT) as resp:
                 body = json.load(resp)
         except urllib.error.HTTPError as exc:  # 400/422 carry the error in the body
             body = json.load(exc)

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-__all__ = ["ServerError", "ServerProcess", "bin_dir", "ensure_built", "pinned_versions"]
+__all__ = ["LOOPBACK", "ServerError", "ServerProcess", "bin_dir", "ensure_built", "pinned_versions"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SH = REPO_ROOT / "scripts" / "servers" / "build.sh"
@@ -31,6 +31,8 @@ COMPONENT_BINARIES = {
     "prometheus": ("prometheus", "promtool"),
 }
 DEFAULT_STOP_TIMEOUT = 10.0  # seconds between SIGTERM and SIGKILL
+#: urllib opener that ignores *_proxy variables: the servers are on 127.0.0.1.
+LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class ServerError(RuntimeError):
@@ -101,14 +103,13 @@ class ServerProcess:
 
     def wait_http(self, url: str, timeout: float = 60, ok: tuple[int, ...] = (200,)) -> None:
         """Poll ``url`` until it answers one of ``ok``; fail fast (with the log) if the process dies."""
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
                 self.stop()
                 raise ServerError(f"{self.name} exited ({self.popen.returncode}):\n{self.output()[-3000:]}")
             try:
-                with urllib.request.urlopen(url, timeout=1) as resp:
+                with LOOPBACK.open(url, timeout=1) as resp:
                     if resp.status in ok:
                         return
             except urllib.error.HTTPError as exc:
