@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = Field(
         None, description="An admin API key to create at start (`detectflow up` writes one to <state_dir>/admin.key)."
     )
+    api_key: SecretStr | None = Field(
+        None, description="The key CLI commands (`detect`, `keys`) send; unset: <state_dir>/admin.key if it exists."
+    )
     admin_tenant: str = Field("default", pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="Tenant of the admin key.")
     key_rate_limit_per_second: float = Field(
         20.0, gt=0, description="Default submissions per second of a new key (token bucket refill)."

@@ -30,7 +30,7 @@ def test_up_detect_and_stop_leaves_nothing_behind(tmp_path: Path):
         res = subprocess.run(
             [sys.executable, "-m", "detectflow.cli.main", "detect", str(image_path("astronaut")),
              "--task", "face", "--api", up.url, "--out", str(out)],
-            capture_output=True, text=True, timeout=120, env=cli_env(),
+            capture_output=True, text=True, timeout=120, env=cli_env(state_dir=state),
         )  # fmt: skip
         # Then it prints the face and writes the annotated image
         assert res.returncode == 0, res.stdout + res.stderr
@@ -41,7 +41,7 @@ def test_up_detect_and_stop_leaves_nothing_behind(tmp_path: Path):
         res = subprocess.run(
             [sys.executable, "-m", "detectflow.cli.main", "detect", str(image_path("grace_hopper")),
              "--api", up.url, "--json"],
-            capture_output=True, text=True, timeout=120, env=cli_env(),
+            capture_output=True, text=True, timeout=120, env=cli_env(state_dir=state),
         )  # fmt: skip
         job = json.loads(res.stdout.strip().splitlines()[-1])
         assert job["status"] == "succeeded" and len(job["result"]["detections"]) == 1
@@ -55,7 +55,7 @@ def test_up_detect_and_stop_leaves_nothing_behind(tmp_path: Path):
     # A restart over the same state directory keeps accepted jobs (append-only file)
     up = UpProcess(state, tmp_path / "up2.log")
     try:
-        again = httpx.get(f"{up.url}/v1/jobs/{job['id']}").json()
+        again = httpx.get(f"{up.url}/v1/jobs/{job['id']}", headers=up.auth).json()
         assert again["status"] == "succeeded" and again["result"] == job["result"]
     finally:
         assert up.stop(signal.SIGTERM) == 0
@@ -67,7 +67,7 @@ def test_detect_reports_api_errors(tmp_path: Path):
     bad.write_text("not an image")
     res = subprocess.run(
         [sys.executable, "-m", "detectflow.cli.main", "detect", str(bad), "--api", f"http://127.0.0.1:{free_port()}"],
-        capture_output=True, text=True, timeout=60, env=cli_env(),
+        capture_output=True, text=True, timeout=60, env=cli_env(state_dir=tmp_path / "s"),
     )  # fmt: skip
     assert res.returncode == 1
     assert "notes.png" in res.stdout + res.stderr

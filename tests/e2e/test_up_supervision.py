@@ -41,7 +41,7 @@ def test_up_restarts_a_killed_worker_process_and_loses_no_job(tmp_path: Path):
     ids: list[str] = []
     answers: list[int] = []
     try:
-        with httpx.Client(base_url=up.url, timeout=10) as client:
+        with httpx.Client(base_url=up.url, timeout=10, headers=up.auth) as client:
             # and jobs arriving all along (the API must keep answering during the restart)
             def submit_all():
                 for n in range(JOBS):
@@ -144,7 +144,7 @@ def test_up_restarts_a_killed_redis_on_its_append_only_file(tmp_path: Path):
     (redis_url,) = re.findall(r"redis-server on (redis://\S+) ", up.output())
     assert redis.Redis.from_url(redis_url).config_get("appendfsync") == {"appendfsync": "always"}
     try:
-        with httpx.Client(base_url=up.url, timeout=10) as client:
+        with httpx.Client(base_url=up.url, timeout=10, headers=up.auth) as client:
             job = client.post("/v1/jobs", files={"file": ("a.png", image_bytes("astronaut"))}, data={"task": "face"})
             job_id = job.json()["id"]
             wait_for(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded", 60, 0.2, what="the job")

@@ -11,6 +11,7 @@ import pytest
 
 from detectflow.cli.up import RedisServer
 from tests.support.polling import wait_for
+from detectflow.cli.up import free_port
 from tests.support.processes import cli_env, start_api
 from tests.support.prometheus import PrometheusServer, promtool
 from tests.support.servers import pinned_versions
@@ -33,13 +34,16 @@ BROKEN_RULES = RULES.replace("rate(detectflow_http_requests_total[1m]))", "rate(
 
 
 @pytest.fixture(scope="module")
-def api_url(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `detectflow api` process on 127.0.0.1 with a key prefix of this module's own."""
+def api_url(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A real `detectflow api` process on 127.0.0.1 with a key prefix of this module's own:
+    its URL, and the host:port of its metrics (a port of their own)."""
     logs = tmp_path_factory.mktemp("api")
-    env = cli_env(redis_url=redis_server.url, redis_prefix=f"test{uuid.uuid4().hex[:10]}", state_dir=logs / "state")
+    metrics_port = free_port()
+    env = cli_env(redis_url=redis_server.url, redis_prefix=f"test{uuid.uuid4().hex[:10]}", state_dir=logs / "state",
+                  api_metrics_port=metrics_port)  # fmt: skip
     proc, url = start_api(env, logs / "api.log")
     try:
-        yield url
+        yield url, f"127.0.0.1:{metrics_port}"
     finally:
         proc.stop()
 
@@ -67,13 +71,13 @@ def test_promtool_check_rules_rejects_a_broken_expression(tmp_path: Path) -> Non
 
 
 @pytest.mark.redis
-def test_prometheus_scrapes_the_api_and_evaluates_rules(api_url: str, tmp_path: Path) -> None:
+def test_prometheus_scrapes_the_api_and_evaluates_rules(api_url: tuple[str, str], tmp_path: Path) -> None:
     # Given a real API that has served a few requests
+    api_url, target = api_url
     for _ in range(3):
         assert httpx.get(f"{api_url}/healthz", timeout=5).status_code == 200
     rules = tmp_path / "rules.yml"
     rules.write_text(RULES)
-    target = api_url.removeprefix("http://")
     # When Prometheus scrapes it
     with PrometheusServer(tmp_path / "prom", [target], rule_files=[str(rules)]) as prom:
         series = prom.wait_for_series('detectflow_http_requests_total{route="/healthz",method="GET",status="200"}')

@@ -64,6 +64,8 @@ class UpProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = cli_env(state_dir=state, log_format="text", **settings)
+        self.env.pop("DETECTFLOW_ADMIN_KEY")  # as for a user: `up` makes <state>/admin.key
+        self.state = state
         self.marker = f"DETECTFLOW_STATE_DIR={state}"
         self.log_path = log
         self.log = log.open("ab")
@@ -78,9 +80,15 @@ class UpProcess:
         )  # fmt: skip
         wait_for(self._ready, 120, 0.2, what="detectflow up")
 
+    @property
+    def auth(self) -> dict[str, str]:
+        """The header with the admin key `up` wrote to its state directory."""
+        key_file = self.state / "admin.key"
+        return {"Authorization": f"Bearer {key_file.read_text().strip()}"} if key_file.exists() else {}
+
     def _ready(self) -> bool:
         assert self.proc.poll() is None, f"detectflow up exited:\n{self.output()[-3000:]}"
-        body = httpx.get(f"{self.url}/readyz", timeout=1).json()
+        body = httpx.get(f"{self.url}/readyz", timeout=1, headers=self.auth).json()
         return len(body["workers"]["face"]) >= self.workers
 
     def output(self) -> str:

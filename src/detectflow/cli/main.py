@@ -30,6 +30,11 @@ def api(
 
     s = get_settings()
     setup_logging(s.log_level, s.log_format)
+    try:
+        s.check_bind(host or s.api_host)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
     uvicorn.run(
         "detectflow.api.app:create_app",
         factory=True,
@@ -81,6 +86,7 @@ def _mount_optional() -> None:
     for module, name, help_ in (
         ("detectflow.cli.models", "models", "Build and list the ONNX models."),
         ("detectflow.cli.operator", "operator", "Run the Kubernetes operator; render manifests."),
+        ("detectflow.cli.keys", "keys", "Create, list and revoke API keys (admin)."),
         ("detectflow.cli.up", None, None),
         ("detectflow.cli.detect", None, None),
     ):

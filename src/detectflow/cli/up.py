@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from detectflow.cli.supervisor import Child, RestartPolicy, Supervisor
+from detectflow.cli.client import admin_key_path, ensure_admin_key
 from detectflow.config import Settings, Task, get_settings
 
 __all__ = ["register", "find_redis_server", "RedisServer", "free_port"]
@@ -208,6 +209,18 @@ def register(app: typer.Typer) -> None:
                 secret_file.write_text(secrets.token_hex(32))
                 secret_file.chmod(0o600)
             env["DETECTFLOW_WEBHOOK_SECRET"] = secret_file.read_text().strip()
+        admin_key = None
+        if s.auth == "enabled":
+            admin_key = s.admin_key.get_secret_value() if s.admin_key else ensure_admin_key(s)
+            env["DETECTFLOW_ADMIN_KEY"] = admin_key
+            if not s.admin_key:
+                _say(f"admin API key in {admin_key_path(s)} (the CLI sends it; curl: -H \"Authorization: Bearer $(cat {admin_key_path(s)})\")")
+        else:
+            try:
+                s.check_bind(host)
+            except ValueError as exc:
+                console.print(f"[red]{exc}[/]")
+                raise typer.Exit(1) from None
 
         children: list[Child] = []
         redis_server = None
@@ -255,7 +268,7 @@ def register(app: typer.Typer) -> None:
                     break
                 now = time.monotonic()
                 if not ready and now >= next_check:
-                    ready, next_check = _is_ready(api_url, tasks), now + 0.3
+                    ready, next_check = _is_ready(api_url, tasks, admin_key), now + 0.3
                     if ready:
                         _say(
                             f"[bold green]detectflow is up[/]: API {api_url}  (docs {api_url}/docs)\n"
@@ -297,9 +310,10 @@ def _check_port_free(host: str, port: int) -> None:
             raise typer.Exit(1) from None
 
 
-def _is_ready(api_url: str, tasks: list[Task]) -> bool:
+def _is_ready(api_url: str, tasks: list[Task], admin_key: str | None = None) -> bool:
     try:
-        body = httpx.get(f"{api_url}/readyz", timeout=1).json()
+        headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
+        body = httpx.get(f"{api_url}/readyz", timeout=1, headers=headers).json()
         return body.get("redis") == "ok" and all(body["workers"].get(t.value) for t in tasks)
     except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
         return False
