@@ -26,10 +26,12 @@ def api(
     """Run the REST API (uvicorn)."""
     import uvicorn
 
+    from detectflow.api.server import raise_open_files_limit, uvicorn_options
     from detectflow.logs import setup_logging
 
     s = get_settings()
     setup_logging(s.log_level, s.log_format)
+    raise_open_files_limit(s.api_limit_concurrency)
     uvicorn.run(
         "detectflow.api.app:create_app",
         factory=True,
@@ -38,6 +40,7 @@ def api(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        **uvicorn_options(s),
     )
 
 

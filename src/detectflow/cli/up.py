@@ -98,7 +98,7 @@ class RedisServer:
         self.proc = _spawn(args, die_with_parent=self.die_with_parent, stdout=subprocess.DEVNULL)
         import redis
 
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=2)
         deadline = time.monotonic() + timeout
         while True:
             try:
