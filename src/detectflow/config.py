@@ -104,7 +104,7 @@ class Settings(BaseSettings):
         DEFAULT_API_BODY_TIMEOUT_SECONDS, gt=0, description="A request's body must arrive within this, seconds (408 `request_timeout`)."
     )
     api_max_header_bytes: int = Field(
-        DEFAULT_API_MAX_HEADER_BYTES, ge=1024, description="Largest request line plus headers, bytes (larger: 400)."
+        DEFAULT_API_MAX_HEADER_BYTES, ge=1024, description="Most bytes of an incomplete request line plus headers the API buffers (more: 400)."
     )
     api_keepalive_seconds: int = Field(
         DEFAULT_API_KEEPALIVE_SECONDS, ge=1, description="An idle keep-alive connection is closed after this, seconds."

@@ -22,8 +22,8 @@ class _TooLarge(Exception):
     pass
 
 
-class _TooSlow(Exception):
-    pass
+class _TooSlow(BaseException):
+    """Raised from ``receive``; a BaseException so FastAPI's body parsing (``except Exception``: 400) lets it through."""
 
 
 class RequestContextMiddleware:
