@@ -33,6 +33,8 @@ POLLS, POLLED_JOBS = 1000, 10
 SUBMITS = 20
 MAXCLIENTS = 300
 PREFIX = "storm"
+#: These tests are about connections, not keys: API keys off (loopback only; ignored where there are none).
+NO_AUTH = {"auth": "disabled"}
 
 
 def _live(client: redis.Redis, task: str) -> bool:
@@ -118,7 +120,7 @@ def test_connections_1000_long_polls_leave_submits_and_workers_working(tmp_path:
     with RedisServer(tmp_path / "redis", appendonly=False) as server:
         admin = redis.Redis.from_url(server.url, socket_timeout=5)
         admin.config_set("maxclients", MAXCLIENTS)
-        env = cli_env(redis_url=server.url, redis_prefix=PREFIX, worker_dead_after_seconds=120)
+        env = cli_env(redis_url=server.url, redis_prefix=PREFIX, worker_dead_after_seconds=120, **NO_AUTH)
         face = start_worker(env, tmp_path / "face.log", "face", wait_ready=lambda: _live(admin, "face"))
         obj = start_worker(env, tmp_path / "object.log", "object", wait_ready=lambda: _live(admin, "object"))
         api, url = start_api(env, tmp_path / "api.log")
@@ -141,7 +143,7 @@ def test_connections_1000_long_polls_leave_submits_and_workers_working(tmp_path:
 
 
 def _api_with(tmp_path: Path, redis_url: str, **settings):
-    return start_api(cli_env(redis_url=redis_url, redis_prefix="timeouts", **settings), tmp_path / "api.log")
+    return start_api(cli_env(redis_url=redis_url, redis_prefix="timeouts", **NO_AUTH, **settings), tmp_path / "api.log")
 
 
 def _trickle(sock: socket.socket, data: bytes) -> bool:
