@@ -30,7 +30,7 @@ DEFAULT_API_LIMIT_CONCURRENCY = 2048
 DEFAULT_API_HEADER_TIMEOUT_SECONDS = 10.0
 #: Time for a request's whole body to arrive (seconds).
 DEFAULT_API_BODY_TIMEOUT_SECONDS = 60.0
-#: Largest request line plus headers (bytes).
+#: Most bytes of an incomplete request line plus headers the API buffers (bytes).
 DEFAULT_API_MAX_HEADER_BYTES = 16 * 1024
 #: Idle time before a keep-alive connection is closed (seconds).
 DEFAULT_API_KEEPALIVE_SECONDS = 5
