@@ -26,6 +26,7 @@ def api(
     """Run the REST API (uvicorn)."""
     import uvicorn
 
+    from detectflow.api.server import raise_open_files_limit, uvicorn_options
     from detectflow.logs import setup_logging
 
     s = get_settings()
@@ -35,6 +36,7 @@ def api(
     except ValueError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
+    raise_open_files_limit(s.api_limit_concurrency)
     uvicorn.run(
         "detectflow.api.app:create_app",
         factory=True,
@@ -43,6 +45,7 @@ def api(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        **uvicorn_options(s),
     )
 
 

@@ -117,7 +117,7 @@ class RedisServer:
         self.spawn()
         import redis
 
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=2)
         deadline = time.monotonic() + timeout
         while True:
             try:
