@@ -32,7 +32,7 @@ from detectflow.cli.up import RedisServer, free_port
 from detectflow.config import Settings, Task
 from detectflow.detectors._common import prepare
 from detectflow.detectors.registry import load_detector
-from detectflow.jobs.store import RedisJobStore, connect
+from detectflow.jobs.stores.redis import RedisJobStore, connect
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,7 +54,8 @@ def pct(values: list[float], q: float) -> float:
 # --- (a) raw onnxruntime --------------------------------------------------------------------
 def raw_images_per_s(jpeg: bytes, streams: int, intra: int, seconds: float) -> float:
     """session.run in a tight loop on the preprocessed photo: ``streams`` threads x ``intra`` threads."""
-    det = load_detector(Task.face, Settings(intra_op_threads=intra, device="cpu"))
+    # fp32 whatever the card's CPU default, as the end-to-end workers below: the ratio compares like with like
+    det = load_detector(Task.face, Settings(intra_op_threads=intra, device="cpu", cpu_precision="fp32"))
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     x, _ = prepare(image, det.card)
     feeds = {det.session.get_inputs()[0].name: x}
@@ -93,6 +94,7 @@ class Platform:
             DETECTFLOW_WORKER_THREADS=str(worker_threads),
             DETECTFLOW_INTRA_OP_THREADS=str(intra),
             DETECTFLOW_DEVICE="cpu",
+            DETECTFLOW_CPU_PRECISION="fp32",
         )
         self.logs = (workdir / "api.log").open("ab"), (workdir / "worker.log").open("ab")
         self.api = self._spawn(["api", "--port", str(self.port)], self.logs[0])

@@ -12,7 +12,7 @@ import pytest
 from detectflow.webhooks import SIGNATURE_HEADER, verify
 from tests.integration.conftest import submit, wait_job
 from tests.support.images import image_bytes
-from tests.support.processes import wait_for
+from tests.support.processes import start_worker, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.models, pytest.mark.slow]
 
@@ -75,10 +75,10 @@ def test_redelivered_message_of_finished_job_is_skipped(client, run_worker, stor
     job = submit(client, image_bytes("astronaut")).json()
     assert wait_job(client, job["id"])["status"] == "succeeded"
     # When its message is delivered again (at-least-once delivery)
-    from detectflow.config import Task
+    from detectflow.jobs.kinds import kind_of
     from detectflow.worker.broker import DramatiqEnqueuer, make_broker
 
-    DramatiqEnqueuer(make_broker(settings, set_global=False)).enqueue(Task.face, job["id"])
+    DramatiqEnqueuer(make_broker(settings, set_global=False)).enqueue(kind_of("face"), job["id"])
     wait_for(lambda: store.queue_depth("detect.face") == 0, 30, what="the duplicate to be consumed")
     # Then the job is not run twice
     again = client.get(f"/v1/jobs/{job['id']}").json()
@@ -132,3 +132,17 @@ def test_webhook_is_signed_and_retried_until_delivered(client, run_worker, hook_
     # and the receiver can verify the signature with the shared secret
     assert verify(settings.webhook_secret.get_secret_value(), body, headers[SIGNATURE_HEADER])
     assert not verify("wrong-secret", body, headers[SIGNATURE_HEADER])
+
+
+def test_worker_without_its_model_exits_instead_of_looking_ready(worker_env, store, tmp_path):
+    # Given a worker configured with a model file that is not there
+    env = {**worker_env, "DETECTFLOW_FACE_MODEL": str(tmp_path / "missing.onnx")}
+    proc = start_worker(env, tmp_path / "worker.log", "face")
+    try:
+        # Then it exits (non-zero, saying why) rather than beating as a ready worker without a model
+        code = proc.popen.wait(90)
+    finally:
+        proc.stop()
+    assert code != 0
+    assert "cannot load the face model" in proc.output()
+    assert store.live_workers("face", 60) == []

@@ -6,9 +6,12 @@ import json
 import time
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 
+from detectflow.cli.up import free_port
+from detectflow.models.cards import load_card
 from tests.integration.conftest import submit, wait_job
 from tests.support.images import image_bytes
 from tests.support.processes import wait_for
@@ -43,6 +46,19 @@ def test_face_job_succeeds_with_one_face_on_astronaut(client, run_worker):
     t = result["timings_ms"]
     assert 0 < t["inference"] <= t["total"] and t["queued"] >= 0
     assert done["attempts"] == 1 and done["started_at"] and done["finished_at"]
+
+
+def test_result_model_block_names_the_precision_of_the_file_that_ran(client, run_worker, settings):
+    # Given a face worker told to run the int8 CPU file
+    run_worker("face", cpu_precision="int8")
+    # When the astronaut photo is detected
+    done = wait_job(client, submit(client, image_bytes("astronaut"), name="astronaut.png").json()["id"])
+    # Then the result names the int8 file: its precision and its sha256, not the fp32 file's
+    assert done["status"] == "succeeded", done
+    card = load_card(settings.model_dir / "retinaface-mnet025.json")
+    assert done["result"]["model"]["precision"] == "int8"
+    assert done["result"]["model"]["sha256"] == card.files["cpu_int8"].sha256 != card.files["cpu"].sha256
+    assert len(done["result"]["detections"]) == 1
 
 
 def test_annotated_png_has_the_image_size_and_the_box_drawn(client, run_worker):
@@ -142,13 +158,18 @@ def test_readyz_can_require_workers(make_client):
     assert resp.status_code == 503 and resp.json()["status"] == "no_workers"
 
 
-def test_metrics_expose_requests_jobs_queue_and_inference(client, run_worker):
+def test_metrics_expose_requests_jobs_queue_and_inference(make_client, run_worker):
+    # Given an API serving its metrics on a port of their own
+    port = free_port()
+    client = make_client(api_metrics_port=port)
+    assert client.get("/metrics").status_code == 404  # not on the API's port
     run_worker("face")
     job = submit(client, image_bytes("astronaut")).json()
     wait_job(client, job["id"])
     submit(client, image_bytes("coffee"), task="object")
     # the inference histogram is written just after the job's state
-    text = wait_for(lambda: (t := client.get("/metrics").text) and 'inference_seconds_count{task="face"} 1.0' in t and t, 5)
+    scrape = f"http://127.0.0.1:{port}/metrics"
+    text = wait_for(lambda: (t := httpx.get(scrape).text) and 'inference_seconds_count{task="face"} 1.0' in t and t, 5)
     assert 'detectflow_http_requests_total{method="POST",route="/v1/jobs",status="202"}' in text
     assert 'detectflow_jobs_total{state="succeeded"} 1.0' in text
     assert 'detectflow_queue_depth{task="object"} 1.0' in text
@@ -203,3 +224,40 @@ def test_get_with_wait_times_out_on_a_queued_job(client):
     assert body["status"] == "queued" and 0.9 < time.monotonic() - t0 < 5
     resp = client.get(f"/v1/jobs/{job['id']}", params={"wait": 31})
     assert resp.status_code == 422 and resp.json()["error"]["code"] == "validation_error"
+
+
+def test_list_pages_through_jobs_newest_first_with_a_cursor(client):
+    # Given five jobs (no worker: they stay queued), one of them cancelled
+    ids = [submit(client, image_bytes("coffee"), task="object" if i % 2 else "face").json()["id"] for i in range(5)]
+    client.delete(f"/v1/jobs/{ids[0]}")
+    # When listing two at a time, following next_cursor
+    seen, cursor, pages = [], None, 0
+    while True:
+        body = client.get("/v1/jobs", params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        assert len(body["items"]) <= 2
+        seen += [j["id"] for j in body["items"]]
+        pages += 1
+        if not (cursor := body["next_cursor"]):
+            break
+    # Then every job comes once, newest first
+    assert seen == ids[::-1] and pages >= 3
+    # And the filters narrow the list
+    objects = client.get("/v1/jobs", params={"task": "object"}).json()["items"]
+    assert [j["id"] for j in objects] == [ids[3], ids[1]]
+    cancelled = client.get("/v1/jobs", params={"status": "cancelled"}).json()["items"]
+    assert [j["id"] for j in cancelled] == [ids[0]]
+    after = client.get(f"/v1/jobs/{ids[2]}").json()["created_at"]
+    newer = client.get("/v1/jobs", params={"created_after": after}).json()["items"]
+    assert [j["id"] for j in newer] == [ids[4], ids[3]]
+    bad = client.get("/v1/jobs", params={"cursor": "not-a-cursor"})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
+
+
+def test_list_forgets_expired_jobs(make_client, store):
+    client = make_client(job_ttl_seconds=1)
+    old = submit(client, image_bytes("coffee")).json()["id"]
+    wait_for(lambda: store.get(old) is None, 5, what="the job to expire")
+    new = submit(client, image_bytes("coffee")).json()["id"]
+    assert [j["id"] for j in client.get("/v1/jobs").json()["items"]] == [new]
+    # the index entry of the expired job went with the next submission
+    assert store.client.zcard(store.keys.job_index("default")) == 1

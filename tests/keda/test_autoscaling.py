@@ -23,7 +23,7 @@ from PIL import Image
 from detectflow.cli.up import RedisServer
 from detectflow.config import Settings, Task
 from detectflow.jobs.service import JobService
-from detectflow.jobs.store import AsyncJobStore, RedisJobStore, connect, connect_async
+from detectflow.jobs.stores.redis import AsyncRedisJobStore, RedisJobStore, connect, connect_async
 from detectflow.operator.crd import DetectionPipeline, dump_yaml
 from detectflow.operator.render import queue_keys, redis_prefix, render_all
 from detectflow.worker.broker import DramatiqEnqueuer, make_broker
@@ -146,7 +146,7 @@ def test_keda_scales_worker_from_zero_on_queue_depth_and_back(
     settings = Settings(redis_url=redis_server.url, redis_prefix=prefix)
     broker = make_broker(settings, set_global=False)
     service = JobService(
-        AsyncJobStore(connect_async(redis_server.url), prefix, settings.job_ttl_seconds), DramatiqEnqueuer(broker), settings
+        AsyncRedisJobStore(connect_async(redis_server.url), prefix, settings.job_ttl_seconds), DramatiqEnqueuer(broker), settings
     )
 
     async def submit_all() -> list[str]:

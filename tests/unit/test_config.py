@@ -27,5 +27,13 @@ def test_prod_forbids_private_webhooks():
     assert Settings(env="dev", webhook_allow_private=True).allows_private_webhooks is True
 
 
-def test_task_queue_names():
-    assert Task.face.queue_name == "detect.face" and Task.object.queue_name == "detect.object"
+def test_every_task_is_a_declared_kind():
+    from detectflow.jobs.kinds import KINDS
+
+    assert set(KINDS) == set(Task)
+
+
+def test_redis_socket_timeout_must_exceed_the_longest_blocking_call():
+    with pytest.raises(ValidationError):
+        Settings(redis_socket_timeout_seconds=1.0)
+    assert Settings(redis_socket_timeout_seconds=1.5).redis_socket_timeout_seconds == 1.5

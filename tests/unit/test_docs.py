@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from detectflow.config import Settings, settings_reference
-from detectflow.jobs.models import HTTP_STATUS
+from detectflow.jobs.errors import HTTP_STATUS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from detectflow.jobs.models import HTTP_STATUS, DetectflowError, ErrorCode
+from detectflow.jobs.errors import HTTP_STATUS, DetectflowError, ErrorCode
 from detectflow.logs import request_id_var
 
 __all__ = ["install_error_handlers", "error_response"]
@@ -68,6 +68,13 @@ def install_error_handlers(app: FastAPI) -> None:
             ErrorCode.service_unavailable, "The job store is unreachable; retry shortly.", headers={"Retry-After": "5"}
         )
         return error_response(err)
+
+    @app.exception_handler(redis.exceptions.ResponseError)
+    async def _redis_refused(request: Request, exc: Exception) -> JSONResponse:
+        # a script refused for memory reports OOM inside a plain ResponseError
+        if "OOM command not allowed" in str(exc):
+            return await _redis_full(request, exc)
+        return await _unexpected(request, exc)
 
     @app.exception_handler(redis.exceptions.OutOfMemoryError)
     async def _redis_full(request: Request, exc: Exception) -> JSONResponse:

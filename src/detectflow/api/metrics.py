@@ -8,9 +8,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from detectflow.config import Settings, Task
-from detectflow.jobs.store import RedisJobStore
+from detectflow.jobs.kinds import kind_of
+from detectflow.jobs.stores.redis import RedisJobStore
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "serve_metrics"]
 
 log = logging.getLogger("detectflow.api")
 
@@ -26,7 +27,7 @@ class _RedisCollector:
     def collect(self):
         try:
             counts = self.store.job_counts()
-            depth = {t: self.store.queue_depth(t.queue_name) for t in Task}
+            depth = {t: self.store.queue_depth(kind_of(t).queue) for t in Task}
             hists = {t: self.store.inference_histogram(t.value) for t in Task}
             workers = {t: len(self.store.live_workers(t.value, self.settings.api_worker_stale_seconds)) for t in Task}
         except Exception:  # Redis down: /readyz says so; metrics of this process still work
@@ -70,3 +71,16 @@ class Metrics:
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
+
+
+def serve_metrics(metrics: Metrics, host: str, port: int):
+    """Serve ``metrics`` at ``http://host:port/metrics`` from a thread (not on the API's port).
+
+    Returns
+    -------
+    tuple
+        The server (``shutdown()`` stops it) and its thread.
+    """
+    from prometheus_client import start_http_server
+
+    return start_http_server(port, addr=host, registry=metrics.registry)

@@ -1,88 +1,47 @@
-"""Response schemas of API v1 (documented at /docs)."""
+"""API-only bodies: errors and health (the job bodies are the job domain's own models)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-__all__ = ["JobPublic", "ErrorBody", "ErrorResponse", "JobResult", "Links"]
+from detectflow.jobs.errors import ErrorCode
 
-
-class Links(BaseModel):
-    self: str
-    result: str
-    annotated: str
-
-
-class BoxOut(BaseModel):
-    x: float
-    y: float
-    width: float
-    height: float
-
-
-class Point(BaseModel):
-    x: float
-    y: float
-
-
-class DetectionOut(BaseModel):
-    label: str
-    score: float
-    box: BoxOut
-    landmarks: list[Point] | None = None
-
-
-class ModelOut(BaseModel):
-    name: str
-    version: str
-    sha256: str
-    provider: str
-
-
-class JobResult(BaseModel):
-    image: dict[str, int]
-    detections: list[DetectionOut]
-    model: ModelOut
-    timings_ms: dict[str, float]
-
-
-class JobErrorOut(BaseModel):
-    code: str
-    message: str
-
-
-class WebhookOut(BaseModel):
-    url: str
-    state: Literal["pending", "delivered", "failed"]
-    attempts: int
-    last_status_code: int | None = None
-    last_error: str | None = None
-    delivered_at: datetime | None = None
-
-
-class JobPublic(BaseModel):
-    id: str
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
-    task: Literal["face", "object"]
-    created_at: datetime
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    attempts: int = 0
-    error: JobErrorOut | None = None
-    result: JobResult | None = None
-    links: Links
-    webhook: WebhookOut | None = None
+__all__ = ["ErrorBody", "ErrorResponse", "Health", "Readiness", "WorkerSeen"]
 
 
 class ErrorBody(BaseModel):
-    code: str
+    """What went wrong: a stable code to switch on, a message for people, details for programs."""
+
+    code: ErrorCode
     message: str
-    details: dict[str, Any] = {}
+    details: dict[str, Any] = Field(default_factory=dict)
 
 
 class ErrorResponse(BaseModel):
+    """Every error answer of the API."""
+
     error: ErrorBody
-    request_id: str | None
+    request_id: str | None = Field(description="The X-Request-ID of the request, to quote in bug reports.")
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class WorkerSeen(BaseModel):
+    """A worker process that beat recently."""
+
+    id: str
+    model: str | None = None
+    provider: str | None = None
+
+
+class Readiness(BaseModel):
+    """Whether the API can serve: Redis reachable and, with ``api_require_workers``, a worker per task."""
+
+    status: Literal["ok", "no_workers", "unavailable"]
+    redis: str = Field(examples=["ok"])
+    workers: dict[str, list[WorkerSeen]] | None = Field(None, description="Live workers by task.")
+    queue_depth: dict[str, int] | None = Field(None, description="Unfinished jobs by task.")

@@ -26,10 +26,17 @@ def api(
     """Run the REST API (uvicorn)."""
     import uvicorn
 
+    from detectflow.api.server import raise_open_files_limit, uvicorn_options
     from detectflow.logs import setup_logging
 
     s = get_settings()
     setup_logging(s.log_level, s.log_format)
+    try:
+        s.check_bind(host or s.api_host)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    raise_open_files_limit(s.api_limit_concurrency)
     uvicorn.run(
         "detectflow.api.app:create_app",
         factory=True,
@@ -38,6 +45,7 @@ def api(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        **uvicorn_options(s),
     )
 
 
@@ -48,7 +56,10 @@ def worker(
     threads: Annotated[int | None, typer.Option(help="Threads per process [default: DETECTFLOW_WORKER_THREADS].")] = None,
 ) -> None:
     """Run a Dramatiq worker for one task (replaces this process, so signals reach Dramatiq)."""
+    from detectflow.jobs.kinds import kind_of
+
     s = get_settings()
+    kind = kind_of(task)
     threads = threads or s.worker_threads
     env = dict(os.environ)
     env["DETECTFLOW_WORKER_TASK"] = task.value
@@ -61,7 +72,7 @@ def worker(
         sys.executable, "-m", "dramatiq", "detectflow.worker.main",
         "--processes", str(processes or s.worker_processes),
         "--threads", str(threads),
-        "--queues", task.queue_name, f"webhook.{task.value}",
+        "--queues", kind.queue, kind.webhook_queue,
         # Running jobs may finish on SIGTERM; the pod's grace period is set above this.
         "--worker-shutdown-timeout", str((s.worker_time_limit_seconds + 5) * 1000),
     ]  # fmt: skip
@@ -78,6 +89,7 @@ def _mount_optional() -> None:
     for module, name, help_ in (
         ("detectflow.cli.models", "models", "Build and list the ONNX models."),
         ("detectflow.cli.operator", "operator", "Run the Kubernetes operator; render manifests."),
+        ("detectflow.cli.keys", "keys", "Create, list and revoke API keys (admin)."),
         ("detectflow.cli.up", None, None),
         ("detectflow.cli.detect", None, None),
     ):

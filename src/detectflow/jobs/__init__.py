@@ -1,7 +1,6 @@
-"""The job domain: records, the Redis store, the service the API uses."""
+"""The job domain: kinds, records, the store seam and the service the API uses."""
 
-from detectflow.jobs.models import DetectflowError, ErrorCode, JobRecord, JobStatus
-from detectflow.jobs.service import JobService
-from detectflow.jobs.store import RedisJobStore
+from detectflow.jobs.errors import DetectflowError, ErrorCode
+from detectflow.jobs.records import JobPublic, JobRecord, JobStatus
 
-__all__ = ["DetectflowError", "ErrorCode", "JobRecord", "JobStatus", "JobService", "RedisJobStore"]
+__all__ = ["DetectflowError", "ErrorCode", "JobPublic", "JobRecord", "JobStatus"]

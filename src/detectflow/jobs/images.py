@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from detectflow.jobs.models import DetectflowError, ErrorCode
+from detectflow.jobs.errors import DetectflowError, ErrorCode
 
 __all__ = ["ImageHeader", "inspect_image", "decode_image", "sniff_format", "SUPPORTED_FORMATS"]
 

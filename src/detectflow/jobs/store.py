@@ -1,346 +1,164 @@
-"""Job records, images and counters in Redis; the only module that knows the job key layout."""
+"""The JobStore protocol the service depends on, and the list cursor both stores share."""
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Callable, Iterable
+import base64
+import binascii
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Literal, Protocol
 
-import redis
-import redis.asyncio as aioredis
+from detectflow.jobs.errors import DetectflowError, ErrorCode
+from detectflow.jobs.records import JobRecord, JobStatus
 
-from detectflow.jobs.models import JobError, JobRecord, JobStatus, WebhookState, utcnow
-
-__all__ = ["AsyncJobStore", "RedisJobStore", "Keys", "connect", "connect_async"]
-
-_JSON_FIELDS = ("error", "result", "webhook")
-
-# Conditional transition: KEYS[1] job hash, KEYS[2] per-state counters, KEYS[3] the job's "done"
-# list (a token for long-polling readers); ARGV = [allowed "a,b", new_status, incr_attempts 0|1,
-# final 0|1, field, value, ...]. Returns {1, old_status, request_id, has_webhook} when applied,
-# {0, old_status or false} otherwise.
-_TRANSITION = """
-local cur = redis.call('HGET', KEYS[1], 'status')
-if not cur then return {0, false} end
-local ok = false
-for s in string.gmatch(ARGV[1], '[^,]+') do if s == cur then ok = true end end
-if not ok then return {0, cur} end
-redis.call('HSET', KEYS[1], 'status', ARGV[2])
-if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
-if ARGV[4] == '1' then
-  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-  redis.call('RPUSH', KEYS[3], 1)
-  redis.call('EXPIRE', KEYS[3], 300)
-end
-for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return {1, cur, redis.call('HGET', KEYS[1], 'request_id'), redis.call('HEXISTS', KEYS[1], 'webhook')}
-"""
+__all__ = [
+    "JobStore",
+    "JobFilter",
+    "Cursor",
+    "QueuedMessage",
+    "Admission",
+    "Submitted",
+    "encode_cursor",
+    "decode_cursor",
+    "created_us",
+]
 
 
-def connect(url: str, password: str | None = None, **kwargs: Any) -> redis.Redis:
-    """A Redis client for ``url``; ``password`` overrides the one in the URL."""
-    if password:
-        kwargs["password"] = password
-    return redis.Redis.from_url(url, **kwargs)
+def created_us(job: JobRecord) -> int:
+    """A job's position in the listing: its creation time in microseconds (exact in a Redis score)."""
+    return int(job.created_at.timestamp() * 1_000_000)
 
 
-def connect_async(url: str, password: str | None = None, **kwargs: Any) -> aioredis.Redis:
-    """An asyncio Redis client for ``url``; ``password`` overrides the one in the URL."""
-    if password:
-        kwargs["password"] = password
-    return aioredis.Redis.from_url(url, **kwargs)
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a page ended: the last job's creation time (µs) and id; the next page starts after it."""
+
+    created_us: int
+    job_id: str
+
+    def is_after(self, score: int, job_id: str) -> bool:
+        """Whether a job at (``score``, ``job_id``) comes after this cursor, newest first."""
+        return score < self.created_us or (score == self.created_us and job_id < self.job_id)
 
 
-class Keys:
-    """Every Redis key detectflow writes, under one prefix."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-
-    def job(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}"
-
-    def image(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:image"
-
-    def annotated(self, job_id: str) -> str:
-        return f"{self.prefix}:job:{job_id}:annotated"
-
-    def done(self, job_id: str) -> str:
-        """List that receives a token when the job reaches a final state (long polling)."""
-        return f"{self.prefix}:job:{job_id}:done"
-
-    def idempotency(self, key: str) -> str:
-        return f"{self.prefix}:idem:{key}"
-
-    def job_counts(self) -> str:
-        return f"{self.prefix}:stats:jobs"
-
-    def inference(self, task: str) -> str:
-        return f"{self.prefix}:stats:inference:{task}"
-
-    def completions(self, task: str) -> str:
-        return f"{self.prefix}:stats:completions:{task}"
-
-    def workers(self, task: str) -> str:
-        return f"{self.prefix}:workers:{task}"
-
-    def queue_messages(self, queue: str) -> str:
-        """Dramatiq's hash of unfinished messages of ``queue`` (the broker namespace is the prefix)."""
-        return f"{self.prefix}:{queue}.msgs"
-
-    def delayed_messages(self, queue: str) -> str:
-        return f"{self.prefix}:{queue}.DQ.msgs"
+def encode_cursor(cursor: Cursor) -> str:
+    """An opaque, URL-safe token for ``cursor``."""
+    return base64.urlsafe_b64encode(f"{cursor.created_us}:{cursor.job_id}".encode()).decode().rstrip("=")
 
 
-def _encode(value: Any) -> str:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if hasattr(value, "model_dump"):
-        return value.model_dump_json()
-    if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
+def decode_cursor(token: str) -> Cursor:
+    """Parse a token made by :func:`encode_cursor`.
+
+    Raises
+    ------
+    DetectflowError
+        ``validation_error`` for anything else.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        score, _, job_id = raw.partition(":")
+        if not job_id or not job_id.isalnum():
+            raise ValueError(raw)
+        return Cursor(int(score), job_id)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise DetectflowError(
+            ErrorCode.validation_error, "cursor: not a cursor returned by this API.", {"field": "cursor"}
+        ) from None
 
 
-def _decode(raw: dict[bytes, bytes]) -> JobRecord:
-    data: dict[str, Any] = {k.decode(): v.decode() for k, v in raw.items()}
-    for name in _JSON_FIELDS:
-        if name in data:
-            data[name] = json.loads(data[name])
-    for name in ("started_at", "finished_at"):
-        if data.get(name) == "":
-            data[name] = None
-    return JobRecord.model_validate(data)
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    """What a listing keeps: all jobs when every field is None."""
+
+    status: JobStatus | None = None
+    task: str | None = None
+    created_after: datetime | None = None
+
+    def keeps(self, job: JobRecord) -> bool:
+        return (self.status is None or job.status is self.status) and (self.task is None or job.task == self.task)
+
+    @property
+    def min_score(self) -> int | None:
+        """Lowest creation time (µs, exclusive) a kept job can have."""
+        return None if self.created_after is None else int(self.created_after.timestamp() * 1_000_000)
 
 
-def _queue_create(pipe: Any, keys: Keys, ttl: int, job: JobRecord, image: bytes) -> None:
-    """Buffer the commands that store a new job and its image on ``pipe`` (sync or asyncio)."""
-    mapping = {k: _encode(v) for k, v in job.model_dump(exclude_none=True).items() if k not in _JSON_FIELDS}
-    if job.webhook is not None:
-        mapping["webhook"] = job.webhook.model_dump_json()
-    pipe.set(keys.image(job.id), image, ex=ttl)
-    pipe.hset(keys.job(job.id), mapping=mapping)
-    pipe.expire(keys.job(job.id), ttl)
-    pipe.hincrby(keys.job_counts(), "created", 1)
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """A queue message ready to store: its queue, the broker's id for it, its encoded body."""
+
+    queue: str
+    message_id: str
+    data: bytes
 
 
-def _transition_request(
-    keys: Keys, job_id: str, allowed: Iterable[JobStatus], new: JobStatus, incr: bool, fields: dict[str, Any]
-) -> tuple[list[str], list[str]]:
-    # final states are counted in the same script, so counters never lag the job
-    args: list[str] = [",".join(allowed), new.value, "1" if incr else "0", "1" if new.is_final else "0"]
-    for k, v in fields.items():
-        args += [k, _encode(v)]
-    return [keys.job(job_id), keys.job_counts(), keys.done(job_id)], args
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What a submission must pass, checked atomically with the job's creation.
 
-
-def _transition_result(reply: list) -> tuple[bool, str | None, str | None]:
-    applied, old, *rest = reply
-    request_id = rest[0].decode() if rest and rest[0] else None
-    return bool(applied), (old.decode() if old else None), request_id
-
-
-def _has_webhook(reply: list) -> bool:
-    return len(reply) > 3 and bool(reply[3])
-
-
-def _idempotency_result(existing: bytes) -> tuple[str, str]:
-    found_id, _, found_fp = existing.decode().partition(" ")
-    return found_id, found_fp
-
-
-#: Window over which the drain rate is measured (seconds).
-DRAIN_WINDOW = 60.0
-
-
-class RedisJobStore:
-    """Jobs as Redis hashes with a TTL; transitions are atomic Lua scripts (workers, observers)."""
-
-    DRAIN_WINDOW = DRAIN_WINDOW
-    #: Upper bounds of the inference-time histogram (seconds).
-    INFERENCE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-    def __init__(self, client: redis.Redis, prefix: str, ttl_seconds: int) -> None:
-        self.client = client
-        self.keys = Keys(prefix)
-        self.ttl = ttl_seconds
-        self._transition = client.register_script(_TRANSITION)
-
-    # --- read ------------------------------------------------------------------------
-    def get(self, job_id: str) -> JobRecord | None:
-        raw = self.client.hgetall(self.keys.job(job_id))
-        return _decode(raw) if raw else None
-
-    def load(self, job_id: str) -> tuple[JobRecord | None, bytes | None]:
-        """The job and its image, in one round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(self.keys.job(job_id))
-        pipe.get(self.keys.image(job_id))
-        raw, image = pipe.execute()
-        return (_decode(raw) if raw else None), image
-
-    def image(self, job_id: str) -> bytes | None:
-        return self.client.get(self.keys.image(job_id))
-
-    # --- transitions -----------------------------------------------------------------
-    def _apply(self, job_id: str, allowed: Iterable[JobStatus], new: JobStatus, incr: bool, **fields: Any):
-        keys, args = _transition_request(self.keys, job_id, allowed, new, incr, fields)
-        return _transition_result(self._transition(keys=keys, args=args))
-
-    def mark_running(self, job_id: str) -> tuple[bool, str | None, str | None]:
-        """queued|running -> running (a redelivered message counts a new attempt).
-
-        Returns (applied, previous status or None if missing, the submitting request's id).
-        """
-        return self._apply(
-            job_id, (JobStatus.queued, JobStatus.running), JobStatus.running, True, started_at=utcnow()
-        )
-
-    def _finish(self, job_id: str, task: str, allowed, new: JobStatus, inference_s: float | None, **fields):
-        keys, args = _transition_request(self.keys, job_id, allowed, new, False, {**fields, "finished_at": utcnow()})
-        reply = self._transition(keys=keys, args=args)
-        applied = _transition_result(reply)[0]
-        if applied:
-            self._count_finished(task, new, inference_s)
-        return applied, _has_webhook(reply)
-
-    def mark_succeeded(self, job_id: str, result: dict[str, Any], task: str, inference_s: float) -> tuple[bool, bool]:
-        """running -> succeeded; returns (applied, whether the job has a webhook to deliver)."""
-        return self._finish(job_id, task, (JobStatus.running,), JobStatus.succeeded, inference_s, result=result)
-
-    def mark_failed(self, job_id: str, task: str, code: str, message: str) -> tuple[bool, bool]:
-        """queued|running -> failed with a reason; returns (applied, whether the job has a webhook)."""
-        error = JobError(code=code, message=message)
-        return self._finish(job_id, task, (JobStatus.queued, JobStatus.running), JobStatus.failed, None, error=error)
-
-    def set_webhook_state(self, job_id: str, state: WebhookState) -> None:
-        key = self.keys.job(job_id)
-        if self.client.exists(key):
-            self.client.hset(key, "webhook", state.model_dump_json())
-
-    def _count_finished(self, task: str, status: JobStatus, inference_s: float | None) -> None:
-        now = time.time()
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(self.keys.completions(task), {f"{now:.6f}": now})
-        pipe.zremrangebyscore(self.keys.completions(task), 0, now - self.DRAIN_WINDOW)
-        if inference_s is not None:
-            hist = self.keys.inference(task)
-            pipe.hincrby(hist, "count", 1)
-            pipe.hincrbyfloat(hist, "sum", inference_s)
-            # one counter per bucket (not cumulative): one command per job; readers add them up
-            bound = next((b for b in self.INFERENCE_BUCKETS if inference_s <= b), "inf")
-            pipe.hincrby(hist, f"b_{bound}", 1)
-        pipe.execute()
-
-    # --- observation -----------------------------------------------------------------
-    def queue_depth(self, queue: str) -> int:
-        """Unfinished work of a queue: waiting, prefetched, running, delayed."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hlen(self.keys.queue_messages(queue))
-        pipe.hlen(self.keys.delayed_messages(queue))
-        a, b = pipe.execute()
-        return int(a) + int(b)
-
-    def job_counts(self) -> dict[str, int]:
-        return {k.decode(): int(v) for k, v in self.client.hgetall(self.keys.job_counts()).items()}
-
-    def inference_histogram(self, task: str) -> tuple[list[tuple[str, float]], float, float]:
-        """Cumulative Prometheus buckets ``[(le, count), ..., ("+Inf", count)]``, the sum, the count."""
-        raw = {k.decode(): float(v) for k, v in self.client.hgetall(self.keys.inference(task)).items()}
-        buckets, running = [], 0.0
-        for bound in self.INFERENCE_BUCKETS:
-            running += raw.get(f"b_{bound}", 0.0)
-            buckets.append((str(bound), running))
-        count = raw.get("count", 0.0)
-        buckets.append(("+Inf", count))
-        return buckets, raw.get("sum", 0.0), count
-
-    def beat(self, task: str, worker_id: str, info: dict[str, Any]) -> None:
-        """Record a live, warmed-up worker."""
-        self.client.hset(self.keys.workers(task), worker_id, json.dumps({**info, "ts": time.time()}))
-
-    def forget_worker(self, task: str, worker_id: str) -> None:
-        self.client.hdel(self.keys.workers(task), worker_id)
-
-    def live_workers(self, task: str, stale_after: float) -> list[dict[str, Any]]:
-        now = time.time()
-        live, stale = [], []
-        for wid, raw in self.client.hgetall(self.keys.workers(task)).items():
-            info = json.loads(raw)
-            (live if now - info.get("ts", 0) <= stale_after else stale).append((wid, info))
-        if stale:
-            self.client.hdel(self.keys.workers(task), *[w for w, _ in stale])
-        return [{"id": w.decode(), **i} for w, i in live]
-
-
-class AsyncJobStore:
-    """The API's side of the job store on redis.asyncio: no thread per request.
-
-    Shares the key layout, encoding and transition script with :class:`RedisJobStore`.
+    ``max_queued_jobs`` (None: unlimited) bounds the tenant's unfinished jobs; ``max_queue_depth``
+    the kind's queue (every tenant's). A bound ``idempotency_key`` replays its job instead.
     """
 
-    def __init__(self, client: aioredis.Redis, prefix: str, ttl_seconds: int) -> None:
-        self.client = client
-        self.keys = Keys(prefix)
-        self.ttl = ttl_seconds
-        self._transition = client.register_script(_TRANSITION)
+    max_queue_depth: int
+    max_queued_jobs: int | None = None
+    idempotency_key: str | None = None
+    fingerprint: str = ""
 
-    async def claim_idempotency_key(self, key: str, job_id: str, fingerprint: str) -> tuple[str, str] | None:
-        """Bind ``key`` to ``job_id``; returns the existing (job id, fingerprint) if already bound."""
-        if await self.client.set(self.keys.idempotency(key), f"{job_id} {fingerprint}", nx=True, ex=self.ttl):
-            return None
-        existing = await self.client.get(self.keys.idempotency(key))
-        if existing is None:  # expired between the two calls: try once more
-            return await self.claim_idempotency_key(key, job_id, fingerprint)
-        return _idempotency_result(existing)
 
-    async def release_idempotency_key(self, key: str) -> None:
-        await self.client.delete(self.keys.idempotency(key))
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """How a submission ended: created, replayed (``job_id``/``fingerprint`` of the earlier job),
+    or refused with the count that was at its bound (``queue_full``, ``quota_exceeded``)."""
 
-    async def create(self, job: JobRecord, image: bytes, also: Callable[[Any], None] | None = None) -> None:
-        """Store a new job and its image, both expiring after the TTL.
+    outcome: Literal["created", "replayed", "queue_full", "quota_exceeded"]
+    job_id: str | None = None
+    fingerprint: str | None = None
+    count: int = 0
 
-        ``also`` adds commands (the enqueue) to the same MULTI/EXEC: a job is never stored without
-        its message, nor its message sent without the job.
+
+class JobStore(Protocol):
+    """Where jobs live for the API: Redis in production (``stores.redis``), memory in unit tests (``stores.memory``).
+
+    Transitions by workers go through the synchronous Redis store; this is the API's side.
+    """
+
+    ttl: int
+
+    async def submit(self, job: JobRecord, image: bytes, message: QueuedMessage, admission: Admission) -> Submitted:
+        """In one atomic step: replay a bound idempotency key, or check the bounds, then store the job
+        and its image (expiring after the TTL), index it for its tenant, and put ``message`` on its
+        queue. A job is never stored without its message, nor its message sent without the job, and
+        concurrent submissions cannot overshoot a bound or bind one key twice.
         """
-        async with self.client.pipeline(transaction=True) as pipe:
-            _queue_create(pipe, self.keys, self.ttl, job, image)
-            if also is not None:
-                also(pipe)
-            await pipe.execute()
+        ...
 
-    async def get(self, job_id: str) -> JobRecord | None:
-        raw = await self.client.hgetall(self.keys.job(job_id))
-        return _decode(raw) if raw else None
+    async def get(self, job_id: str) -> JobRecord | None: ...
 
-    async def image(self, job_id: str) -> bytes | None:
-        return await self.client.get(self.keys.image(job_id))
+    async def image(self, job_id: str) -> bytes | None: ...
 
-    async def annotated(self, job_id: str) -> bytes | None:
-        return await self.client.get(self.keys.annotated(job_id))
+    async def annotated(self, job_id: str) -> bytes | None: ...
 
-    async def save_annotated(self, job_id: str, png: bytes) -> None:
-        ttl = await self.client.ttl(self.keys.job(job_id))
-        await self.client.set(self.keys.annotated(job_id), png, ex=ttl if ttl and ttl > 0 else self.ttl)
+    async def save_annotated(self, job_id: str, png: bytes) -> None: ...
 
     async def cancel(self, job_id: str) -> tuple[bool, str | None]:
-        """queued -> cancelled; returns (applied, previous status or None if missing)."""
-        keys, args = _transition_request(
-            self.keys, job_id, (JobStatus.queued,), JobStatus.cancelled, False, {"finished_at": utcnow()}
-        )
-        applied, old, _ = _transition_result(await self._transition(keys=keys, args=args))
-        return applied, old
+        """queued -> cancelled; ``(applied, previous status or None if missing)``."""
+        ...
 
     async def queue_depth(self, queue: str) -> int:
-        """Unfinished work of a queue: waiting, prefetched, running, delayed."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            a, b = await pipe.hlen(self.keys.queue_messages(queue)).hlen(self.keys.delayed_messages(queue)).execute()
-        return int(a) + int(b)
+        """Unfinished work of ``queue``: waiting, in flight and waiting for a retry."""
+        ...
 
     async def drain_rate(self, task: str) -> float:
-        """Jobs finished per second over the last ``DRAIN_WINDOW`` seconds."""
-        now = time.time()
-        return await self.client.zcount(self.keys.completions(task), now - DRAIN_WINDOW, now) / DRAIN_WINDOW
+        """Jobs of ``task`` finished per second, recently."""
+        ...
+
+    async def list_jobs(
+        self, tenant: str, limit: int, cursor: Cursor | None, where: JobFilter, max_scanned: int
+    ) -> tuple[list[JobRecord], Cursor | None]:
+        """A tenant's jobs newest first after ``cursor`` that ``where`` keeps, at most ``limit``.
+
+        At most ``max_scanned`` jobs are read; the returned cursor (None at the end) continues
+        after the last one read, so a sparse filter gives short pages rather than slow ones.
+        """
+        ...

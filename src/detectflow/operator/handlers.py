@@ -11,7 +11,7 @@ import pydantic
 import urllib3
 
 from detectflow.operator import apply, conditions, queues
-from detectflow.operator.crd import GROUP, PLURAL, VERSION, DetectionPipeline
+from detectflow.operator.crd import GROUP, PLURAL, VERSION, Condition, DetectionPipeline
 from detectflow.operator.render import queue_keys, redis_prefix, redis_target, render_all
 from detectflow.operator.status import build_status
 
@@ -33,16 +33,17 @@ def _parse(body: kopf.Body, status: kopf.Status, patch: kopf.Patch) -> Detection
         return DetectionPipeline.from_body({"metadata": dict(body.metadata), "spec": dict(body.spec)})
     except pydantic.ValidationError as exc:
         generation = body.metadata.get("generation") or 0
-        previous = list(status.get("conditions") or [])
-        patch.status["conditions"] = conditions.invalid_spec(str(exc), generation, previous, _now())
+        previous = conditions.parse_conditions(status.get("conditions"))
+        new = conditions.invalid_spec(str(exc), generation, previous, _now())
+        patch.status["conditions"] = [c.model_dump(by_alias=True, mode="json") for c in new]
         raise kopf.PermanentError(f"invalid spec: {exc}") from exc
 
 
-def _post_events(body: kopf.Body, old: list[dict[str, Any]], new: list[dict[str, Any]]) -> None:
+def _post_events(body: kopf.Body, old: list[Condition], new: list[Condition]) -> None:
     for cond in conditions.transitions(old, new):
-        healthy = (cond["status"] == "True") == (cond["type"] == conditions.READY)
+        healthy = (cond.status == "True") == (cond.type == conditions.READY)
         post = kopf.info if healthy else kopf.warn
-        post(body, reason=f"{cond['type']}{cond['status']}", message=f"{cond['reason']}: {cond['message']}")
+        post(body, reason=f"{cond.type}{cond.status}", message=f"{cond.reason}: {cond.message}")
 
 
 def reconcile(
@@ -58,11 +59,12 @@ def reconcile(
     if result.pruned:
         logger.info("pruned %s", ", ".join(result.pruned))
     prefix = redis_prefix(pipeline)
-    keys = {w.name: queue_keys(prefix, w.task.value)["unfinished"] for w in pipeline.spec.workers}
+    keys = {w.name: tuple(queue_keys(prefix, w.task.value).values()) for w in pipeline.spec.workers}
     depths = queues.read_depths(redis_target(pipeline.spec.redis), password, keys)
-    new = build_status(pipeline, obs, depths, dict(status), _now())
-    _post_events(body, list(status.get("conditions") or []), new["conditions"])
-    patch.status.update(new)
+    previous = conditions.parse_conditions(status.get("conditions"))
+    new = build_status(pipeline, obs, depths, previous, _now())
+    _post_events(body, previous, new.conditions)
+    patch.status.update(new.model_dump(by_alias=True, mode="json"))
 
 
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:

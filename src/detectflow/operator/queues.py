@@ -17,10 +17,10 @@ DEFAULT_REDIS_TIMEOUT_SECONDS = 1.0
 def read_depths(
     target: RedisTarget,
     password: str | None,
-    keys: dict[str, str],
+    keys: dict[str, tuple[str, ...]],
     timeout: float = DEFAULT_REDIS_TIMEOUT_SECONDS,
 ) -> dict[str, int | None]:
-    """HLEN of each ``.msgs`` hash (unfinished jobs), or None for all when Redis is unreachable.
+    """Each worker's queue depth (the HLENs of its depth keys added up), or None for all when Redis is unreachable.
 
     Parameters
     ----------
@@ -29,7 +29,7 @@ def read_depths(
     password
         Redis password, if any.
     keys
-        Worker name -> ``<prefix>:detect.<task>.msgs``.
+        Worker name -> its queue's depth keys (:meth:`detectflow.keys.KeyLayout.depth_keys`).
     timeout
         Socket timeout in seconds.
 
@@ -53,8 +53,10 @@ def read_depths(
         pipe = client.pipeline(transaction=False)
         names = sorted(keys)
         for name in names:
-            pipe.hlen(keys[name])
-        return dict(zip(names, (int(v) for v in pipe.execute()), strict=True))
+            for key in keys[name]:
+                pipe.hlen(key)
+        lengths = iter(pipe.execute())
+        return {name: sum(int(next(lengths)) for _ in keys[name]) for name in names}
     except (redis.RedisError, OSError):
         return {name: None for name in keys}
     finally:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from detectflow.jobs.kinds import kind_of
+from detectflow.keys import KeyLayout, pipeline_prefix
 from detectflow.operator.crd import GROUP, KIND, VERSION, DetectionPipeline, RedisSpec, WorkerSpec
 
 __all__ = [
@@ -222,25 +224,27 @@ def redis_target(spec: RedisSpec) -> RedisTarget:
 
 def redis_prefix(pipeline: DetectionPipeline) -> str:
     """Key prefix (Dramatiq namespace) of one pipeline: ``detectflow:<namespace>:<name>``."""
-    return f"detectflow:{pipeline.namespace}:{pipeline.name}"
+    return pipeline_prefix(pipeline.namespace, pipeline.name)
 
 
 def queue_keys(prefix: str, task: str) -> dict[str, str]:
-    """Redis keys KEDA watches for ``task``: unfinished work and delayed retries.
+    """The Redis hashes whose sum is ``task``'s queue depth, by KEDA trigger name.
 
     Parameters
     ----------
     prefix
         The pipeline's key prefix.
     task
-        ``face`` or ``object``.
+        The worker's task.
 
     Returns
     -------
     dict
-        ``{"unfinished": "<prefix>:detect.<task>.msgs", "delayed": "<prefix>:detect.<task>.DQ.msgs"}``.
+        ``{"unfinished": <the queue's .msgs hash>, "delayed": <its .DQ.msgs hash>}``
+        (:meth:`detectflow.keys.KeyLayout.depth_keys`).
     """
-    return {"unfinished": f"{prefix}:detect.{task}.msgs", "delayed": f"{prefix}:detect.{task}.DQ.msgs"}
+    unfinished, delayed = KeyLayout(prefix).depth_keys(kind_of(task).queue)
+    return {"unfinished": unfinished, "delayed": delayed}
 
 
 def _redis_env(pipeline: DetectionPipeline) -> list[dict[str, Any]]:

@@ -1,4 +1,18 @@
-"""The Dramatiq Redis broker shared by the API (to enqueue) and the workers (to consume)."""
+"""The Dramatiq Redis broker shared by the API (to enqueue) and the workers (to consume).
+
+Two behaviours of Dramatiq's Redis broker are changed, and both need its internals:
+
+- an idle consumer blocks on a wake-up list that every enqueue feeds, instead of sleeping up to a
+  second, and a busy one polls its own acks instead of backing off towards the timeout
+  (``_RedisConsumer.__next__``, swapped in through the broker's ``consumer_class``);
+- the API sends a new job's message from the job store's own creation script, so "store the job"
+  and "send its message" are one atomic step (the message built as ``RedisBroker.enqueue`` does,
+  sent as ``dispatch.lua``'s "enqueue" does).
+
+Dramatiq is pinned to the minor version these overrides were written against, and
+``DRAMATIQ_CONTRACT`` fingerprints the code they copy: ``tests/unit/worker/test_broker.py`` fails
+when an upgrade changes any of it, so the overrides are re-read, not silently wrong.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +20,52 @@ import time
 from typing import Any
 from uuid import uuid4
 
-import redis
 import dramatiq
+import redis
 from dramatiq import Message
-from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.broker import MessageProxy
-from dramatiq.errors import ConnectionClosed
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import compute_backoff, current_millis, dq_name
-from redis.client import Pipeline
+from dramatiq.errors import ConnectionClosed
+from dramatiq.worker import WORKER_TIMEOUT
 
-from detectflow.config import Settings, Task
-from detectflow.jobs.store import connect
+from detectflow.config import Settings
+from detectflow.jobs.kinds import JobKind
+from detectflow.jobs.store import QueuedMessage
+from detectflow.jobs.stores.redis import WAKEUP_TOKENS, client_options, connect
+from detectflow.keys import KeyLayout
 
-__all__ = ["WakeupRedisBroker", "make_broker", "DramatiqEnqueuer", "detect_actor_name", "webhook_actor_name", "webhook_queue"]
+__all__ = ["WakeupRedisBroker", "make_broker", "DramatiqEnqueuer", "DRAMATIQ_CONTRACT", "dispatch_args", "socket_timeout_for"]
 
 #: Chance per million broker calls that Dramatiq runs its own maintenance (we also run it on a timer).
 MAINTENANCE_CHANCE = 10_000
-
-
-def detect_actor_name(task: Task) -> str:
-    return f"detect_{task.value}"
-
-
-def webhook_actor_name(task: Task) -> str:
-    return f"deliver_webhook_{task.value}"
-
-
-def webhook_queue(task: Task) -> str:
-    return f"webhook.{task.value}"
-
-
 #: How often a consumer whose threads are all busy checks for a finished job (seconds).
 BUSY_POLL_SECONDS = 0.002
-#: Wake-up tokens kept per queue; one is enough to wake a consumer, a few cover bursts.
-WAKEUP_TOKENS = 16
+#: How far the broker's socket timeout stays above its longest blocking call (seconds).
+BLOCK_MARGIN_SECONDS = 1.0
+
+#: sha256 (first 16 hex digits) of the Dramatiq code the overrides below copy or call with their own
+#: arguments, for the pinned Dramatiq (2.2.x). A contract test recomputes them.
+DRAMATIQ_CONTRACT = {
+    "dramatiq.brokers.redis._RedisConsumer.__next__": "b8245bc4ab8044d6",
+    "dramatiq.brokers.redis._RedisConsumer.__init__": "c626986d71660eb6",
+    "dramatiq.brokers.redis.RedisBroker.enqueue": "e1590deaae2f786a",
+    "dramatiq.brokers.redis.RedisBroker._dispatch": "ee77793d07f17bbe",
+    "dramatiq/brokers/redis/dispatch.lua": "ba4d872e4fb204eb",
+}
+
+
+def dispatch_args(broker: RedisBroker, command: str, queue_name: str, *extra: Any, maintenance: bool | None = None):
+    """Arguments of Dramatiq's dispatch script, in the layout of ``RedisBroker._dispatch``.
+
+    ``maintenance`` forces (or skips) the script's requeue of dead workers' messages; None leaves
+    it to Dramatiq's own chance.
+    """
+    do_maintenance = broker._should_do_maintenance(command) if maintenance is None else int(maintenance)
+    return [
+        command, current_millis(), queue_name, broker.broker_id, broker.heartbeat_timeout,
+        broker.dead_message_ttl, do_maintenance, broker._max_unpack_size(), *extra,
+    ]  # fmt: skip
 
 
 class WakeupRedisBroker(RedisBroker):
@@ -47,48 +73,36 @@ class WakeupRedisBroker(RedisBroker):
 
     Dramatiq's consumer polls an idle queue with exponential backoff up to the worker timeout
     (1 s), so a job sent to an idle worker waits up to a second. Here every enqueue pushes a
-    token on ``<ns>:__wakeup__.<queue>`` and an idle consumer blocks on that list (BLPOP) for its
+    token on the queue's wake-up list and an idle consumer blocks on that list (BLPOP) for its
     backoff: the first job is picked up within a Redis round trip, and idle workers make one call
     per timeout instead of spinning.
     """
 
     def wakeup_key(self, queue_name: str) -> str:
-        return f"{self.namespace}:__wakeup__.{queue_name}"
+        return KeyLayout(self.namespace).wakeup(queue_name)
 
-    def enqueue(self, message: Message, *, delay: int | None = None, pipe: Any = None) -> Message:
-        """Enqueue ``message`` (as RedisBroker.enqueue) and wake an idle consumer of its queue.
-
-        With ``pipe`` (a sync or asyncio pipeline), the commands are only buffered on it: a caller's
-        MULTI/EXEC makes "store the job" and "enqueue its message" one atomic step.
-        """
+    def enqueue(self, message: Message, *, delay: int | None = None) -> Message:
+        """Enqueue ``message`` (as RedisBroker.enqueue) and wake an idle consumer of its queue."""
         queue_name = message.queue_name
         message = message.copy(options={"redis_message_id": str(uuid4())})
         if delay is not None:
             queue_name = dq_name(queue_name)
             message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
         self.emit_before("enqueue", message, delay)
-        own = pipe is None
-        pipe = self.client.pipeline(transaction=False) if own else pipe
-        args = [
-            "enqueue", current_millis(), queue_name, self.broker_id, self.heartbeat_timeout,
-            self.dead_message_ttl, self._should_do_maintenance("enqueue"), self._max_unpack_size(),
-            message.options["redis_message_id"], message.encode(),
-        ]  # fmt: skip
-        dispatch = self.scripts["dispatch"]
-        if not isinstance(pipe, Pipeline):
-            # An asyncio pipeline: EVAL with the script's text, never EVALSHA, so a Redis that lost
-            # its script cache cannot fail the enqueue half-way through the caller's transaction.
-            pipe.eval(dispatch.script, 1, self.namespace, *args)
-        else:
-            dispatch(args=args, keys=[self.namespace], client=pipe)
+        pipe = self.client.pipeline(transaction=False)
+        args = dispatch_args(self, "enqueue", queue_name, message.options["redis_message_id"], message.encode())
+        self.scripts["dispatch"](args=args, keys=[self.namespace], client=pipe)
         if delay is None:
             key = self.wakeup_key(queue_name)
             pipe.lpush(key, 1)
             pipe.ltrim(key, 0, WAKEUP_TOKENS - 1)
-        if own:
-            pipe.execute()
+        pipe.execute()
         self.emit_after("enqueue", message, delay)
         return message
+
+    def run_maintenance(self, queue_name: str) -> None:
+        """Beat for this broker and requeue the messages of dead workers on ``queue_name`` now."""
+        self.scripts["dispatch"](args=dispatch_args(self, "qsize", queue_name, maintenance=True), keys=[self.namespace])
 
     @property
     def consumer_class(self):
@@ -130,14 +144,28 @@ class _WakeupConsumer(_RedisConsumer):
             raise ConnectionClosed(e) from None
 
 
-def make_broker(settings: Settings, *, set_global: bool = True) -> RedisBroker:
+def socket_timeout_for(configured: float, worker_timeout_ms: int = WORKER_TIMEOUT) -> float:
+    """The broker client's read timeout: the configured one, raised above the longest blocking call.
+
+    An idle consumer blocks on its wake-up list (BLPOP) for up to Dramatiq's worker timeout
+    (``dramatiq_worker_timeout``, 1 s by default); a socket timeout shorter than that would cut
+    every idle wait. Dramatiq's other blocking calls (its results and rate-limit backends) are not
+    used by detectflow.
+    """
+    return max(configured, worker_timeout_ms / 1000 + BLOCK_MARGIN_SECONDS)
+
+
+def make_broker(settings: Settings, *, set_global: bool = True, max_connections: int | None = None) -> WakeupRedisBroker:
     """A Redis broker whose namespace is the settings' key prefix.
 
     A worker that stops beating for ``worker_dead_after_seconds`` is considered dead, and its
-    fetched-but-unfinished messages go back on the queue.
+    fetched-but-unfinished messages go back on the queue. The client has the settings' socket and
+    connect timeouts; ``max_connections`` bounds its pool (the API's; a worker's threads bound its own).
     """
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    client = connect(settings.redis_url, password, health_check_interval=30)
+    options = client_options(settings, max_connections=max_connections)
+    options["socket_timeout"] = socket_timeout_for(options["socket_timeout"])
+    client = connect(settings.redis_url, password, **options)
     broker = WakeupRedisBroker(
         client=client,
         namespace=settings.redis_prefix,
@@ -150,13 +178,23 @@ def make_broker(settings: Settings, *, set_global: bool = True) -> RedisBroker:
 
 
 class DramatiqEnqueuer:
-    """Enqueues a job id for the detect actor of its task without importing the actor's code."""
+    """Builds the Dramatiq message of a job for the actor of its kind, without importing the actor's code.
+
+    The job store sends it in the script that creates the job (see ``jobs.stores.redis``), the way
+    ``RedisBroker.enqueue`` would: a message id of its own in ``options``, the encoded message.
+    """
 
     def __init__(self, broker: WakeupRedisBroker) -> None:
         self.broker = broker
 
-    def enqueue(self, task: Task, job_id: str, pipe: Any = None) -> None:
+    def message(self, kind: JobKind, job_id: str) -> QueuedMessage:
         message = Message(
-            queue_name=task.queue_name, actor_name=detect_actor_name(task), args=(job_id,), kwargs={}, options={}
-        )
-        self.broker.enqueue(message, pipe=pipe)
+            queue_name=kind.queue, actor_name=kind.actor_name, args=(job_id,), kwargs={},
+            options={"redis_message_id": str(uuid4())},
+        )  # fmt: skip
+        return QueuedMessage(kind.queue, message.options["redis_message_id"], message.encode())
+
+    def enqueue(self, kind: JobKind, job_id: str) -> None:
+        """Send a job's message on its own (a redelivery; new jobs are sent by the store)."""
+        message = Message(queue_name=kind.queue, actor_name=kind.actor_name, args=(job_id,), kwargs={}, options={})
+        self.broker.enqueue(message)

@@ -1,14 +1,15 @@
-"""Per-process worker state: settings, store, detector (loaded once, before consuming)."""
+"""Per-process worker state: settings, store, the kind served, the detector (loaded once, before consuming)."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 from detectflow.config import Settings
 from detectflow.detectors.base import Detector
-from detectflow.jobs.store import RedisJobStore
+from detectflow.jobs.kinds import JobKind
+from detectflow.jobs.results import DetectionResult
+from detectflow.jobs.stores.redis import RedisJobStore
 
 __all__ = ["WorkerContext"]
 
@@ -17,16 +18,17 @@ __all__ = ["WorkerContext"]
 class WorkerContext:
     settings: Settings
     store: RedisJobStore
+    kind: JobKind
     detector: Detector | None = None
     worker_id: str = ""
-    #: Per worker thread: the result the detect actor hands to the JobLifecycle middleware.
+    #: Per worker thread: the result the actor hands to the JobLifecycle middleware.
     #: (Returning it would make Dramatiq warn that no Results backend keeps it.)
     _local: threading.local = field(default_factory=threading.local)
 
-    def hand_over(self, result: dict[str, Any]) -> None:
+    def hand_over(self, result: DetectionResult) -> None:
         self._local.result = result
 
-    def take_result(self) -> dict[str, Any] | None:
+    def take_result(self) -> DetectionResult | None:
         result, self._local.result = getattr(self._local, "result", None), None
         return result
 

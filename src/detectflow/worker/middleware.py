@@ -11,45 +11,66 @@ import time
 import dramatiq
 from dramatiq.middleware import Middleware, SkipMessage
 
-from detectflow.config import Task
-from detectflow.jobs.models import DetectflowError, ErrorCode
+from detectflow.jobs.errors import DetectflowError, ErrorCode
+from detectflow.jobs.results import DetectionResult
 from detectflow.logs import job_id_var, request_id_var
+from detectflow.worker.broker import WakeupRedisBroker
 from detectflow.worker.context import WorkerContext
 
 __all__ = ["JobLifecycle", "WorkerPresence", "failure_of"]
 
 log = logging.getLogger("detectflow.worker")
 
+#: Exit status of a worker process whose model cannot be loaded.
+EXIT_MODEL_FAILED = 3
 
-def failure_of(exc: BaseException | None) -> tuple[str, str]:
+
+def failure_of(exc: BaseException | None) -> tuple[ErrorCode, str]:
     """The (code, message) a failed job reports for the exception that ended it."""
     if isinstance(exc, DetectflowError):
-        return exc.code.value, exc.message
+        return exc.code, exc.message
     if isinstance(exc, dramatiq.middleware.TimeLimitExceeded):
-        return ErrorCode.timeout.value, "The job exceeded the worker's time limit."
+        return ErrorCode.timeout, "The job exceeded the worker's time limit."
     if exc is None:
-        return ErrorCode.worker_error.value, "The job failed without an exception (dead-lettered)."
-    return ErrorCode.worker_error.value, f"{type(exc).__name__}: {exc}"
+        return ErrorCode.worker_error, "The job failed without an exception (dead-lettered)."
+    return ErrorCode.worker_error, f"{type(exc).__name__}: {exc}"
 
 
 class JobLifecycle(Middleware):
-    """queued -> running before the actor, succeeded after it, failed once retries are exhausted."""
+    """queued -> running before the actor, succeeded after it, failed once retries are exhausted.
 
-    def __init__(self, ctx: WorkerContext, on_finished) -> None:
+    Both ends go through :meth:`succeed` and :meth:`fail`: the final transition, then the webhook.
+    """
+
+    def __init__(self, ctx: WorkerContext, webhook_actor: dramatiq.Actor) -> None:
         self.ctx = ctx
-        self.on_finished = on_finished  # (task, job_id) -> None: a finished job with a webhook
+        self.webhook_actor = webhook_actor
 
-    @staticmethod
-    def _job(message) -> tuple[Task, str] | None:
-        if message.actor_name.startswith("detect_"):
-            return Task(message.actor_name.removeprefix("detect_")), message.args[0]
-        return None
+    def _job_id(self, message) -> str | None:
+        return message.args[0] if message.actor_name == self.ctx.kind.actor_name else None
+
+    def succeed(self, job_id: str, result: DetectionResult) -> None:
+        """The success path: store the result (running -> succeeded), then send the webhook."""
+        applied, has_webhook = self.ctx.store.mark_succeeded(
+            job_id, result, self.ctx.kind.task.value, result.timings_ms.inference / 1000
+        )
+        if applied:
+            log.info("job succeeded with %d detections", len(result.detections))
+            if has_webhook:
+                self.webhook_actor.send(job_id)
+
+    def fail(self, job_id: str, code: ErrorCode, text: str) -> None:
+        """The failure path: store the reason (-> failed), then send the webhook."""
+        applied, has_webhook = self.ctx.store.mark_failed(job_id, self.ctx.kind.task.value, code, text)
+        if applied:
+            log.warning("job failed: %s: %s", code.value, text)
+            if has_webhook:
+                self.webhook_actor.send(job_id)
 
     def before_process_message(self, broker, message):
-        job = self._job(message)
-        if job is None:
+        job_id = self._job_id(message)
+        if job_id is None:
             return
-        task, job_id = job
         job_id_var.set(job_id)
         applied, old, request_id = self.ctx.store.mark_running(job_id)
         request_id_var.set(request_id)
@@ -60,43 +81,36 @@ class JobLifecycle(Middleware):
         log.info("job started (attempt %s)", message.options.get("retries", 0) + 1)
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        job = self._job(message)
-        result = self.ctx.take_result() if job is not None else None
-        if job is None or exception is not None or result is None:
+        job_id = self._job_id(message)
+        if job_id is None:
             return
-        task, job_id = job
-        applied, has_webhook = self.ctx.store.mark_succeeded(
-            job_id, result, task.value, result["timings_ms"]["inference"] / 1000
-        )
-        if applied:
-            log.info("job succeeded with %d detections", len(result["detections"]))
-            if has_webhook:
-                self.on_finished(task, job_id)
-        job_id_var.set(None)
-        request_id_var.set(None)
+        result = self.ctx.take_result()
+        if exception is None and result is not None:
+            self.succeed(job_id, result)
+        self._forget()
 
     def after_skip_message(self, broker, message):
-        job_id_var.set(None)
-        request_id_var.set(None)
+        self._forget()
 
     def after_nack(self, broker, message):
-        job = self._job(message)
-        if job is None:
+        job_id = self._job_id(message)
+        if job_id is None:
             return
-        task, job_id = job
-        code, text = failure_of(message._exception)
-        applied, has_webhook = self.ctx.store.mark_failed(job_id, task.value, code, text)
-        if applied:
-            log.warning("job failed: %s: %s", code, text)
-            if has_webhook:
-                self.on_finished(task, job_id)
+        self.fail(job_id, *failure_of(message._exception))
+        self._forget()
+
+    @staticmethod
+    def _forget() -> None:
         job_id_var.set(None)
         request_id_var.set(None)
 
 
 class WorkerPresence(Middleware):
     """Loads the model before consuming, then beats: a presence record for /readyz, and Dramatiq's
-    own heartbeat plus maintenance, so a killed worker's messages return within seconds."""
+    own heartbeat plus maintenance, so a killed worker's messages return within seconds.
+
+    ``queues`` are the queues (their ``.DQ`` included) whose dead workers' messages this process requeues.
+    """
 
     def __init__(self, ctx: WorkerContext, load_detector, queues: list[str]) -> None:
         self.ctx = ctx
@@ -110,8 +124,14 @@ class WorkerPresence(Middleware):
         s = self.ctx.settings
         self.ctx.worker_id = f"{socket.gethostname()}:{os.getpid()}:{broker.broker_id[:8]}"
         started = time.perf_counter()
-        self.ctx.detector = self.load_detector(s.worker_task, s)
-        self.ctx.detector.warmup()
+        try:
+            self.ctx.detector = self.load_detector(self.ctx.kind.task, s)
+            self.ctx.detector.warmup()
+        except Exception as exc:
+            # Dramatiq logs and ignores exceptions of boot hooks: a worker without its model would
+            # beat, look ready and fail every job. Exit instead, so the supervisor (or the pod) sees it.
+            log.critical("cannot load the %s model: %s: %s", self.ctx.kind.task.value, type(exc).__name__, exc)
+            raise SystemExit(EXIT_MODEL_FAILED) from exc
         info = self.ctx.detector.info
         log.info(
             "model %s loaded and warmed up on %s in %.0f ms",
@@ -128,7 +148,7 @@ class WorkerPresence(Middleware):
     def before_worker_shutdown(self, broker, worker):
         self._stop.set()
         try:
-            self.ctx.store.forget_worker(self.ctx.settings.worker_task.value, self.ctx.worker_id)
+            self.ctx.store.forget_worker(self.ctx.kind.task.value, self.ctx.worker_id)
         except Exception:  # Redis may be gone already; presence expires by itself
             log.debug("could not remove presence record", exc_info=True)
 
@@ -139,10 +159,10 @@ class WorkerPresence(Middleware):
             except Exception:
                 log.warning("heartbeat failed", exc_info=True)
 
-    def _beat(self, broker) -> None:
+    def _beat(self, broker: WakeupRedisBroker) -> None:
         info = self.ctx.detector.info if self.ctx.detector else None
         self.ctx.store.beat(
-            self.ctx.settings.worker_task.value,
+            self.ctx.kind.task.value,
             self.ctx.worker_id,
             {
                 "pid": os.getpid(),
@@ -150,13 +170,5 @@ class WorkerPresence(Middleware):
                 "provider": info.provider if info else None,
             },
         )
-        dispatch = broker.scripts["dispatch"]
-        now = int(time.time() * 1000)
         for queue in self.queues:
-            # "qsize" is cheap; with do_maintenance=1 it also requeues dead workers' messages.
-            dispatch(
-                args=["qsize", now, queue, broker.broker_id, broker.heartbeat_timeout,
-                      broker.dead_message_ttl, 1, broker._max_unpack_size()],
-                keys=[broker.namespace],
-            )
-
+            broker.run_maintenance(queue)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from detectflow.jobs.images import decode_image, inspect_image, sniff_format
-from detectflow.jobs.models import DetectflowError
+from detectflow.jobs.errors import DetectflowError
 
 
 def _encode(ext: str, shape=(48, 64, 3)) -> bytes:

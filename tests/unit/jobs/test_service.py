@@ -1,13 +1,192 @@
-"""Unit tests of the pure parts of the job service and the public job form."""
+"""Unit tests of JobService on the in-memory store: idempotency, backpressure, cancel, TTL, listing."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import timedelta
 
-from detectflow.jobs.models import JobError, JobRecord, JobStatus, WebhookState
-from detectflow.jobs.public import job_links, job_public
-from detectflow.jobs.service import MAX_RETRY_AFTER, MIN_RETRY_AFTER, retry_after_seconds
-from detectflow.jobs.store import Keys
+import cv2
+import numpy as np
+import pytest
+
+from detectflow.config import Settings, Task
+from detectflow.jobs.errors import DetectflowError, ErrorCode
+from detectflow.jobs.records import JobStatus
+from detectflow.jobs.service import MAX_RETRY_AFTER, MIN_RETRY_AFTER, JobService, retry_after_seconds
+from detectflow.jobs.store import JobFilter
+from detectflow.jobs.stores.memory import MemoryJobStore, StubEnqueuer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _png(seed: int = 0) -> bytes:
+    img = np.full((8, 8, 3), seed % 256, np.uint8)
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(clock: Clock) -> MemoryJobStore:
+    return MemoryJobStore(ttl_seconds=60, clock=clock)
+
+
+@pytest.fixture
+def enqueuer() -> StubEnqueuer:
+    return StubEnqueuer()
+
+
+def _service(store, enqueuer, **settings) -> JobService:
+    return JobService(store, enqueuer, Settings(webhook_secret="s", **settings))
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_service_submit_stores_and_enqueues_one_job(store, enqueuer):
+    service = _service(store, enqueuer)
+    job, created = run(service.submit(_png(), Task.face, request_id="r1"))
+    assert created and job.status is JobStatus.queued and job.request_id == "r1"
+    assert store.sent == [("detect.face", job.id)]
+    assert run(service.get(job.id)).image_width == 8
+
+
+def test_service_submit_refuses_a_bad_image_and_sends_nothing(store, enqueuer):
+    with pytest.raises(DetectflowError) as err:
+        run(_service(store, enqueuer).submit(b"not an image", Task.face))
+    assert err.value.code is ErrorCode.unsupported_media_type and store.sent == []
+
+
+def test_service_idempotency_replays_the_job_and_refuses_another_body(store, enqueuer):
+    service = _service(store, enqueuer)
+    first, _ = run(service.submit(_png(), Task.face, idempotency_key="k"))
+    again, created = run(service.submit(_png(), Task.face, idempotency_key="k"))
+    assert (again.id, created) == (first.id, False) and len(store.sent) == 1
+    with pytest.raises(DetectflowError) as err:
+        run(service.submit(_png(1), Task.face, idempotency_key="k"))
+    assert err.value.code is ErrorCode.idempotency_key_reused and err.value.details == {"job_id": first.id}
+
+
+def test_service_idempotency_key_binds_anew_once_its_job_expired(store, enqueuer, clock):
+    service = _service(store, enqueuer)
+    first, _ = run(service.submit(_png(), Task.face, idempotency_key="k"))
+    store._jobs.pop(first.id)  # the record expired before its key
+    second, created = run(service.submit(_png(), Task.face, idempotency_key="k"))
+    assert created and second.id != first.id
+
+
+def test_service_tenants_never_see_each_others_jobs_or_keys(store, enqueuer):
+    service = _service(store, enqueuer)
+    mine, _ = run(service.submit(_png(), Task.face, tenant="a", idempotency_key="k"))
+    theirs, created = run(service.submit(_png(), Task.face, tenant="b", idempotency_key="k"))
+    assert created and theirs.id != mine.id  # the same key is another tenant's own
+    for call in (service.get, service.cancel, service.annotated_png):
+        with pytest.raises(DetectflowError) as err:
+            run(call(mine.id, "b"))
+        assert err.value.code is ErrorCode.job_not_found and mine.id not in str(err.value.details)
+    assert [j.id for j in run(service.list(10, tenant="b")).items] == [theirs.id]
+    assert run(service.get(mine.id, "a")).status is JobStatus.queued  # untouched
+
+
+def test_service_quota_bounds_a_tenants_unfinished_jobs(store, enqueuer):
+    service = _service(store, enqueuer)
+    first, _ = run(service.submit(_png(), Task.face, tenant="a", max_queued_jobs=1))
+    with pytest.raises(DetectflowError) as err:
+        run(service.submit(_png(), Task.object, tenant="a", max_queued_jobs=1))
+    assert err.value.code is ErrorCode.quota_exceeded and err.value.http_status == 429
+    assert "Retry-After" in err.value.headers
+    run(service.submit(_png(), Task.face, tenant="b", max_queued_jobs=1))  # another tenant's own quota
+    run(service.cancel(first.id, "a"))
+    run(service.submit(_png(), Task.face, tenant="a", max_queued_jobs=1))  # room again
+
+
+def test_service_backpressure_refuses_at_the_limit_with_retry_after(store, enqueuer):
+    service = _service(store, enqueuer, api_max_queue_depth=2)
+    a, _ = run(service.submit(_png(), Task.face))
+    run(service.submit(_png(), Task.face))
+    run(service.submit(_png(), Task.object))  # another queue is not full
+    with pytest.raises(DetectflowError) as err:
+        run(service.submit(_png(), Task.face))
+    assert err.value.code is ErrorCode.queue_full and err.value.http_status == 429
+    assert MIN_RETRY_AFTER <= int(err.value.headers["Retry-After"]) <= MAX_RETRY_AFTER
+    store.mark_running(a.id)
+    store.mark_finished(a.id, JobStatus.failed)
+    run(service.submit(_png(), Task.face))  # room again
+
+
+def test_service_cancel_only_queued_jobs(store, enqueuer):
+    service = _service(store, enqueuer)
+    queued, _ = run(service.submit(_png(), Task.face))
+    running, _ = run(service.submit(_png(), Task.face))
+    store.mark_running(running.id)
+    assert run(service.cancel(queued.id)).status is JobStatus.cancelled
+    assert run(service.cancel(queued.id)).status is JobStatus.cancelled  # idempotent
+    with pytest.raises(DetectflowError) as err:
+        run(service.cancel(running.id))
+    assert err.value.code is ErrorCode.job_not_cancellable and err.value.details == {"status": "running"}
+    with pytest.raises(DetectflowError) as err:
+        run(service.cancel("nope"))
+    assert err.value.code is ErrorCode.job_not_found
+
+
+def test_service_jobs_expire_after_the_ttl(store, enqueuer, clock):
+    service = _service(store, enqueuer)
+    job, _ = run(service.submit(_png(), Task.face))
+    clock.now += 59
+    assert run(service.get(job.id)).id == job.id
+    clock.now += 2
+    with pytest.raises(DetectflowError) as err:
+        run(service.get(job.id))
+    assert err.value.code is ErrorCode.job_not_found and run(store.image(job.id)) is None
+
+
+def test_service_annotated_needs_a_succeeded_job(store, enqueuer):
+    service = _service(store, enqueuer)
+    job, _ = run(service.submit(_png(), Task.face))
+    with pytest.raises(DetectflowError) as err:
+        run(service.annotated_png(job.id))
+    assert err.value.code is ErrorCode.job_not_finished and err.value.http_status == 409
+
+
+def test_service_lists_newest_first_in_pages(store, enqueuer):
+    service = _service(store, enqueuer)
+    ids = []
+    for i in range(5):
+        job, _ = run(service.submit(_png(i), Task.face if i % 2 else Task.object))
+        ids.append(job.id)
+    seen, cursor = [], None
+    while True:
+        page = run(service.list(2, cursor))
+        assert len(page.items) <= 2
+        seen += [j.id for j in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == sorted(ids, key=lambda i: next(j for j in store._jobs.values() if j[1].id == i)[1].created_at,
+                          reverse=True)  # fmt: skip
+    faces = run(service.list(10, where=JobFilter(task="face")))
+    assert [j.task for j in faces.items] == [Task.face, Task.face] and faces.next_cursor is None
+
+
+def test_service_list_filters_by_status_and_creation_time(store, enqueuer):
+    service = _service(store, enqueuer)
+    old, _ = run(service.submit(_png(), Task.face))
+    new, _ = run(service.submit(_png(), Task.face))
+    run(service.cancel(new.id))
+    cancelled = run(service.list(10, where=JobFilter(status=JobStatus.cancelled)))
+    assert [j.id for j in cancelled.items] == [new.id]
+    after = run(service.list(10, where=JobFilter(created_after=old.created_at - timedelta(seconds=1))))
+    assert {j.id for j in after.items} == {old.id, new.id}
 
 
 def test_retry_after_seconds_follows_drain_rate():
@@ -19,32 +198,3 @@ def test_retry_after_seconds_is_bounded():
     assert retry_after_seconds(100, 100, 1000.0) == MIN_RETRY_AFTER
     assert retry_after_seconds(10**6, 1, 0.01) == MAX_RETRY_AFTER
     assert retry_after_seconds(5, 1, 0.0) == 30  # nothing drained yet: a fixed guess
-
-
-def test_job_public_hides_internal_fields_and_links_resources():
-    job = JobRecord(
-        id="abc",
-        task="face",
-        status=JobStatus.failed,
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-        error=JobError(code="invalid_image", message="bad"),
-        image_sha256="f" * 64,
-        webhook=WebhookState(url="http://127.0.0.1/h"),
-    )
-    out = job_public(job, "http://api:8000/")
-    assert out["links"] == job_links("abc", "http://api:8000")
-    assert out["links"]["annotated"] == "http://api:8000/v1/jobs/abc/annotated"
-    assert out["error"] == {"code": "invalid_image", "message": "bad"}
-    assert out["webhook"]["state"] == "pending"
-    assert "image_sha256" not in out and "idempotency_key" not in out
-
-
-def test_keys_share_one_prefix_and_match_dramatiq_layout():
-    keys = Keys("detectflow:ns:p1")
-    assert keys.job("j").startswith("detectflow:ns:p1:job:")
-    assert keys.queue_messages("detect.face") == "detectflow:ns:p1:detect.face.msgs"
-    assert keys.delayed_messages("detect.face") == "detectflow:ns:p1:detect.face.DQ.msgs"
-
-
-def test_job_status_final_states():
-    assert {s for s in JobStatus if s.is_final} == {JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dramatiq.middleware import TimeLimitExceeded
 
-from detectflow.jobs.models import DetectflowError, ErrorCode
+from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.worker.middleware import failure_of
 
 

@@ -2,21 +2,75 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 
-from detectflow.api.deps import JobServiceDep, SettingsDep
-from detectflow.api.schemas import ErrorResponse, JobPublic
+from detectflow.api.deps import JobServiceDep, SettingsDep, authorize
+from detectflow.api.openapi import RATE_LIMIT_HEADERS, errors, headers
+from detectflow.auth.records import Principal, Scope
 from detectflow.config import Task
-from detectflow.jobs.models import DetectflowError, ErrorCode
-from detectflow.jobs.public import job_public
+from detectflow.jobs.errors import DetectflowError, ErrorCode
+from detectflow.jobs.records import JobPage, JobPublic, JobStatus
+from detectflow.jobs.service import MAX_PAGE_SIZE
+from detectflow.jobs.store import JobFilter
 from detectflow.logs import request_id_var
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
-_ERRORS = {code: {"model": ErrorResponse} for code in (400, 404, 409, 413, 415, 422, 429)}
+#: A submission: the jobs:write scope and one token of the key's rate limit.
+Submitter = Annotated[Principal, Depends(authorize(Scope.jobs_write, cost=1))]
+Writer = Annotated[Principal, Depends(authorize(Scope.jobs_write))]
+Reader = Annotated[Principal, Depends(authorize(Scope.jobs_read))]
+_AUTH = (ErrorCode.unauthorized, ErrorCode.forbidden)
+
+#: Longest a GET may wait for a job to finish (seconds).
+MAX_WAIT_SECONDS = 30.0
+
+_ID = "3f1c9a0e6b7d4e2f8a5b0c1d2e3f4a5b"
+_LINKS = {
+    "self": f"http://127.0.0.1:8000/v1/jobs/{_ID}",
+    "result": f"http://127.0.0.1:8000/v1/jobs/{_ID}",
+    "annotated": f"http://127.0.0.1:8000/v1/jobs/{_ID}/annotated",
+}
+_QUEUED = {
+    "id": _ID, "status": "queued", "task": "face", "created_at": "2026-11-23T18:05:41.944818Z",
+    "started_at": None, "finished_at": None, "attempts": 0, "error": None, "result": None, "links": _LINKS,
+}  # fmt: skip
+_SUCCEEDED = {
+    **_QUEUED,
+    "status": "succeeded",
+    "started_at": "2026-11-23T18:05:41.951002Z",
+    "finished_at": "2026-11-23T18:05:41.979411Z",
+    "attempts": 1,
+    "result": {
+        "image": {"width": 512, "height": 512},
+        "detections": [
+            {
+                "label": "face",
+                "score": 0.9995,
+                "box": {"x": 177.9, "y": 56.8, "width": 95.2, "height": 120.4},
+                "landmarks": [
+                    {"x": 203.1, "y": 106.2}, {"x": 246.0, "y": 104.9}, {"x": 224.9, "y": 127.3},
+                    {"x": 207.6, "y": 149.8}, {"x": 242.3, "y": 148.7},
+                ],
+            }
+        ],
+        "model": {"name": "retinaface-mnet025", "version": "0.1.0", "sha256": "b7a7...e4a5", "provider": "CPUExecutionProvider"},
+        "timings_ms": {"queued": 6.2, "inference": 21.4, "total": 34.6},
+    },
+}  # fmt: skip
+_JOB_HEADERS = headers(
+    RATE_LIMIT_HEADERS,
+    {"Location": {"description": "The job's URL, to poll.", "schema": {"type": "string"}}},
+    {
+        "Idempotent-Replayed": {
+            "description": "`true` when an earlier job with the same Idempotency-Key is returned.",
+            "schema": {"type": "string", "enum": ["true", "false"]},
+        }
+    },
+)
 
 
 def _base_url(request: Request, public_url: str) -> str:
@@ -26,21 +80,53 @@ def _base_url(request: Request, public_url: str) -> str:
 @router.post(
     "",
     status_code=202,
-    response_model=None,
-    responses={202: {"model": JobPublic, "description": "Accepted; poll the Location."}, **_ERRORS},
+    response_model=JobPublic,
+    responses={
+        202: {
+            "description": "Accepted: the job is queued; poll its Location.",
+            "headers": _JOB_HEADERS,
+            "content": {"application/json": {"example": _QUEUED}},
+        },
+        200: {
+            "model": JobPublic,
+            "description": "An earlier job with the same Idempotency-Key, file and task (`Idempotent-Replayed: true`).",
+            "headers": _JOB_HEADERS,
+            "content": {"application/json": {"example": _SUCCEEDED}},
+        },
+        **errors(
+            *_AUTH,
+            ErrorCode.rate_limited,
+            ErrorCode.quota_exceeded,
+            ErrorCode.invalid_image,
+            ErrorCode.payload_too_large,
+            ErrorCode.image_too_large,
+            ErrorCode.unsupported_media_type,
+            ErrorCode.validation_error,
+            ErrorCode.idempotency_key_reused,
+            ErrorCode.webhooks_disabled,
+            ErrorCode.queue_full,
+        ),
+    },
     summary="Submit an image for detection",
 )
 async def create_job(
     request: Request,
+    response: Response,
     service: JobServiceDep,
     settings: SettingsDep,
+    principal: Submitter,
     file: Annotated[UploadFile, File(description="The image (JPEG, PNG, WebP, BMP, TIFF).")],
-    task: Annotated[Task, Form(description="What to detect.")],
-    webhook_url: Annotated[str | None, Form(description="POSTed the job JSON when it ends.")] = None,
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", max_length=255, description="Replays return the same job.")
+    task: Annotated[Task, Form(description="What to detect.", examples=["face"])],
+    webhook_url: Annotated[
+        str | None, Form(description="POSTed the job JSON when it ends.", examples=["https://example.org/hooks/df"])
     ] = None,
-) -> JSONResponse:
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key", max_length=255, description="Replays return the same job.", examples=["upload-42"]
+        ),
+    ] = None,
+) -> JobPublic:
     data = await file.read(settings.api_max_upload_bytes + 1)
     if len(data) > settings.api_max_upload_bytes:
         raise DetectflowError(
@@ -49,47 +135,104 @@ async def create_job(
             {"max_upload_bytes": settings.api_max_upload_bytes},
         )
     job, created = await service.submit(
-        data, task, webhook_url=webhook_url, idempotency_key=idempotency_key, request_id=request_id_var.get()
+        data,
+        task,
+        tenant=principal.tenant,
+        max_queued_jobs=principal.max_queued_jobs,
+        webhook_url=webhook_url,
+        idempotency_key=idempotency_key,
+        request_id=request_id_var.get(),
     )
-    body = job_public(job, _base_url(request, settings.api_public_url))
-    return JSONResponse(
-        body,
-        status_code=202 if created else 200,
-        headers={"Location": body["links"]["self"], "Idempotent-Replayed": str(not created).lower()},
-    )
+    public = job.public(_base_url(request, settings.api_public_url))
+    response.status_code = 202 if created else 200
+    response.headers["Location"] = public.links.self
+    response.headers["Idempotent-Replayed"] = str(not created).lower()
+    return public
 
 
-#: Longest a GET may wait for a job to finish (seconds).
-MAX_WAIT_SECONDS = 30.0
+@router.get(
+    "",
+    response_model=JobPage,
+    responses={
+        200: {
+            "description": "Jobs, newest first; follow `next_cursor` for the next page.",
+            "content": {"application/json": {"example": {"items": [_SUCCEEDED], "next_cursor": "MTc2NDAyMzk0MTk0NDoz"}}},
+        },
+        **errors(*_AUTH, ErrorCode.validation_error),
+    },
+    summary="List jobs, newest first",
+)
+async def list_jobs(
+    request: Request,
+    service: JobServiceDep,
+    settings: SettingsDep,
+    principal: Reader,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Jobs per page.")] = 20,
+    cursor: Annotated[
+        str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
+    ] = None,
+    status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
+    task: Annotated[Task | None, Query(description="Only jobs of this task.")] = None,
+    created_after: Annotated[
+        datetime | None, Query(description="Only jobs created after this time (RFC 3339).")
+    ] = None,
+) -> JobPage:
+    where = JobFilter(status=status, task=task, created_after=created_after)
+    return await service.list(limit, cursor, where, _base_url(request, settings.api_public_url), principal.tenant)
 
 
-@router.get("/{job_id}", response_model=JobPublic, responses=_ERRORS, summary="Job status and result")
+@router.get(
+    "/{job_id}",
+    response_model=JobPublic,
+    responses={
+        200: {"description": "The job; with `wait`, once it has ended or the wait is over.",
+              "content": {"application/json": {"example": _SUCCEEDED}}},
+        **errors(*_AUTH, ErrorCode.job_not_found, ErrorCode.validation_error),
+    },  # fmt: skip
+    summary="Job status and result",
+)
 async def get_job(
     job_id: str,
     request: Request,
     service: JobServiceDep,
     settings: SettingsDep,
+    principal: Reader,
     wait: Annotated[
         float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the job to finish (long polling).")
     ] = 0,
-) -> JSONResponse:
-    job = await service.get(job_id)
+) -> JobPublic:
+    job = await service.get(job_id, principal.tenant)
     if wait > 0 and not job.status.is_final:
         await request.app.state.waiter.wait(job_id, wait)
-        job = await service.get(job_id)
-    return JSONResponse(job_public(job, _base_url(request, settings.api_public_url)))
+        job = await service.get(job_id, principal.tenant)
+    return job.public(_base_url(request, settings.api_public_url))
 
 
-@router.delete("/{job_id}", response_model=JobPublic, responses=_ERRORS, summary="Cancel a job that has not started")
-async def cancel_job(job_id: str, request: Request, service: JobServiceDep, settings: SettingsDep) -> JSONResponse:
-    return JSONResponse(job_public(await service.cancel(job_id), _base_url(request, settings.api_public_url)))
+@router.delete(
+    "/{job_id}",
+    response_model=JobPublic,
+    responses={
+        200: {"description": "The job, now cancelled (or cancelled already).",
+              "content": {"application/json": {"example": {**_QUEUED, "status": "cancelled"}}}},
+        **errors(*_AUTH, ErrorCode.job_not_found, ErrorCode.job_not_cancellable),
+    },  # fmt: skip
+    summary="Cancel a job that has not started",
+)
+async def cancel_job(
+    job_id: str, request: Request, service: JobServiceDep, settings: SettingsDep, principal: Writer
+) -> JobPublic:
+    return (await service.cancel(job_id, principal.tenant)).public(_base_url(request, settings.api_public_url))
 
 
 @router.get(
     "/{job_id}/annotated",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, **_ERRORS},
+    responses={
+        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+              "description": "The image with its detections drawn."},
+        **errors(*_AUTH, ErrorCode.job_not_found, ErrorCode.job_not_finished),
+    },  # fmt: skip
     summary="The image with its detections drawn (PNG)",
 )
-async def get_annotated(job_id: str, service: JobServiceDep) -> Response:
-    return Response(await service.annotated_png(job_id), media_type="image/png")
+async def get_annotated(job_id: str, service: JobServiceDep, principal: Reader) -> Response:
+    return Response(await service.annotated_png(job_id, principal.tenant), media_type="image/png")

@@ -1,39 +1,11 @@
-"""Job records and the errors that end a job or refuse a request."""
+"""Stable error codes and the error that carries one (raised by the service, rendered by the API, stored by workers)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-__all__ = [
-    "JobStatus",
-    "JobError",
-    "WebhookState",
-    "JobRecord",
-    "ErrorCode",
-    "DetectflowError",
-    "utcnow",
-]
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-class JobStatus(StrEnum):
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-    @property
-    def is_final(self) -> bool:
-        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+__all__ = ["ErrorCode", "DetectflowError", "HTTP_STATUS", "JOB_FAILURE_CODES"]
 
 
 class ErrorCode(StrEnum):
@@ -42,6 +14,7 @@ class ErrorCode(StrEnum):
     invalid_image = "invalid_image"
     unsupported_media_type = "unsupported_media_type"
     payload_too_large = "payload_too_large"
+    request_timeout = "request_timeout"
     image_too_large = "image_too_large"
     validation_error = "validation_error"
     idempotency_key_reused = "idempotency_key_reused"
@@ -50,6 +23,11 @@ class ErrorCode(StrEnum):
     job_not_finished = "job_not_finished"
     job_not_cancellable = "job_not_cancellable"
     queue_full = "queue_full"
+    unauthorized = "unauthorized"
+    forbidden = "forbidden"
+    rate_limited = "rate_limited"
+    quota_exceeded = "quota_exceeded"
+    key_not_found = "key_not_found"
     not_found = "not_found"
     method_not_allowed = "method_not_allowed"
     service_unavailable = "service_unavailable"
@@ -66,6 +44,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.invalid_image: 400,
     ErrorCode.unsupported_media_type: 415,
     ErrorCode.payload_too_large: 413,
+    ErrorCode.request_timeout: 408,
     ErrorCode.image_too_large: 413,
     ErrorCode.validation_error: 422,
     ErrorCode.idempotency_key_reused: 422,
@@ -76,9 +55,19 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.job_not_finished: 409,
     ErrorCode.job_not_cancellable: 409,
     ErrorCode.queue_full: 429,
+    ErrorCode.unauthorized: 401,
+    ErrorCode.forbidden: 403,
+    ErrorCode.rate_limited: 429,
+    ErrorCode.quota_exceeded: 429,
+    ErrorCode.key_not_found: 404,
     ErrorCode.service_unavailable: 503,
     ErrorCode.internal_error: 500,
 }
+
+#: Codes that end a job as ``failed`` (``job.error.code``), as opposed to refusing a request.
+JOB_FAILURE_CODES = frozenset(
+    {ErrorCode.invalid_image, ErrorCode.image_expired, ErrorCode.model_error, ErrorCode.timeout, ErrorCode.worker_error}
+)
 
 
 class DetectflowError(Exception):
@@ -100,38 +89,3 @@ class DetectflowError(Exception):
     @property
     def http_status(self) -> int:
         return HTTP_STATUS.get(self.code, 400)
-
-
-class JobError(BaseModel):
-    code: str
-    message: str
-
-
-class WebhookState(BaseModel):
-    url: str
-    state: str = "pending"  # pending | delivered | failed
-    attempts: int = 0
-    last_status_code: int | None = None
-    last_error: str | None = None
-    delivered_at: datetime | None = None
-
-
-class JobRecord(BaseModel):
-    """A job as stored in Redis (one hash per job)."""
-
-    id: str
-    task: str
-    status: JobStatus = JobStatus.queued
-    created_at: datetime = Field(default_factory=utcnow)
-    started_at: datetime | None = None
-    finished_at: datetime | None = None
-    attempts: int = 0
-    error: JobError | None = None
-    result: dict[str, Any] | None = None
-    webhook: WebhookState | None = None
-    request_id: str | None = None
-    idempotency_key: str | None = None
-    image_sha256: str = ""
-    image_format: str = ""
-    image_width: int = 0
-    image_height: int = 0

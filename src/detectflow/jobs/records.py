@@ -1,0 +1,130 @@
+"""The job model family: the base every form shares, the stored record, and the public view (API and webhooks)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from detectflow.config import Task
+from detectflow.jobs.errors import ErrorCode
+from detectflow.jobs.results import DetectionResult
+
+__all__ = [
+    "JobStatus",
+    "JobError",
+    "WebhookState",
+    "JobLinks",
+    "JobResult",
+    "JobBase",
+    "JobRecord",
+    "JobPublic",
+    "JobPage",
+    "utcnow",
+]
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+
+
+class JobError(BaseModel):
+    """Why a job failed."""
+
+    code: ErrorCode = Field(examples=["invalid_image"])
+    message: str = Field(examples=["The image could not be decoded."])
+
+
+class WebhookState(BaseModel):
+    """Delivery state of a job's webhook."""
+
+    url: str
+    state: Literal["pending", "delivered", "failed"] = "pending"
+    attempts: int = 0
+    last_status_code: int | None = None
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+
+
+class JobLinks(BaseModel):
+    """Where to read a job and its outputs."""
+
+    self: str
+    result: str
+    annotated: str
+
+    @classmethod
+    def of(cls, job_id: str, base_url: str = "") -> JobLinks:
+        base = f"{base_url.rstrip('/')}/v1/jobs/{job_id}"
+        return cls(self=base, result=base, annotated=f"{base}/annotated")
+
+
+#: The result of any kind of job (the union grows with the kinds declared in ``jobs.kinds``).
+JobResult = DetectionResult
+
+
+class JobBase(BaseModel):
+    """What every form of a job has."""
+
+    id: str = Field(examples=["3f1c9a0e6b7d4e2f8a5b0c1d2e3f4a5b"])
+    task: Task = Field(description="The kind of job, as submitted.")
+    status: JobStatus = JobStatus.queued
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = Field(0, description="Deliveries of the job to a worker (retries and redeliveries count).")
+    error: JobError | None = Field(None, description="Why the job failed (status `failed`).")
+    result: JobResult | None = Field(None, description="The result (status `succeeded`).")
+
+
+class JobRecord(JobBase):
+    """A job as stored (one Redis hash per job): the public fields plus bookkeeping clients never see."""
+
+    tenant: str = Field("default", description="The tenant whose API key submitted the job.")
+    webhook: WebhookState | None = None
+    request_id: str | None = None
+    idempotency_key: str | None = None
+    image_sha256: str = ""
+    image_format: str = ""
+    image_width: int = 0
+    image_height: int = 0
+
+    def public(self, base_url: str = "") -> JobPublic:
+        """What clients see of this job: the API's answers and the webhook body."""
+        shared = {name: getattr(self, name) for name in JobBase.model_fields}  # validated already: no copies
+        return JobPublic(**shared, webhook=self.webhook, links=JobLinks.of(self.id, base_url))
+
+
+class JobPublic(JobBase):
+    """A job as the API answers it and as webhooks deliver it."""
+
+    links: JobLinks
+    webhook: WebhookState | None = Field(
+        None, exclude_if=_is_none, description="Delivery state, when the job was submitted with a `webhook_url`."
+    )
+
+
+class JobPage(BaseModel):
+    """One page of jobs, newest first."""
+
+    items: list[JobPublic]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page; null on the last page.")

@@ -1,0 +1,1 @@
+"""Implementations of the JobStore protocol: Redis (production) and memory (unit tests)."""

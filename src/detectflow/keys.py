@@ -1,0 +1,136 @@
+"""The Redis key layout: every key and queue name detectflow and its Dramatiq broker use (pure, no client)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "KeyLayout",
+    "detect_queue",
+    "webhook_queue",
+    "pipeline_prefix",
+]
+
+#: Key prefix (and Dramatiq namespace) of `detectflow up` and of a bare `detectflow api`/`worker`.
+DEFAULT_PREFIX = "detectflow"
+
+
+def detect_queue(task: str) -> str:
+    """Dramatiq queue of a task's jobs: ``detect.<task>``."""
+    return f"detect.{task}"
+
+
+def webhook_queue(task: str) -> str:
+    """Dramatiq queue of a task's webhook deliveries: ``webhook.<task>``."""
+    return f"webhook.{task}"
+
+
+def pipeline_prefix(namespace: str, name: str) -> str:
+    """Key prefix of one DetectionPipeline: ``detectflow:<namespace>:<name>``."""
+    return f"{DEFAULT_PREFIX}:{namespace}:{name}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLayout:
+    """Every Redis key under one prefix; the prefix is also the Dramatiq broker's namespace.
+
+    Job keys are ours; the queue keys are Dramatiq's own layout (``<ns>:<queue>``, ``.msgs``,
+    ``.DQ``...), spelled here so that the API, the workers, the operator (status, KEDA triggers)
+    and the CLI read the same keys.
+    """
+
+    prefix: str = DEFAULT_PREFIX
+
+    # --- jobs ------------------------------------------------------------------------
+    def job(self, job_id: str) -> str:
+        """Hash: the job record."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def image(self, job_id: str) -> str:
+        """String: the uploaded image."""
+        return f"{self.prefix}:job:{job_id}:image"
+
+    def annotated(self, job_id: str) -> str:
+        """String: the rendered annotated PNG (cache)."""
+        return f"{self.prefix}:job:{job_id}:annotated"
+
+
+    def job_index(self, tenant: str) -> str:
+        """Sorted set of a tenant's job ids scored by creation time in µs (listing, newest first)."""
+        return f"{self.prefix}:tenant:{tenant}:jobs"
+
+    def done_channel(self) -> str:
+        """Pub/sub channel: the id of each job that reaches a final state (long polling)."""
+        return f"{self.prefix}:jobs:done"
+
+    def unfinished(self, tenant: str) -> str:
+        """Sorted set of a tenant's unfinished job ids scored by creation time in µs (the queued-jobs quota)."""
+        return f"{self.prefix}:tenant:{tenant}:unfinished"
+
+    def idempotency(self, tenant: str, key: str) -> str:
+        """String: ``<job id> <fingerprint>`` bound to a tenant's Idempotency-Key."""
+        return f"{self.prefix}:tenant:{tenant}:idem:{key}"
+
+    # --- API keys --------------------------------------------------------------------
+    def api_key(self, key_id: str) -> str:
+        """Hash: an API key's record (its hash, tenant, scopes, limits; never the key)."""
+        return f"{self.prefix}:apikey:{key_id}"
+
+    def api_key_by_hash(self, digest: str) -> str:
+        """String: the id of the key whose SHA-256 is ``digest``."""
+        return f"{self.prefix}:apikey-hash:{digest}"
+
+    def api_keys(self) -> str:
+        """Set: every key id."""
+        return f"{self.prefix}:apikeys"
+
+    def rate_bucket(self, key_id: str) -> str:
+        """Hash: a key's token bucket (tokens, last refill in µs)."""
+        return f"{self.prefix}:ratelimit:{key_id}"
+
+    # --- statistics and presence -------------------------------------------------------
+    def job_counts(self) -> str:
+        """Hash: jobs created and finished, by state."""
+        return f"{self.prefix}:stats:jobs"
+
+    def inference(self, task: str) -> str:
+        """Hash: the inference-time histogram of a task."""
+        return f"{self.prefix}:stats:inference:{task}"
+
+    def completions(self, task: str) -> str:
+        """Sorted set: recent completion times of a task (drain rate)."""
+        return f"{self.prefix}:stats:completions:{task}"
+
+    def workers(self, task: str) -> str:
+        """Hash: live worker processes of a task and their last beat."""
+        return f"{self.prefix}:workers:{task}"
+
+    # --- Dramatiq's queues ---------------------------------------------------------------
+    def queue(self, queue: str) -> str:
+        """List: message ids waiting to be fetched."""
+        return f"{self.prefix}:{queue}"
+
+    def queue_messages(self, queue: str) -> str:
+        """Hash: every unfinished message of ``queue`` (waiting, prefetched, running, held by a dead worker)."""
+        return f"{self.prefix}:{queue}.msgs"
+
+    def delayed_messages(self, queue: str) -> str:
+        """Hash: messages of ``queue`` waiting for a retry (Dramatiq's delay queue)."""
+        return f"{self.prefix}:{queue}.DQ.msgs"
+
+    def dead_messages(self, queue: str) -> str:
+        """Hash: dead-lettered messages of ``queue``."""
+        return f"{self.prefix}:{queue}.XQ.msgs"
+
+    def depth_keys(self, queue: str) -> tuple[str, str]:
+        """The hashes whose HLENs add up to a queue's depth: unfinished work, waiting, in flight or delayed.
+
+        This is the one definition of queue depth: backpressure in the API, ``/readyz`` and metrics,
+        the operator's status and the KEDA triggers all count these two.
+        """
+        return self.queue_messages(queue), self.delayed_messages(queue)
+
+    def wakeup(self, queue: str) -> str:
+        """List: a token per enqueue that an idle consumer of ``queue`` blocks on."""
+        return f"{self.prefix}:__wakeup__.{queue}"
