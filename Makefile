@@ -27,8 +27,12 @@ test: bootstrap models cluster-build  ## every test tier: unit, Redis + models, 
 test-unit: bootstrap  ## the fast tier only
 	scripts/test.sh tests/unit
 
-bench: bootstrap models  ## benchmarks; writes docs/performance.md
+bench: bootstrap models $(VENV)/.bench-installed  ## benchmarks (detectflow, the Celery stack, the model alone); writes docs/performance.md
 	$(BIN)/python -m bench.run --write docs/performance.md
+
+$(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
+	$(BIN)/python -m pip install -q -e '.[bench]'
+	@touch $@
 
 lint: bootstrap  ## static checks: ruff (errors), hadolint on the Dockerfiles, helm lint on the chart
 	$(BIN)/ruff check src tests bench
