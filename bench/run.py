@@ -101,8 +101,8 @@ def _session(path: Path, intra: int):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def _run_streams(steps: list, seconds: float) -> float:
-    """Calls of each step in its own thread for ``seconds``; returns calls per second in all."""
+def _run_streams(steps: list, seconds: float) -> tuple[float, float]:
+    """Calls of each step in its own thread for ``seconds``: calls per second in all, and CPU ms per call."""
     for step in steps:
         for _ in range(5):
             step()
@@ -115,16 +115,20 @@ def _run_streams(steps: list, seconds: float) -> float:
             counts[i] += 1
 
     threads = [threading.Thread(target=loop, args=(i,)) for i in range(len(steps))]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()  # every thread of this process, onnxruntime's too
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    return sum(counts) / (time.perf_counter() - start)
+    calls = max(sum(counts), 1)
+    return calls / (time.perf_counter() - start), (time.process_time() - cpu) / calls * 1000
 
 
-def raw_images_per_s(jpeg: bytes, sessions: int, intra: int, seconds: float) -> float:
-    """``session.run`` on the preprocessed photo in a tight loop: ``sessions`` threads, each its own session."""
+def raw_images_per_s(jpeg: bytes, sessions: int, intra: int, seconds: float) -> tuple[float, float]:
+    """``session.run`` on the preprocessed photo in a tight loop: ``sessions`` threads, each its own session.
+
+    Returns images/s and CPU ms per image.
+    """
     path, card = fp32_model(Settings(device="cpu"))
     feeds_of = []
     image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
@@ -139,10 +143,10 @@ def raw_images_per_s(jpeg: bytes, sessions: int, intra: int, seconds: float) -> 
 
 
 # --- (b) the hand-written loop -------------------------------------------------------------
-def loop_images_per_s(jpeg: bytes, sessions: int, intra: int, seconds: float) -> tuple[float, str, int]:
+def loop_images_per_s(jpeg: bytes, sessions: int, intra: int, seconds: float) -> tuple[tuple[float, float], str, int]:
     """decode + detect (pre, run, post) in a loop, with detectflow's own detector: no queue, no HTTP, no Redis.
 
-    Returns images/s, the model variant used, and the number of faces found.
+    Returns (images/s, CPU ms per image), the model variant used, and the number of faces found.
     """
     dets = [load_detector(Task.face, Settings(intra_op_threads=intra, device="cpu")) for _ in range(sessions)]
     faces = len(dets[0].detect(decode_image(jpeg)))
@@ -326,7 +330,7 @@ def main() -> None:
     jpeg = photo_640x480()
     cores = len(os.sched_getaffinity(0))
     redis_bin = redis_server_binary()
-    res: dict = {"raw": {}, "loop": {}, "stacks": {}, "load": [], "post_open": {}}
+    res: dict = {"raw": {}, "loop": {}, "raw_cpu": {}, "loop_cpu": {}, "stacks": {}, "load": [], "post_open": {}}
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
@@ -335,10 +339,13 @@ def main() -> None:
 
             def baselines() -> None:
                 for s, t in layouts(cores):
-                    res["raw"].setdefault(f"{s}x{t}", []).append(raw_images_per_s(jpeg, s, t, args.raw_seconds))
+                    rate, cpu = raw_images_per_s(jpeg, s, t, args.raw_seconds)
+                    res["raw"].setdefault(f"{s}x{t}", []).append(rate)
+                    res["raw_cpu"].setdefault(f"{s}x{t}", []).append(cpu)
                 for s, t in layouts(cores):
-                    rate, variant, faces = loop_images_per_s(jpeg, s, t, args.raw_seconds)
+                    (rate, cpu), variant, faces = loop_images_per_s(jpeg, s, t, args.raw_seconds)
                     res["loop"].setdefault(f"{s}x{t}", []).append(rate)
+                    res["loop_cpu"].setdefault(f"{s}x{t}", []).append(cpu)
                     res["loop_variant"], res["loop_faces"] = variant, faces
 
             stacks = [DetectflowUp(Path(tmp) / f"df{r}")]
@@ -391,16 +398,25 @@ def render(res: dict, args, cores: int) -> str:
     df = res["stacks"]["detectflow"]
     rate = {name: [m["jobs_per_s"] for m in ms] for name, ms in res["stacks"].items()}
 
-    def ratio(name: str, base: list[float]) -> list[float]:
-        return [a / b for a, b in zip(rate[name], base)]
+    # CPU ms per job of each stack's own processes (the client excluded), and of the leanest baseline layout
+    own_cpu = {name: [sum(v for k, v in m["cpu_ms"].items() if k != "client") for m in ms]
+               for name, ms in res["stacks"].items()}  # fmt: skip
+    raw_cpu = [min(v[r] for v in res["raw_cpu"].values()) for r in rounds]
+    loop_cpu = [min(v[r] for v in res["loop_cpu"].values()) for r in rounds]
+
+    def ratio(name: str, base: list[float]) -> str:
+        return _span([a / b for a, b in zip(rate[name], base)], ".3f")
+
+    def cpu_ratio(name: str, base: list[float]) -> str:
+        return _span([b / a for a, b in zip(own_cpu[name], base)], ".3f")
 
     rows = []
     for name in res["stacks"]:
         if name == "celery":
             continue
-        rows.append(f"| {name} / raw fp32 model, best layout | **{_span(ratio(name, best_raw), '.3f')}** | >= 1.0 |")
-        rows.append(f"| {name} / hand-written loop, best layout | {_span(ratio(name, best_loop), '.3f')} | |")
-        rows.append(f"| {name} / Celery stack | **{_span(ratio(name, rate['celery']), '.3f')}** | >= 1.5 |")
+        rows.append(f"| {name} / raw fp32 model, best layout | **{ratio(name, best_raw)}** | {cpu_ratio(name, raw_cpu)} | >= 1.0 |")
+        rows.append(f"| {name} / hand-written loop, best layout | {ratio(name, best_loop)} | {cpu_ratio(name, loop_cpu)} | |")
+        rows.append(f"| {name} / Celery stack | **{ratio(name, rate['celery'])}** | {cpu_ratio(name, own_cpu['celery'])} | >= 1.5 |")
     stack_rows = []
     for name, ms in res["stacks"].items():
         cpu = {k: statistics.median(m["cpu_ms"].get(k, 0.0) for m in ms) for k in ms[0]["cpu_ms"]}
@@ -414,10 +430,10 @@ def render(res: dict, args, cores: int) -> str:
             f"{statistics.median(m['latency_p99'] for m in ms):.0f} | {sum(cpu.values()):.1f} ({cpu_text}) |"
         )
     describe = "\n".join(f"- **{name}**: {ms[0]['describe']}." for name, ms in res["stacks"].items())
-    raw_rows = "\n".join(f"| model alone, {k.replace('x', ' session(s) x ')} intra-op thread(s) | {_span(v)} |"
-                         for k, v in res["raw"].items())
-    loop_rows = "\n".join(f"| hand-written loop, {k.replace('x', ' session(s) x ')} intra-op thread(s) | {_span(v)} |"
-                          for k, v in res["loop"].items())
+    raw_rows = "\n".join(f"| model alone, {k.replace('x', ' session(s) x ')} intra-op thread(s) | {_span(v)} | "
+                         f"{_span(res['raw_cpu'][k])} |" for k, v in res["raw"].items())
+    loop_rows = "\n".join(f"| hand-written loop, {k.replace('x', ' session(s) x ')} intra-op thread(s) | {_span(v)} | "
+                          f"{_span(res['loop_cpu'][k])} |" for k, v in res["loop"].items())
     per_round = "; ".join(
         f"round {r + 1}: raw {best_raw[r]:.1f}, loop {best_loop[r]:.1f}, "
         + ", ".join(f"{n} {rate[n][r]:.1f}" for n in res["stacks"])
@@ -452,16 +468,24 @@ than a round cancels out.
 
 ## detectflow against the baselines
 
-| ratio (median of per-round ratios; min-max) | result | target |
-| --- | --- | --- |
+| ratio (median of per-round ratios; min-max) | by jobs/s | by CPU per job | target |
+| --- | --- | --- | --- |
 {chr(10).join(rows)}
+
+Each ratio in two forms. *By jobs/s*, the form the targets are stated in: throughput with the cores
+saturated. *By CPU per job*: the baseline's CPU ms per image (its leanest layout) over the stack's own
+CPU ms per job (every process of the stack, the load generator excluded). On a dedicated machine the
+two agree, since jobs/s is then about cores / CPU per job. On a loaded one, jobs/s also depends on the
+share of the cores each stack wins from the other processes (a stack with more runnable threads gets
+more from the scheduler), so the CPU form is the steadier of the two; time onnxruntime's threads spend
+spinning counts as CPU in both.
 
 | end to end | jobs/s | POST p50 / p99 under load, ms | POST p50 / p99 of the API alone, {args.clients} clients at {args.rate:.0f} req/s, ms | job latency p50 / p99, ms | CPU ms per job (by process) |
 | --- | --- | --- | --- | --- | --- |
 {chr(10).join(stack_rows)}
 
-| without a platform | images/s |
-| --- | --- |
+| without a platform | images/s | CPU ms per image |
+| --- | --- | --- |
 {raw_rows}
 {loop_rows}
 
