@@ -319,7 +319,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=200.0, help="aggregate POST/s of the open-loop POST test")
     ap.add_argument("--post-seconds", type=float, default=10.0, help="length of the open-loop POST test")
     ap.add_argument("--celery-pool", choices=["prefork", "solo"], default="prefork")
-    ap.add_argument("--celery-concurrency", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--celery-concurrency", type=int, default=os.cpu_count() or 1, help="prefork processes")
+    ap.add_argument("--celery-intra-op-threads", type=int, default=1,
+                    help="onnxruntime threads per Celery process (0: onnxruntime's default, one per core)")
     ap.add_argument("--tuned", action="append", metavar="'VAR=VALUE ...'",
                     help=f"also measure detectflow with these DETECTFLOW_* settings (repeatable) [default: {DEFAULT_TUNED!r}]")
     ap.add_argument("--no-tuned", action="store_true", help="measure detectflow with its defaults only")
@@ -353,7 +355,8 @@ def main() -> None:
                 env = dict(kv.split("=", 1) for kv in spec.split())
                 label = "detectflow " + " ".join(k.removeprefix("DETECTFLOW_") + "=" + v for k, v in env.items())
                 stacks.append(DetectflowUp(Path(tmp) / f"tuned{i}-{r}", env, label=label))
-            stacks.append(CeleryStack(Path(tmp) / f"celery{r}", redis_bin, args.celery_pool, args.celery_concurrency))
+            stacks.append(CeleryStack(Path(tmp) / f"celery{r}", redis_bin, args.celery_pool, args.celery_concurrency,
+                                      args.celery_intra_op_threads))
             # odd rounds run in the reverse order, so a slow drift of the machine's load favours no one
             if r % 2 == 0:
                 baselines()

@@ -223,7 +223,8 @@ class DetectflowUp:
 
     def describe(self) -> str:
         extra = " ".join(f"{k}={v}" for k, v in self.extra_env.items())
-        return f"`detectflow up`{' with ' + extra if extra else ''} (its defaults otherwise)"
+        how = f"with {extra} (its defaults otherwise)" if extra else "with its own defaults, as `make up` runs it"
+        return f"`detectflow up --no-build-models` {how}: its redis-server, the API, a face and an object worker"
 
     def stop(self) -> None:
         _stop(self.proc, timeout=180)  # up waits for running jobs (worker time limit + 10 s at most)
@@ -308,7 +309,9 @@ class CeleryStack:
 
     def describe(self) -> str:
         pool = "solo pool" if self.pool == "solo" else f"{self.pool} pool x {self.concurrency}"
-        return f"FastAPI + Celery ({pool}, {self.intra} intra-op thread(s) each, acks_late, prefetch 1) + Redis"
+        threads = f"{self.intra} onnxruntime thread(s)" if self.intra else "onnxruntime's default threads"
+        return (f"bench/celery_stack: FastAPI on uvicorn + Celery ({pool}, {threads} each, `acks_late`, prefetch "
+                f"multiplier 1, `task_track_started`) + Redis as broker, result backend and image store")
 
     def stop(self) -> None:
         _stop(self.worker)
