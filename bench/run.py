@@ -158,6 +158,22 @@ def loop_images_per_s(jpeg: bytes, sessions: int, intra: int, seconds: float) ->
     return rate, variant, faces
 
 
+def step_cpu_ms(jpeg: bytes, seconds: float) -> dict[str, float]:
+    """CPU ms per image of each step, one thread, one intra-op thread: decode, ``session.run``, the rest of ``detect``."""
+    path, card = fp32_model(Settings(device="cpu"))
+    session = _session(path, 1)
+    det = load_detector(Task.face, Settings(intra_op_threads=1, device="cpu"))
+    image = decode_image(jpeg)
+    feeds = {session.get_inputs()[0].name: input_tensor(image, card)}
+    out = {
+        "decode": _run_streams([lambda: decode_image(jpeg)], seconds)[1],
+        "run": _run_streams([lambda: session.run(None, feeds)], seconds)[1],
+        "detect": _run_streams([lambda: det.detect(image)], seconds)[1],
+    }
+    out["pre + post"] = out["detect"] - out["run"]
+    return out
+
+
 # --- the client of (c) and (d) -------------------------------------------------------------
 @dataclass
 class E2E:
@@ -274,47 +290,55 @@ async def overhead(port: int, jpeg: bytes, samples: int) -> dict | None:
 
 
 # --- one stack, measured -------------------------------------------------------------------
-def measure_stack(stack, jpeg: bytes, args, last_round: bool) -> dict:
-    """Start ``stack``, warm it, measure (c)/(d) with the polling client, stop it; nothing else runs meanwhile."""
-    t0 = time.monotonic()
-    stack.start()
-    try:
-        warm = asyncio.run(e2e(stack.port, jpeg, args.users, args.users, deadline=DEFAULT_E2E_DEADLINE))
-        if warm.done == 0:
-            raise RuntimeError(f"{stack.name}: no warm-up job succeeded")
-        time.sleep(1.0)  # let start-up work (the other worker's warm-up, first writes) settle
-        cpu0, mach0, client0 = stack.cpu(), machine_busy_seconds(), time.process_time()
-        run = asyncio.run(e2e(stack.port, jpeg, args.jobs, args.users))
-        cpu1, mach1, client1 = stack.cpu(), machine_busy_seconds(), time.process_time()
-        cpu = {k: (cpu1.get(k, 0.0) - cpu0.get(k, 0.0)) / max(run.done, 1) * 1000 for k in cpu1}
-        cpu["client"] = (client1 - client0) / max(run.done, 1) * 1000
-        elapsed = run.done / run.jobs_per_s if run.jobs_per_s else 1.0
-        ours = sum(v for v in cpu.values()) * max(run.done, 1) / 1000
-        res = {
-            "jobs_per_s": run.jobs_per_s, "done": run.done, "failed": run.failed, "rejected": run.rejected,
-            "timed_out": run.timed_out, "faces": sorted(run.faces | warm.faces), "cpu_ms": cpu,
-            "post_p50": pct(run.post_ms, 50), "post_p99": pct(run.post_ms, 99),
-            "latency_p50": pct(run.latency_ms, 50), "latency_p99": pct(run.latency_ms, 99),
-            # CPU the rest of the machine (other engineers) used meanwhile, in cores
-            "others_cores": max(0.0, (mach1[0] - mach0[0]) - ours) / elapsed,
-            "steal_cores": (mach1[1] - mach0[1]) / elapsed,
-            "start_s": time.monotonic() - t0,
-        }  # fmt: skip
-        if last_round and isinstance(stack, DetectflowUp):
-            res["overhead"] = asyncio.run(overhead(stack.port, jpeg, 50))
-        if isinstance(stack, DetectflowUp):
-            res["redis_binary"] = stack.redis_binary()
-        return res
-    finally:
-        stack.stop()
+def warm(stack, jpeg: bytes, users: int) -> E2E:
+    """One job per user, until the stack answers them (the first after a start loads the models)."""
+    run = asyncio.run(e2e(stack.port, jpeg, users, users, deadline=DEFAULT_E2E_DEADLINE))
+    if run.done == 0:
+        raise RuntimeError(f"{stack.name}: no warm-up job succeeded")
+    return run
+
+
+def measure_stack(stack, jpeg: bytes, args) -> dict:
+    """Warm ``stack`` (resumed, every other stack paused), then measure it with the polling client."""
+    warmed = warm(stack, jpeg, args.users)
+    time.sleep(0.5)
+    cpu0, mach0, client0 = stack.cpu(), machine_busy_seconds(), time.process_time()
+    run = asyncio.run(e2e(stack.port, jpeg, args.jobs, args.users))
+    cpu1, mach1, client1 = stack.cpu(), machine_busy_seconds(), time.process_time()
+    cpu = {k: (cpu1.get(k, 0.0) - cpu0.get(k, 0.0)) / max(run.done, 1) * 1000 for k in cpu1}
+    cpu["client"] = (client1 - client0) / max(run.done, 1) * 1000
+    elapsed = run.done / run.jobs_per_s if run.jobs_per_s else 1.0
+    ours = sum(v for v in cpu.values()) * max(run.done, 1) / 1000
+    return {
+        "jobs_per_s": run.jobs_per_s, "done": run.done, "failed": run.failed, "rejected": run.rejected,
+        "timed_out": run.timed_out, "faces": sorted(run.faces | warmed.faces), "cpu_ms": cpu,
+        "post_p50": pct(run.post_ms, 50), "post_p99": pct(run.post_ms, 99),
+        "latency_p50": pct(run.latency_ms, 50), "latency_p99": pct(run.latency_ms, 99),
+        # CPU the rest of the machine (other engineers) used meanwhile, in cores
+        "others_cores": max(0.0, (mach1[0] - mach0[0]) - ours) / elapsed,
+        "steal_cores": (mach1[1] - mach0[1]) / elapsed,
+    }  # fmt: skip
+
+
+def baselines(res: dict, jpeg: bytes, cores: int, seconds: float) -> None:
+    """(a) and (b) in every thread layout, in this process, with every stack paused."""
+    for s, t in layouts(cores):
+        rate, cpu = raw_images_per_s(jpeg, s, t, seconds)
+        res["raw"].setdefault(f"{s}x{t}", []).append(rate)
+        res["raw_cpu"].setdefault(f"{s}x{t}", []).append(cpu)
+    for s, t in layouts(cores):
+        (rate, cpu), variant, faces = loop_images_per_s(jpeg, s, t, seconds)
+        res["loop"].setdefault(f"{s}x{t}", []).append(rate)
+        res["loop_cpu"].setdefault(f"{s}x{t}", []).append(cpu)
+        res["loop_variant"], res["loop_faces"] = variant, faces
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=3, help="rounds; each runs (a), (b), (c), (d) in turn")
-    ap.add_argument("--jobs", type=int, default=400, help="jobs per end-to-end measurement")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds; each runs (a), (b), (c), (d) in turn")
+    ap.add_argument("--jobs", type=int, default=200, help="jobs per end-to-end measurement")
     ap.add_argument("--users", type=int, default=16, help="polling clients of (c)/(d), each with one job in flight")
-    ap.add_argument("--raw-seconds", type=float, default=5.0, help="seconds per layout of (a) and (b)")
+    ap.add_argument("--raw-seconds", type=float, default=4.0, help="seconds per layout of (a) and (b)")
     ap.add_argument("--clients", type=int, default=100, help="connections of the open-loop POST test")
     ap.add_argument("--rate", type=float, default=200.0, help="aggregate POST/s of the open-loop POST test")
     ap.add_argument("--post-seconds", type=float, default=10.0, help="length of the open-loop POST test")
@@ -332,44 +356,52 @@ def main() -> None:
     jpeg = photo_640x480()
     cores = len(os.sched_getaffinity(0))
     redis_bin = redis_server_binary()
-    res: dict = {"raw": {}, "loop": {}, "raw_cpu": {}, "loop_cpu": {}, "stacks": {}, "load": [], "post_open": {}}
+    res: dict = {"raw": {}, "loop": {}, "raw_cpu": {}, "loop_cpu": {}, "stacks": {}, "load": [], "post_open": {},
+                 "start_s": {}}  # fmt: skip
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.rounds):
-            last = r == args.rounds - 1
-            res["load"].append(os.getloadavg()[0])
-
-            def baselines() -> None:
-                for s, t in layouts(cores):
-                    rate, cpu = raw_images_per_s(jpeg, s, t, args.raw_seconds)
-                    res["raw"].setdefault(f"{s}x{t}", []).append(rate)
-                    res["raw_cpu"].setdefault(f"{s}x{t}", []).append(cpu)
-                for s, t in layouts(cores):
-                    (rate, cpu), variant, faces = loop_images_per_s(jpeg, s, t, args.raw_seconds)
-                    res["loop"].setdefault(f"{s}x{t}", []).append(rate)
-                    res["loop_cpu"].setdefault(f"{s}x{t}", []).append(cpu)
-                    res["loop_variant"], res["loop_faces"] = variant, faces
-
-            stacks = [DetectflowUp(Path(tmp) / f"df{r}")]
-            for i, spec in enumerate(args.tuned):
-                env = dict(kv.split("=", 1) for kv in spec.split())
-                label = "detectflow " + " ".join(k.removeprefix("DETECTFLOW_") + "=" + v for k, v in env.items())
-                stacks.append(DetectflowUp(Path(tmp) / f"tuned{i}-{r}", env, label=label))
-            stacks.append(CeleryStack(Path(tmp) / f"celery{r}", redis_bin, args.celery_pool, args.celery_concurrency,
-                                      args.celery_intra_op_threads))
-            # odd rounds run in the reverse order, so a slow drift of the machine's load favours no one
-            if r % 2 == 0:
-                baselines()
-            for stack in stacks if r % 2 == 0 else stacks[::-1]:
-                m = measure_stack(stack, jpeg, args, last)
-                m["describe"] = stack.describe()
-                res["stacks"].setdefault(stack.name, []).append(m)
-            if r % 2 == 1:
-                baselines()
-            line = ", ".join(f"{k} {v[-1]:.1f}" for k, v in res["raw"].items())
-            line += ", loop " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in res["loop"].items())
-            line += ", " + ", ".join(f"{k} {v[-1]['jobs_per_s']:.1f}" for k, v in res["stacks"].items())
-            print(f"round {r + 1}: raw {line} (img/s, jobs/s)", flush=True)
+        stacks: list = [DetectflowUp(Path(tmp) / "detectflow")]
+        for i, spec in enumerate(args.tuned):
+            env = dict(kv.split("=", 1) for kv in spec.split())
+            label = "detectflow " + " ".join(k.removeprefix("DETECTFLOW_") + "=" + v for k, v in env.items())
+            stacks.append(DetectflowUp(Path(tmp) / f"tuned{i}", env, label=label))
+        stacks.append(CeleryStack(Path(tmp) / "celery", redis_bin, args.celery_pool, args.celery_concurrency,
+                                  args.celery_intra_op_threads))  # fmt: skip
+        running: list = []
+        try:
+            # every stack is started (alone), warmed and paused; then each round resumes one at a time
+            for stack in stacks:
+                t0 = time.monotonic()
+                running.append(stack.start())
+                warm(stack, jpeg, args.users)
+                stack.pause()
+                res["start_s"][stack.name] = time.monotonic() - t0
+            for r in range(args.rounds):
+                res["load"].append(os.getloadavg()[0])
+                # odd rounds run in the reverse order, so a slow drift of the machine's load favours no one
+                if r % 2 == 0:
+                    baselines(res, jpeg, cores, args.raw_seconds)
+                for stack in stacks if r % 2 == 0 else stacks[::-1]:
+                    stack.resume()
+                    m = measure_stack(stack, jpeg, args)
+                    stack.pause()
+                    m["describe"] = stack.describe()
+                    res["stacks"].setdefault(stack.name, []).append(m)
+                if r % 2 == 1:
+                    baselines(res, jpeg, cores, args.raw_seconds)
+                line = ", ".join(f"{k} {v[-1]:.1f}" for k, v in res["raw"].items())
+                line += ", loop " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in res["loop"].items())
+                line += ", " + ", ".join(f"{k} {v[-1]['jobs_per_s']:.1f}" for k, v in res["stacks"].items())
+                print(f"round {r + 1}: raw {line} (img/s, jobs/s)", flush=True)
+            df = stacks[0]
+            res["df_redis_binary"] = df.redis_binary()
+            df.resume()
+            res["overhead"] = asyncio.run(overhead(df.port, jpeg, 50))
+            df.pause()
+        finally:
+            for stack in running:
+                stack.stop()
+        res["steps"] = step_cpu_ms(jpeg, args.raw_seconds)
         # POST latency of each API alone (no worker competing for the cores), one after the other
         for api in (DetectflowApi(Path(tmp) / "df-api", redis_bin),
                     CeleryStack(Path(tmp) / "celery-api", redis_bin, api_only=True)):
@@ -389,6 +421,14 @@ def main() -> None:
 
 
 # --- the report ----------------------------------------------------------------------------
+def _redis_text(binary: str) -> str:
+    import subprocess
+
+    version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.split()
+    shown = binary.replace(str(Path.home()), "~").replace(str(Path(__file__).resolve().parents[1]), ".")
+    v = next((w.split("=", 1)[1] for w in version if w.startswith("v=")), "?")
+    return f"redis-server {v}, `{shown}`"
+
 def _span(values: list[float], fmt: str = ".1f") -> str:
     med = statistics.median(values)
     return f"{med:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})" if len(values) > 1 else f"{med:{fmt}}"
@@ -398,7 +438,6 @@ def render(res: dict, args, cores: int) -> str:
     rounds = range(args.rounds)
     best_raw = [max(v[r] for v in res["raw"].values()) for r in rounds]
     best_loop = [max(v[r] for v in res["loop"].values()) for r in rounds]
-    df = res["stacks"]["detectflow"]
     rate = {name: [m["jobs_per_s"] for m in ms] for name, ms in res["stacks"].items()}
 
     # CPU ms per job of each stack's own processes (the client excluded), and of the leanest baseline layout
@@ -445,15 +484,16 @@ def render(res: dict, args, cores: int) -> str:
     others = [m["others_cores"] for ms in res["stacks"].values() for m in ms]
     steal = [m["steal_cores"] for ms in res["stacks"].values() for m in ms]
     faces = {n: sorted({f for m in ms for f in m["faces"]}) for n, ms in res["stacks"].items()}
-    df_redis = {m.get("redis_binary") for m in df}
-    same_redis = df_redis == {res["redis_binary"]}
-    o = df[-1].get("overhead")
+    df_redis = res.get("df_redis_binary")
+    same_redis = df_redis == res["redis_binary"]
+    o = res.get("overhead")
     overhead_text = (
         f"detectflow at low load (one job at a time, long-polled with `?wait=10`): latency minus the inference "
         f"time the worker reports, p50 / p99 **{o['client_p50']:.1f}** / {o['client_p99']:.1f} ms client-observed, "
         f"{o['server_p50']:.1f} / {o['server_p99']:.1f} ms server-side (target p50 <= 5 ms server-side)."
         if o else "detectflow's low-load overhead was not measured (the job shape had no `timings_ms`)."
     )
+    st = res["steps"]
     failures = sum(m["failed"] + m["rejected"] for ms in res["stacks"].values() for m in ms)
     timeouts = [n for n, ms in res["stacks"].items() if any(m["timed_out"] for m in ms)]
     return f"""# Performance
@@ -494,6 +534,11 @@ spinning counts as CPU in both.
 
 Per round (best raw layout, best loop layout, each stack): {per_round}.
 
+CPU per image of each step, measured alone in one thread after the rounds: JPEG decode {st['decode']:.1f} ms,
+`session.run` {st['run']:.1f} ms, preprocessing + postprocessing {st['pre + post']:.1f} ms
+(`detect` {st['detect']:.1f} ms minus `session.run`): {st['decode'] + st['detect']:.1f} ms in all. What a stack spends per job beyond
+that is its own work: HTTP, multipart, the queue, Redis, bookkeeping (and threads spinning or fighting for the cores).
+
 {overhead_text}
 
 ## What was measured
@@ -513,14 +558,16 @@ Faces found per job: {', '.join(f'{n} {v}' for n, v in faces.items())}, hand-wri
   benchmark's own asyncio client (bench/client.py: prebuilt requests on keep-alive connections, so it takes
   little of the shared cores); each user POSTs `/v1/jobs` (multipart `file`, `task=face`), polls
   `GET /v1/jobs/{{id}}` every {DEFAULT_POLL_SECONDS * 1000:.0f} ms until the job ends, then submits the next. Jobs/s runs from the first
-  POST to the last job seen finished (bounded by {DEFAULT_E2E_DEADLINE:.0f} s). Each stack is started fresh, warmed
-  with {args.users} jobs, measured, then stopped before the next one starts; the API, the workers, redis-server and
-  the client share the same {cores} cores. CPU per job is read from /proc for every process of the stack.
+  POST to the last job seen finished (bounded by {DEFAULT_E2E_DEADLINE:.0f} s). Every stack is first started alone,
+  warmed and paused (SIGSTOP to each of its processes, so it uses no CPU); each round then resumes one stack,
+  warms it again with {args.users} jobs, measures it and pauses it again, so that nothing else of the benchmark
+  runs meanwhile (the baselines run with every stack paused). The API, the workers, redis-server and the client
+  share the same {cores} cores. CPU per job is read from /proc for every process of the stack.
 - POST latency under load is what the users above saw. The open-loop POST test is made once, after the rounds,
   on each API alone with its redis-server and no worker (so no inference competes for the cores; detectflow's
   backlog limit raised so that nothing answers 429): {args.clients} keep-alive connections send {args.rate:.0f} POST/s in all
   for {args.post_seconds:.0f} s (target for detectflow: p99 <= 20 ms).
-- Both stacks run on the same redis-server binary ({res['redis_binary']}{'' if same_redis else f'; detectflow up started {df_redis}'}),
+- Both stacks run on the same redis-server binary ({_redis_text(res['redis_binary'])}{'' if same_redis else f'; detectflow up started {df_redis}'}),
   with the persistence `detectflow up` gives it (append-only file, fsync every second); every server
   listens on 127.0.0.1 only.
 """

@@ -150,6 +150,36 @@ def tree_cpu_seconds(pid: int, label_children: bool = True) -> dict[str, float]:
     return out
 
 
+def _tree_pids(pid: int) -> list[int]:
+    return [pid] + [d for c in _children(pid) for d in _tree_pids(c)]
+
+
+def _signal_trees(roots: list[subprocess.Popen | None], sig: int) -> None:
+    """Send ``sig`` to every process of the trees this benchmark started under ``roots``."""
+    for root in roots:
+        if root is None or root.poll() is not None:
+            continue
+        for pid in _tree_pids(root.pid):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+
+class _Pausable:
+    """A stack whose processes can be paused (SIGSTOP) while another is measured, and resumed (SIGCONT)."""
+
+    def _roots(self) -> list[subprocess.Popen | None]:
+        raise NotImplementedError
+
+    def pause(self) -> None:
+        """Stop every process of the stack: it uses no CPU until :meth:`resume`."""
+        _signal_trees(self._roots(), signal.SIGSTOP)
+
+    def resume(self) -> None:
+        _signal_trees(self._roots(), signal.SIGCONT)
+
+
 # --- the stacks ----------------------------------------------------------------------------
 class RedisProcess:
     """redis-server on loopback with the persistence `detectflow up` gives its own (append-only, fsync every second)."""
@@ -180,7 +210,7 @@ class RedisProcess:
         _stop(self.proc)
 
 
-class DetectflowUp:
+class DetectflowUp(_Pausable):
     """`detectflow up` with its own defaults: its Redis, the API, one worker per task (face and object).
 
     Only the port and the state directory are chosen here; every other ``DETECTFLOW_*`` variable
@@ -226,7 +256,11 @@ class DetectflowUp:
         how = f"with {extra} (its defaults otherwise)" if extra else "with its own defaults, as `make up` runs it"
         return f"`detectflow up --no-build-models` {how}: its redis-server, the API, a face and an object worker"
 
+    def _roots(self) -> list[subprocess.Popen | None]:
+        return [self.proc]
+
     def stop(self) -> None:
+        self.resume()  # a paused process would not act on SIGTERM
         _stop(self.proc, timeout=180)  # up waits for running jobs (worker time limit + 10 s at most)
 
 
@@ -255,7 +289,7 @@ class DetectflowApi:
         self.redis.stop()
 
 
-class CeleryStack:
+class CeleryStack(_Pausable):
     """The seeds' stack: redis-server, uvicorn running bench/celery_stack/api.py, a Celery worker.
 
     Parameters
@@ -313,7 +347,11 @@ class CeleryStack:
         return (f"bench/celery_stack: FastAPI on uvicorn + Celery ({pool}, {threads} each, `acks_late`, prefetch "
                 f"multiplier 1, `task_track_started`) + Redis as broker, result backend and image store")
 
+    def _roots(self) -> list[subprocess.Popen | None]:
+        return [self.redis.proc, self.api, self.worker]
+
     def stop(self) -> None:
+        self.resume()
         _stop(self.worker)
         _stop(self.api)
         self.redis.stop()
