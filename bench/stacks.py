@@ -264,7 +264,7 @@ class DetectflowUp(_Pausable):
         _stop(self.proc, timeout=180)  # up waits for running jobs (worker time limit + 10 s at most)
 
 
-class DetectflowApi:
+class DetectflowApi(_Pausable):
     """detectflow's API alone on its own redis-server, no worker: for the open-loop POST latency test."""
 
     def __init__(self, workdir: Path, redis_binary: str) -> None:
@@ -284,7 +284,11 @@ class DetectflowApi:
               "detectflow api", [self.api])  # fmt: skip
         return self
 
+    def _roots(self) -> list[subprocess.Popen | None]:
+        return [self.redis.proc, self.api]
+
     def stop(self) -> None:
+        self.resume()
         _stop(self.api)
         self.redis.stop()
 
