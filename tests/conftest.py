@@ -32,5 +32,6 @@ def settings(redis_server: RedisServer, prefix: str, tmp_path: Path) -> Settings
         redis_prefix=prefix,
         state_dir=tmp_path / "state",
         webhook_secret="test-secret",
+        webhook_allow_cidrs=["127.0.0.0/8"],  # the tests' receivers listen on loopback, as with `detectflow up`
         worker_dead_after_seconds=3,
     )

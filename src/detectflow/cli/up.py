@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import shutil
@@ -18,6 +19,7 @@ import typer
 from rich.console import Console
 
 from detectflow.config import Task, get_settings
+from detectflow.webhooks import LOOPBACK_CIDRS
 
 __all__ = ["register", "find_redis_server", "RedisServer", "free_port"]
 
@@ -128,6 +130,16 @@ class RedisServer:
         self.stop()
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether the API bind address ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "detectflow.cli.main", *args]
 
@@ -175,6 +187,9 @@ def register(app: typer.Typer) -> None:
                 secret_file.write_text(secrets.token_hex(32))
                 secret_file.chmod(0o600)
             env["DETECTFLOW_WEBHOOK_SECRET"] = secret_file.read_text().strip()
+        if "DETECTFLOW_WEBHOOK_ALLOW_CIDRS" not in os.environ and _is_loopback(host):
+            # one machine, one user: webhooks to local receivers are the point (a wider bind keeps the default)
+            env["DETECTFLOW_WEBHOOK_ALLOW_CIDRS"] = ",".join(LOOPBACK_CIDRS)
 
         redis_server = None
         if redis_url is None:
