@@ -188,6 +188,8 @@ class JobService:
         if data is None:
             raise DetectflowError(ErrorCode.job_not_found, f"The image of job {job_id} has expired.")
         # decoding and drawing take milliseconds of CPU: not on the event loop
-        png = await to_thread.run_sync(render_annotated_png, data, job.result.detections if job.result else [])
-        await self.store.save_annotated(job_id, png)
+        detections = job.result.detections if job.result else []
+        png = await to_thread.run_sync(render_annotated_png, data, detections, self.settings.api_max_image_pixels)
+        if len(png) <= self.settings.api_annotated_cache_max_bytes:  # a big one is rendered again, not kept
+            await self.store.save_annotated(job_id, png)
         return png

@@ -33,7 +33,7 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> tuple[dramati
         job, data = ctx.store.load(job_id)
         if job is None or data is None:
             raise DetectflowError(ErrorCode.image_expired, "The job's image expired before it was processed.")
-        image = decode_image(data)
+        image = decode_image(data, s.api_max_image_pixels)  # the header the API read may lie
         detector = ctx.require_detector()
         t0 = time.perf_counter()
         detections = detector.detect(image)
