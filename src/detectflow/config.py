@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -130,6 +131,8 @@ class Settings(BaseSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
+            if value.strip().startswith("["):  # a JSON list, as pydantic-settings reads lists elsewhere
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 

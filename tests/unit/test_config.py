@@ -29,6 +29,10 @@ def test_webhook_allowlists_are_empty_by_default_and_read_comma_separated(monkey
     s = Settings()
     assert s.webhook_allow_hosts == ["hooks.internal", "*.svc.cluster.local"]
     assert s.webhook_allow_cidrs == ["127.0.0.0/8", "::1/128"]
+    monkeypatch.setenv("DETECTFLOW_WEBHOOK_ALLOW_CIDRS", '["10.0.0.0/8"]')
+    assert Settings().webhook_allow_cidrs == ["10.0.0.0/8"]
+    monkeypatch.setenv("DETECTFLOW_WEBHOOK_ALLOW_CIDRS", "[]")
+    assert Settings().webhook_allow_cidrs == []
 
 
 def test_webhook_allow_cidrs_refuses_what_is_not_a_network():
