@@ -356,7 +356,8 @@ def deliver(
     ``sni_hostname`` request extension makes TLS send and verify the name as well. Redirects are not
     followed (a 3xx is an ``http_3xx`` failure), proxies from the environment are not used (they would
     resolve the name themselves), and at most ``max_response_bytes`` of the answer are read (plus one
-    network read of 64 KiB at most); ``timeout`` bounds each step and the body read as a whole.
+    network read of 64 KiB at most); ``timeout`` bounds each step, and the attempts at successive
+    addresses and the body read as a whole.
 
     Parameters
     ----------
@@ -386,15 +387,16 @@ def deliver(
                 content=body,
                 headers={**headers, "Host": netloc},
                 extensions={"sni_hostname": target.host},
+                timeout=max(0.1, deadline - time.monotonic()),  # the next address gets what is left
             )
             try:
                 response = client.send(request, stream=True)
             except httpx.ConnectError as exc:  # this address is down: the next one may answer
                 log.warning("webhook connect to %s failed: %s", address, exc)
                 outcome = DeliveryOutcome(False, CONNECT_FAILED)
-                if time.monotonic() < deadline:
-                    continue
-                break
+                if time.monotonic() >= deadline:
+                    break
+                continue
             except httpx.HTTPError as exc:
                 log.warning("webhook POST to %s failed: %s: %s", address, type(exc).__name__, exc)
                 return DeliveryOutcome(False, _reason_of(exc))

@@ -75,6 +75,18 @@ def test_allowed_host_keeps_its_name_in_the_host_header(monkeypatch):
         assert receiver.received[0][1]["Host"] == f"hooks.internal:{receiver.port}"
 
 
+def test_next_vetted_address_is_tried_when_one_refuses_the_connection():
+    # Given a name with two vetted answers, the first with no listener
+    def resolver(host, port):
+        return ["127.0.0.2", "127.0.0.1"]
+
+    with Receiver() as receiver:
+        # When a webhook is delivered to it
+        outcome = deliver(receiver.url("two.internal"), BODY, HEADERS, LOOPBACK, timeout=2, resolver=resolver)
+        # Then the second address got it, under the name
+        assert outcome.delivered and receiver.received[0][1]["Host"] == f"two.internal:{receiver.port}"
+
+
 def test_redirect_is_not_followed():
     with Receiver() as elsewhere, Receiver(answer_status(302, {"Location": elsewhere.url()})) as receiver:
         outcome = deliver(receiver.url(), BODY, HEADERS, LOOPBACK, timeout=2)
