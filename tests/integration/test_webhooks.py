@@ -137,7 +137,8 @@ def test_broken_answers_and_dead_ports_give_stable_reasons():
 
 @pytest.fixture(scope="module")
 def tls_ca():
-    trustme = pytest.importorskip("trustme")
+    import trustme  # a test CA (the [test] extra): certificates for names that resolve to 127.0.0.1
+
     return trustme.CA()
 
 
