@@ -10,6 +10,7 @@ import pytest
 
 from detectflow.cli.up import RedisServer
 from detectflow.config import Settings
+from tests.support.processes import TEST_ADMIN_KEY
 
 
 @pytest.fixture(scope="session")
@@ -34,4 +35,6 @@ def settings(redis_server: RedisServer, prefix: str, tmp_path: Path) -> Settings
         webhook_secret="test-secret",
         webhook_allow_cidrs=["127.0.0.0/8"],  # the tests' receivers listen on loopback, as with `detectflow up`
         worker_dead_after_seconds=3,
+        admin_key=TEST_ADMIN_KEY,
+        api_metrics_port=0,
     )

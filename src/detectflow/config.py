@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "Task", "get_settings", "settings_reference", "DEFAULT_CACHE_DIR"]
@@ -69,6 +69,26 @@ class Settings(BaseSettings):
     api_require_workers: bool = Field(
         False, description="/readyz fails without a live worker per task (leave off with scale-to-zero)."
     )
+    api_docs: bool = Field(True, description="Serve /docs and /openapi.json (they describe the API, not data).")
+    api_metrics_port: int = Field(
+        9464, ge=0, le=65535, description="Port of the API's Prometheus /metrics (not the API's port); 0: none."
+    )
+
+    # --- tenancy
+    auth: Literal["enabled", "disabled"] = Field(
+        "enabled",
+        description="`disabled` serves every request as one tenant without keys: refused with env=prod or a "
+        "non-loopback bind.",
+    )
+    admin_key: SecretStr | None = Field(
+        None, description="An admin API key to create at start (`detectflow up` writes one to <state_dir>/admin.key)."
+    )
+    admin_tenant: str = Field("default", pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="Tenant of the admin key.")
+    key_rate_limit_per_second: float = Field(
+        20.0, gt=0, description="Default submissions per second of a new key (token bucket refill)."
+    )
+    key_burst: int = Field(40, ge=1, description="Default token bucket size of a new key.")
+    key_max_queued_jobs: int = Field(1000, ge=1, description="Default unfinished jobs of a new key's tenant.")
 
     # --- jobs
     job_ttl_seconds: int = Field(24 * 3600, ge=1, description="How long a job, its image and its result are kept, seconds.")
@@ -140,6 +160,23 @@ class Settings(BaseSettings):
     @classmethod
     def _valid_networks(cls, value: list[str]) -> list[str]:
         return [str(ipaddress.ip_network(c, strict=False)) for c in value]
+
+    @model_validator(mode="after")
+    def _auth_off_only_in_dev(self) -> Settings:
+        if self.auth == "disabled" and self.env == "prod":
+            raise ValueError("DETECTFLOW_AUTH=disabled is refused with DETECTFLOW_ENV=prod")
+        return self
+
+    def check_bind(self, host: str) -> None:
+        """Refuse to serve without keys on anything but loopback.
+
+        Raises
+        ------
+        ValueError
+            With ``auth`` disabled and ``host`` not a loopback address.
+        """
+        if self.auth == "disabled" and host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError(f"DETECTFLOW_AUTH=disabled is refused on {host}: only on a loopback address")
 
     def model_for(self, task: Task) -> str:
         """Model name or path configured for ``task``."""

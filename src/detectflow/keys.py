@@ -59,13 +59,34 @@ class KeyLayout:
         """List that receives a token when the job reaches a final state (long polling)."""
         return f"{self.prefix}:job:{job_id}:done"
 
-    def job_index(self) -> str:
-        """Sorted set of job ids scored by creation time in µs (listing, newest first)."""
-        return f"{self.prefix}:jobs:index"
+    def job_index(self, tenant: str) -> str:
+        """Sorted set of a tenant's job ids scored by creation time in µs (listing, newest first)."""
+        return f"{self.prefix}:tenant:{tenant}:jobs"
 
-    def idempotency(self, key: str) -> str:
-        """String: ``<job id> <fingerprint>`` bound to an Idempotency-Key."""
-        return f"{self.prefix}:idem:{key}"
+    def unfinished(self, tenant: str) -> str:
+        """Sorted set of a tenant's unfinished job ids scored by creation time in µs (the queued-jobs quota)."""
+        return f"{self.prefix}:tenant:{tenant}:unfinished"
+
+    def idempotency(self, tenant: str, key: str) -> str:
+        """String: ``<job id> <fingerprint>`` bound to a tenant's Idempotency-Key."""
+        return f"{self.prefix}:tenant:{tenant}:idem:{key}"
+
+    # --- API keys --------------------------------------------------------------------
+    def api_key(self, key_id: str) -> str:
+        """Hash: an API key's record (its hash, tenant, scopes, limits; never the key)."""
+        return f"{self.prefix}:apikey:{key_id}"
+
+    def api_key_by_hash(self, digest: str) -> str:
+        """String: the id of the key whose SHA-256 is ``digest``."""
+        return f"{self.prefix}:apikey-hash:{digest}"
+
+    def api_keys(self) -> str:
+        """Set: every key id."""
+        return f"{self.prefix}:apikeys"
+
+    def rate_bucket(self, key_id: str) -> str:
+        """Hash: a key's token bucket (tokens, last refill in µs)."""
+        return f"{self.prefix}:ratelimit:{key_id}"
 
     # --- statistics and presence -------------------------------------------------------
     def job_counts(self) -> str:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from detectflow.api.app import create_app
 from detectflow.config import Settings
 from detectflow.jobs.stores.redis import RedisJobStore, connect
-from tests.support.processes import Proc, cli_env, start_worker, wait_for
+from tests.support.processes import AUTH, Proc, cli_env, start_worker, wait_for
 
 pytestmark = pytest.mark.redis
 
@@ -27,8 +27,13 @@ def make_client(settings: Settings) -> Iterator[Callable[..., TestClient]]:
     """Build an API client, optionally with settings overrides."""
     clients: list[TestClient] = []
 
-    def make(**overrides: object) -> TestClient:
-        client = TestClient(create_app(settings.model_copy(update=overrides)), raise_server_exceptions=False)
+    def make(*, headers: dict[str, str] | None = None, **overrides: object) -> TestClient:
+        """A client of an app with ``overrides`` of the settings, sending the admin key unless ``headers`` say otherwise."""
+        client = TestClient(
+            create_app(settings.model_copy(update=overrides)),
+            raise_server_exceptions=False,
+            headers=AUTH if headers is None else headers,
+        )
         clients.append(client)
         return client.__enter__()  # one event loop for the client's life, lifespan included
 

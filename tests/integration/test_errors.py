@@ -8,9 +8,11 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 
 from tests.integration.conftest import submit
 from tests.support.images import image_bytes
+from tests.support.processes import AUTH, TEST_ADMIN_KEY
 
 
 def _png_header_only(width: int, height: int) -> bytes:
@@ -158,14 +160,14 @@ def test_redis_down_is_service_unavailable_not_500(settings):
     from detectflow.cli.up import free_port
 
     app = create_app(settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"}))
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, raise_server_exceptions=False, headers=AUTH) as client:
         # Then submissions and reads answer 503 with the structured body, and readiness fails
         body = _assert_error(submit(client, image_bytes("astronaut")), 503, "service_unavailable")
         assert body["request_id"]
         _assert_error(client.get("/v1/jobs/x"), 503, "service_unavailable")
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
-        assert client.get("/metrics").status_code == 200
+        assert b"detectflow_http_requests_total" in generate_latest(app.state.metrics.registry)
 
 
 def test_redis_out_of_memory_is_service_unavailable(tmp_path):
@@ -180,11 +182,16 @@ def test_redis_out_of_memory_is_service_unavailable(tmp_path):
     with RedisServer(tmp_path / "redis", appendonly=False) as server:
         connect(server.url).config_set("maxmemory", "1mb")
         connect(server.url).config_set("maxmemory-policy", "noeviction")
-        app = create_app(Settings(redis_url=server.url, redis_prefix="oom", webhook_secret="x"))
-        with TestClient(app, raise_server_exceptions=False) as client:
-            # When an upload no longer fits
-            resp = submit(client, image_bytes("astronaut"))
-            # Then the answer is 503 with a reason, not a 500
+        app = create_app(
+            Settings(redis_url=server.url, redis_prefix="oom", webhook_secret="x", admin_key=TEST_ADMIN_KEY,
+                     api_metrics_port=0)
+        )  # fmt: skip
+        with TestClient(app, raise_server_exceptions=False, headers=AUTH) as client:
+            # When uploads stop fitting (the first may still fit under the limit)
+            answers = [submit(client, image_bytes("astronaut")) for _ in range(5)]
+            # Then they are accepted until Redis is full, and refused with 503 and a reason after: never a 500
+            assert {r.status_code for r in answers} <= {202, 503}, [r.text for r in answers]
+            resp = answers[-1]
             body = _assert_error(resp, 503, "service_unavailable")
             assert body["error"]["details"]["reason"] == "redis_out_of_memory"
             assert resp.headers["retry-after"] == "30"

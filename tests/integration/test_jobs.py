@@ -6,9 +6,11 @@ import json
 import time
 
 import cv2
+import httpx
 import numpy as np
 import pytest
 
+from detectflow.cli.up import free_port
 from tests.integration.conftest import submit, wait_job
 from tests.support.images import image_bytes
 from tests.support.processes import wait_for
@@ -142,13 +144,18 @@ def test_readyz_can_require_workers(make_client):
     assert resp.status_code == 503 and resp.json()["status"] == "no_workers"
 
 
-def test_metrics_expose_requests_jobs_queue_and_inference(client, run_worker):
+def test_metrics_expose_requests_jobs_queue_and_inference(make_client, run_worker):
+    # Given an API serving its metrics on a port of their own
+    port = free_port()
+    client = make_client(api_metrics_port=port)
+    assert client.get("/metrics").status_code == 404  # not on the API's port
     run_worker("face")
     job = submit(client, image_bytes("astronaut")).json()
     wait_job(client, job["id"])
     submit(client, image_bytes("coffee"), task="object")
     # the inference histogram is written just after the job's state
-    text = wait_for(lambda: (t := client.get("/metrics").text) and 'inference_seconds_count{task="face"} 1.0' in t and t, 5)
+    scrape = f"http://127.0.0.1:{port}/metrics"
+    text = wait_for(lambda: (t := httpx.get(scrape).text) and 'inference_seconds_count{task="face"} 1.0' in t and t, 5)
     assert 'detectflow_http_requests_total{method="POST",route="/v1/jobs",status="202"}' in text
     assert 'detectflow_jobs_total{state="succeeded"} 1.0' in text
     assert 'detectflow_queue_depth{task="object"} 1.0' in text
@@ -239,4 +246,4 @@ def test_list_forgets_expired_jobs(make_client, store):
     new = submit(client, image_bytes("coffee")).json()["id"]
     assert [j["id"] for j in client.get("/v1/jobs").json()["items"]] == [new]
     # the index entry of the expired job went with the next submission
-    assert store.client.zcard(store.keys.job_index()) == 1
+    assert store.client.zcard(store.keys.job_index("default")) == 1

@@ -43,9 +43,14 @@ class Conformance:
         status = str(resp.status_code)
         assert status in op["responses"], f"{op['operationId']} answered {status}, declared {list(op['responses'])}"
         declared = op["responses"][status]
-        for header in declared.get("headers", {}):
-            assert header.lower() in resp.headers, f"{op['operationId']} {status}: header {header} missing"
+        for header, spec in declared.get("headers", {}).items():
+            if spec.get("required", True):
+                assert header.lower() in resp.headers, f"{op['operationId']} {status}: header {header} missing"
         content = declared.get("content", {})
+        if not content:  # 204
+            assert not resp.content, f"{op['operationId']} {status}: a body where none is declared"
+            self.seen.add((op["operationId"], status))
+            return resp
         media = resp.headers.get("content-type", "").split(";")[0]
         assert media in content, f"{op['operationId']} {status}: {media} not declared ({list(content)})"
         schema = content[media].get("schema")
@@ -72,7 +77,8 @@ def test_every_route_answers_what_the_openapi_document_declares(client, make_cli
     doc = client.get("/openapi.json").json()
     c = Conformance(doc)
     ops = {op["operationId"] for _, _, op in c.routes}
-    assert ops == {"create_job", "list_jobs", "get_job", "cancel_job", "get_annotated", "healthz", "readyz", "metrics"}
+    assert ops == {"create_job", "list_jobs", "get_job", "cancel_job", "get_annotated", "healthz", "readyz",
+                   "create_key", "list_keys", "revoke_key"}  # fmt: skip
     codes = doc["components"]["schemas"]["ErrorCode"]["enum"]
     assert {"invalid_image", "queue_full", "job_not_found", "service_unavailable"} <= set(codes)
 
@@ -107,10 +113,50 @@ def test_every_route_answers_what_the_openapi_document_declares(client, make_cli
     c.check(full.get(f"/v1/jobs/{queued}/annotated"))  # 409 not finished
     c.check(full.delete(f"/v1/jobs/{queued}"))  # 200 cancelled
 
+    # Keys: create (201), list, revoke (204), a second revoke (404), a bad body (422)
+    reader = c.check(client.post("/v1/keys", json={"tenant": "conf", "name": "reader", "scopes": ["jobs:read"]}))
+    writer = c.check(client.post("/v1/keys", json={"tenant": "conf", "name": "writer", "scopes": ["jobs:write"]}))
+    c.check(client.get("/v1/keys"))
+    c.check(client.post("/v1/keys", json={"tenant": "Not A Tenant", "name": "x", "scopes": []}))
+    gone = c.check(client.post("/v1/keys", json={"tenant": "conf", "name": "gone", "scopes": ["jobs:read"]})).json()
+    c.check(client.delete(f"/v1/keys/{gone['id']}"))
+    c.check(client.delete(f"/v1/keys/{gone['id']}"))
+
+    # Every route without a key (401), and with a key lacking the scope (403)
+    anonymous = make_client(headers={})
+    as_reader = make_client(headers={"Authorization": f"Bearer {reader.json()['key']}"})
+    as_writer = make_client(headers={"Authorization": f"Bearer {writer.json()['key']}"})
+    calls = {
+        "create": lambda cl: submit(cl, image_bytes("coffee")),
+        "list": lambda cl: cl.get("/v1/jobs"),
+        "get": lambda cl: cl.get(f"/v1/jobs/{job_id}"),
+        "cancel": lambda cl: cl.delete(f"/v1/jobs/{job_id}"),
+        "annotated": lambda cl: cl.get(f"/v1/jobs/{job_id}/annotated"),
+        "create_key": lambda cl: cl.post("/v1/keys", json={"tenant": "conf", "name": "n", "scopes": ["jobs:read"]}),
+        "list_keys": lambda cl: cl.get("/v1/keys"),
+        "revoke_key": lambda cl: cl.delete(f"/v1/keys/{gone['id']}"),
+    }
+    for name, call in calls.items():
+        assert c.check(call(anonymous)).status_code == 401
+        lacking = as_reader if name in ("create", "cancel") else as_writer
+        assert c.check(call(lacking)).status_code == 403, name
+
+    # A key's rate limit (burst 1): the second submission is refused
+    limited = c.check(client.post("/v1/keys", json={"tenant": "conf", "name": "slow", "scopes": ["jobs:write"],
+                                                    "rate_limit_per_second": 0.01, "burst": 1})).json()  # fmt: skip
+    as_limited = make_client(headers={"Authorization": f"Bearer {limited['key']}"})
+    assert c.check(submit(as_limited, image_bytes("coffee"), task="object")).status_code == 202
+    assert c.check(submit(as_limited, image_bytes("coffee"), task="object")).status_code == 429
+    # A tenant's quota of unfinished jobs
+    quota = c.check(client.post("/v1/keys", json={"tenant": "quota", "name": "q", "scopes": ["jobs:write"],
+                                                  "max_queued_jobs": 1})).json()  # fmt: skip
+    as_quota = make_client(headers={"Authorization": f"Bearer {quota['key']}"})
+    assert c.check(submit(as_quota, image_bytes("coffee"), task="object")).status_code == 202
+    assert c.check(submit(as_quota, image_bytes("coffee"), task="object")).json()["error"]["code"] == "quota_exceeded"
+
     # Health, and every route with Redis unreachable (503)
     c.check(client.get("/healthz"))
     c.check(client.get("/readyz"))
-    c.check(client.get("/metrics"))
     down = make_client(redis_url=f"redis://127.0.0.1:{_closed_port()}/0")
     c.check(down.get("/readyz"))
     c.check(submit(down, image_bytes("coffee")))
@@ -118,6 +164,9 @@ def test_every_route_answers_what_the_openapi_document_declares(client, make_cli
     c.check(down.get(f"/v1/jobs/{job_id}"))
     c.check(down.delete(f"/v1/jobs/{job_id}"))
     c.check(down.get(f"/v1/jobs/{job_id}/annotated"))
+    c.check(down.post("/v1/keys", json={"tenant": "conf", "name": "n", "scopes": ["jobs:read"]}))
+    c.check(down.get("/v1/keys"))
+    c.check(down.delete(f"/v1/keys/{gone['id']}"))
 
     missing = {(op, s) for op, s in c.declared() - c.seen if s != "500"}
     assert not missing, f"declared but never answered: {sorted(missing)}"
@@ -126,7 +175,10 @@ def test_every_route_answers_what_the_openapi_document_declares(client, make_cli
 def test_openapi_declares_ids_headers_examples_and_the_error_enum(client):
     doc = client.get("/openapi.json").json()
     create = doc["paths"]["/v1/jobs"]["post"]
-    assert set(create["responses"]["202"]["headers"]) == {"X-Request-ID", "Location", "Idempotent-Replayed"}
+    assert set(create["responses"]["202"]["headers"]) == {
+        "X-Request-ID", "Location", "Idempotent-Replayed", "RateLimit-Policy", "RateLimit"}  # fmt: skip
+    assert "WWW-Authenticate" in create["responses"]["401"]["headers"]
+    assert create["security"] == [{"HTTPBearer": []}]
     assert "Retry-After" in create["responses"]["429"]["headers"]
     assert create["responses"]["429"]["content"]["application/json"]["examples"]["queue_full"]
     body = doc["components"]["schemas"][create["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].split("/")[-1]]
@@ -135,6 +187,7 @@ def test_openapi_declares_ids_headers_examples_and_the_error_enum(client):
     assert error_code == {"$ref": "#/components/schemas/ErrorCode"}
     assert "HTTPValidationError" not in doc["components"]["schemas"]
     get_job = doc["paths"]["/v1/jobs/{job_id}"]["get"]
-    assert set(get_job["responses"]) == {"200", "404", "422", "500", "503"}
-    assert set(doc["paths"]["/v1/jobs/{job_id}"]["delete"]["responses"]) == {"200", "404", "409", "500", "503"}
+    assert set(get_job["responses"]) == {"200", "401", "403", "404", "422", "500", "503"}
+    assert set(doc["paths"]["/v1/jobs/{job_id}"]["delete"]["responses"]) == {
+        "200", "401", "403", "404", "409", "500", "503"}  # fmt: skip
     assert create_app  # the app factory the document comes from

@@ -14,9 +14,13 @@ import httpx
 from detectflow.cli.up import free_port
 from tests.support import polling
 
-__all__ = ["wait_for", "Proc", "start_api", "start_worker", "cli_env"]
+__all__ = ["wait_for", "Proc", "start_api", "start_worker", "cli_env", "TEST_ADMIN_KEY", "AUTH"]
 
 ROOT = Path(__file__).resolve().parents[2]
+
+#: The admin key every test API bootstraps (DETECTFLOW_ADMIN_KEY), and the header that sends it.
+TEST_ADMIN_KEY = "dfk_test-admin-0123456789abcdefghijklmnopqrstuv"
+AUTH = {"Authorization": f"Bearer {TEST_ADMIN_KEY}"}
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.05, what: str = "condition"):
@@ -27,6 +31,8 @@ def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 
 def cli_env(**settings: object) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DETECTFLOW_")}
     env["DETECTFLOW_LOG_FORMAT"] = "json"
+    env["DETECTFLOW_ADMIN_KEY"] = TEST_ADMIN_KEY
+    env["DETECTFLOW_API_METRICS_PORT"] = "0"
     for key, value in settings.items():
         env[f"DETECTFLOW_{key.upper()}"] = str(value)
     return env

@@ -2,22 +2,47 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from contextlib import asynccontextmanager
+
+import redis
 
 from fastapi import FastAPI
 
 import detectflow
 from detectflow.api.errors import install_error_handlers
-from detectflow.api.metrics import Metrics
+from detectflow.api.metrics import Metrics, serve_metrics
 from detectflow.api.middleware import RequestContextMiddleware
 from detectflow.api.openapi import install_openapi, operation_id
-from detectflow.api.routes import health, jobs
+from detectflow.api.routes import health, jobs, keys
+from detectflow.auth.store import KeyStore
 from detectflow.api.waiter import JobWaiter
 from detectflow.config import Settings, get_settings
 from detectflow.jobs.service import Enqueuer, JobService
 from detectflow.jobs.stores.redis import AsyncRedisJobStore, RedisJobStore, connect_async
 
 __all__ = ["create_app"]
+
+log = logging.getLogger("detectflow.api")
+
+#: Seconds between tries to store the bootstrap admin key while Redis is unreachable.
+BOOTSTRAP_RETRY_SECONDS = 2.0
+
+
+async def _store_admin_key(keys: KeyStore, settings: Settings) -> bool:
+    try:
+        await keys.ensure(settings.admin_key.get_secret_value(), settings.admin_tenant, "admin")
+        return True
+    except redis.RedisError as exc:
+        log.warning("cannot store the admin key yet (%s); retrying", exc)
+        return False
+
+
+async def _keep_storing_admin_key(keys: KeyStore, settings: Settings) -> None:
+    """While Redis is down at start, keep trying (the API answers 503 meanwhile)."""
+    while not await _store_admin_key(keys, settings):
+        await asyncio.sleep(BOOTSTRAP_RETRY_SECONDS)
 
 
 def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = None) -> FastAPI:
@@ -34,16 +59,32 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        bootstrap = None
+        if settings.admin_key is not None and settings.auth == "enabled":
+            if not await _store_admin_key(app.state.keys, settings):
+                bootstrap = asyncio.create_task(_keep_storing_admin_key(app.state.keys, settings))
+        server = None
+        if settings.api_metrics_port:
+            server, _ = serve_metrics(app.state.metrics, settings.api_host, settings.api_metrics_port)
         yield
+        if bootstrap is not None:
+            bootstrap.cancel()
+        if server is not None:
+            server.shutdown()
         await aclient.aclose()
         broker.close()
 
+    docs = settings.api_docs
     app = FastAPI(
         lifespan=lifespan,
         title="detectflow",
         version=detectflow.__version__,
-        description="Face and object detection as asynchronous jobs. Submit an image, poll the job.",
+        description="Face and object detection as asynchronous jobs. Submit an image, poll the job. "
+        "Every request but /healthz, /readyz and these docs needs an API key: `Authorization: Bearer <key>`.",
         generate_unique_id_function=operation_id,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.settings = settings
     app.state.observer = observer
@@ -51,9 +92,11 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     store = AsyncRedisJobStore(aclient, settings.redis_prefix, settings.job_ttl_seconds)
     app.state.jobs = JobService(store, enqueuer or DramatiqEnqueuer(broker), settings)
     app.state.waiter = JobWaiter(aclient, settings.redis_prefix)
+    app.state.keys = KeyStore(aclient, settings.redis_prefix)
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(jobs.router)
+    app.include_router(keys.router)
     app.include_router(health.router)
     app.add_middleware(
         RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.api_max_upload_bytes

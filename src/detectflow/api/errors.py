@@ -69,6 +69,13 @@ def install_error_handlers(app: FastAPI) -> None:
         )
         return error_response(err)
 
+    @app.exception_handler(redis.exceptions.ResponseError)
+    async def _redis_refused(request: Request, exc: Exception) -> JSONResponse:
+        # a script refused for memory reports OOM inside a plain ResponseError
+        if "OOM command not allowed" in str(exc):
+            return await _redis_full(request, exc)
+        return await _unexpected(request, exc)
+
     @app.exception_handler(redis.exceptions.OutOfMemoryError)
     async def _redis_full(request: Request, exc: Exception) -> JSONResponse:
         log.error("redis is out of memory: %s", exc)

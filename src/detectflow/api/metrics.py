@@ -11,7 +11,7 @@ from detectflow.config import Settings, Task
 from detectflow.jobs.kinds import kind_of
 from detectflow.jobs.stores.redis import RedisJobStore
 
-__all__ = ["Metrics"]
+__all__ = ["Metrics", "serve_metrics"]
 
 log = logging.getLogger("detectflow.api")
 
@@ -71,3 +71,16 @@ class Metrics:
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
+
+
+def serve_metrics(metrics: Metrics, host: str, port: int):
+    """Serve ``metrics`` at ``http://host:port/metrics`` from a thread (not on the API's port).
+
+    Returns
+    -------
+    tuple
+        The server (``shutdown()`` stops it) and its thread.
+    """
+    from prometheus_client import start_http_server
+
+    return start_http_server(port, addr=host, registry=metrics.registry)

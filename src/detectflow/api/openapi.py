@@ -12,7 +12,15 @@ from fastapi.routing import APIRoute
 from detectflow.api.schemas import ErrorResponse
 from detectflow.jobs.errors import HTTP_STATUS, ErrorCode
 
-__all__ = ["errors", "headers", "install_openapi", "operation_id", "REQUEST_ID_HEADER", "RETRY_AFTER_HEADER"]
+__all__ = [
+    "errors",
+    "headers",
+    "install_openapi",
+    "operation_id",
+    "REQUEST_ID_HEADER",
+    "RETRY_AFTER_HEADER",
+    "RATE_LIMIT_HEADERS",
+]
 
 REQUEST_ID_HEADER = {
     "X-Request-ID": {
@@ -22,6 +30,19 @@ REQUEST_ID_HEADER = {
 }
 RETRY_AFTER_HEADER = {
     "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer", "minimum": 0}}
+}
+#: Sent on submissions of keys with a rate limit (IETF RateLimit fields); optional.
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Policy": {
+        "description": 'The key\'s submission policy: `"submit";q=<burst>;w=<seconds to refill>`.',
+        "schema": {"type": "string"},
+        "required": False,
+    },
+    "RateLimit": {
+        "description": 'What is left: `"submit";r=<submissions left>;t=<seconds until full again>`.',
+        "schema": {"type": "string"},
+        "required": False,
+    },
 }
 
 #: One example message per code, for the OpenAPI examples.
@@ -44,11 +65,26 @@ _EXAMPLES: dict[ErrorCode, tuple[str, dict[str, Any]]] = {
         {"queue_depth": 1000, "max_queue_depth": 1000, "retry_after_seconds": 12},
     ),
     ErrorCode.service_unavailable: ("The job store is unreachable; retry shortly.", {}),
+    ErrorCode.unauthorized: ("An API key is required: send `Authorization: Bearer <key>`.", {}),
+    ErrorCode.forbidden: ("This API key lacks the jobs:write scope.", {"required_scope": "jobs:write"}),
+    ErrorCode.rate_limited: (
+        "This API key's rate limit (20/s, burst 40) is used up; retry later.",
+        {"retry_after_seconds": 1},
+    ),
+    ErrorCode.quota_exceeded: (
+        "This tenant has 1000 unfinished jobs (quota 1000); retry once some finish.",
+        {"queued_jobs": 1000, "max_queued_jobs": 1000, "retry_after_seconds": 10},
+    ),
+    ErrorCode.key_not_found: ("No API key 3b9f0c1d2e4a5b6c7d8e.", {}),
     ErrorCode.internal_error: ("Internal server error.", {}),
 }
 
-#: Statuses whose answers carry Retry-After.
-_RETRY_STATUSES = {429, 503}
+#: Statuses whose answers carry a header, by status.
+_STATUS_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": {"description": "`Bearer` (the scheme to use).", "schema": {"type": "string"}}},
+    429: {**RETRY_AFTER_HEADER},
+    503: {**RETRY_AFTER_HEADER},
+}
 
 
 def headers(*names: dict[str, Any]) -> dict[str, Any]:
@@ -83,7 +119,7 @@ def errors(*codes: ErrorCode) -> dict[int | str, dict[str, Any]]:
         out[status] = {
             "model": ErrorResponse,
             "description": "Error: " + ", ".join(f"`{c.value}`" for c in found) + ".",
-            "headers": headers(RETRY_AFTER_HEADER) if status in _RETRY_STATUSES else headers(),
+            "headers": headers(_STATUS_HEADERS.get(status, {})),
             "content": {"application/json": {"examples": examples}},
         }
     return out

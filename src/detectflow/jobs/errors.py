@@ -22,6 +22,11 @@ class ErrorCode(StrEnum):
     job_not_finished = "job_not_finished"
     job_not_cancellable = "job_not_cancellable"
     queue_full = "queue_full"
+    unauthorized = "unauthorized"
+    forbidden = "forbidden"
+    rate_limited = "rate_limited"
+    quota_exceeded = "quota_exceeded"
+    key_not_found = "key_not_found"
     not_found = "not_found"
     method_not_allowed = "method_not_allowed"
     service_unavailable = "service_unavailable"
@@ -48,6 +53,11 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.job_not_finished: 409,
     ErrorCode.job_not_cancellable: 409,
     ErrorCode.queue_full: 429,
+    ErrorCode.unauthorized: 401,
+    ErrorCode.forbidden: 403,
+    ErrorCode.rate_limited: 429,
+    ErrorCode.quota_exceeded: 429,
+    ErrorCode.key_not_found: 404,
     ErrorCode.service_unavailable: 503,
     ErrorCode.internal_error: 500,
 }

@@ -99,6 +99,7 @@ class JobBase(BaseModel):
 class JobRecord(JobBase):
     """A job as stored (one Redis hash per job): the public fields plus bookkeeping clients never see."""
 
+    tenant: str = Field("default", description="The tenant whose API key submitted the job.")
     webhook: WebhookState | None = None
     request_id: str | None = None
     idempotency_key: str | None = None

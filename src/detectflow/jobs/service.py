@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
-from typing import Any, Protocol
+from typing import Protocol
 
 from anyio import to_thread
 
@@ -14,7 +14,7 @@ from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.images import inspect_image
 from detectflow.jobs.kinds import JobKind, kind_of
 from detectflow.jobs.records import JobPage, JobRecord, JobStatus, WebhookState
-from detectflow.jobs.store import JobFilter, JobStore, decode_cursor, encode_cursor
+from detectflow.jobs.store import Admission, JobFilter, JobStore, QueuedMessage, decode_cursor, encode_cursor
 from detectflow.webhooks import INVALID_URL, TargetPolicy, TargetRefused, signing_key, vet_target_async
 
 __all__ = ["Enqueuer", "JobService", "retry_after_seconds", "MAX_PAGE_SIZE", "MAX_SCANNED_PER_PAGE"]
@@ -29,10 +29,14 @@ MAX_PAGE_SIZE = 100
 MAX_SCANNED_PER_PAGE = 1000
 
 
-class Enqueuer(Protocol):
-    """Puts a job id on its kind's queue; with ``pipe``, as part of the store's transaction."""
+#: Tenant of every job when authentication is disabled.
+DEFAULT_TENANT = "default"
 
-    def enqueue(self, kind: JobKind, job_id: str, pipe: Any = None) -> None: ...
+
+class Enqueuer(Protocol):
+    """Builds the queue message of a job (its id only) for the store to send with the job's creation."""
+
+    def message(self, kind: JobKind, job_id: str) -> QueuedMessage: ...
 
 
 def retry_after_seconds(depth: int, limit: int, drain_per_s: float) -> int:
@@ -56,54 +60,64 @@ class JobService:
         data: bytes,
         task: Task,
         *,
+        tenant: str = DEFAULT_TENANT,
+        max_queued_jobs: int | None = None,
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
         request_id: str | None = None,
     ) -> tuple[JobRecord, bool]:
-        """Validate, store and enqueue a job; returns (job, created) — created is False on a replay."""
+        """Validate, admit, store and enqueue a job; returns (job, created): created is False on a replay.
+
+        Raises
+        ------
+        DetectflowError
+            The image's codes, ``idempotency_key_reused``, ``queue_full`` (the kind's queue is at
+            ``api_max_queue_depth``) or ``quota_exceeded`` (the tenant has ``max_queued_jobs`` unfinished).
+        """
         s = self.settings
         kind = kind_of(task)
         header = inspect_image(data, s.api_max_image_pixels)
         webhook = await self._webhook(webhook_url)
-        fingerprint = hashlib.sha256(data).hexdigest()
-        job_id = uuid.uuid4().hex
-
-        if idempotency_key:
-            claim = await self.store.claim_idempotency_key(idempotency_key, job_id, f"{task}:{fingerprint}")
-            if claim is not None:
-                found_id, found_fp = claim
-                if found_fp != f"{task}:{fingerprint}":
-                    raise DetectflowError(
-                        ErrorCode.idempotency_key_reused,
-                        "This Idempotency-Key was used for a different request.",
-                        {"job_id": found_id},
-                    )
-                existing = await self.store.get(found_id)
-                if existing is not None:
-                    return existing, False
-                await self.store.release_idempotency_key(idempotency_key)  # its job expired
-                return await self.submit(
-                    data, task, webhook_url=webhook_url, idempotency_key=idempotency_key, request_id=request_id
+        fingerprint = f"{kind.task.value}:{hashlib.sha256(data).hexdigest()}"
+        job = JobRecord(
+            id=uuid.uuid4().hex,
+            task=kind.task,
+            tenant=tenant,
+            webhook=webhook,
+            request_id=request_id,
+            idempotency_key=idempotency_key,
+            image_sha256=fingerprint.partition(":")[2],
+            image_format=header.format,
+            image_width=header.width,
+            image_height=header.height,
+        )
+        admission = Admission(s.api_max_queue_depth, max_queued_jobs, idempotency_key, fingerprint)
+        done = await self.store.submit(job, data, self.enqueuer.message(kind, job.id), admission)
+        if done.outcome == "created":
+            return job, True
+        if done.outcome == "replayed":
+            if done.fingerprint != fingerprint:
+                raise DetectflowError(
+                    ErrorCode.idempotency_key_reused,
+                    "This Idempotency-Key was used for a different request.",
+                    {"job_id": done.job_id},
                 )
-        try:
-            await self._check_backpressure(kind)
-            job = JobRecord(
-                id=job_id,
-                task=kind.task,
-                webhook=webhook,
-                request_id=request_id,
-                idempotency_key=idempotency_key,
-                image_sha256=fingerprint,
-                image_format=header.format,
-                image_width=header.width,
-                image_height=header.height,
+            return await self.get(done.job_id, tenant), False
+        limit = s.api_max_queue_depth if done.outcome == "queue_full" else max_queued_jobs or done.count
+        wait = retry_after_seconds(done.count, limit, await self.store.drain_rate(kind.task.value))
+        if done.outcome == "queue_full":
+            raise DetectflowError(
+                ErrorCode.queue_full,
+                f"The {kind.task.value} queue holds {done.count} unfinished jobs (limit {limit}); retry later.",
+                {"queue_depth": done.count, "max_queue_depth": limit, "retry_after_seconds": wait},
+                headers={"Retry-After": str(wait)},
             )
-            await self.store.create(job, data, also=lambda pipe: self.enqueuer.enqueue(kind, job_id, pipe))
-        except Exception:
-            if idempotency_key:
-                await self.store.release_idempotency_key(idempotency_key)
-            raise
-        return job, True
+        raise DetectflowError(
+            ErrorCode.quota_exceeded,
+            f"This tenant has {done.count} unfinished jobs (quota {max_queued_jobs}); retry once some finish.",
+            {"queued_jobs": done.count, "max_queued_jobs": max_queued_jobs, "retry_after_seconds": wait},
+            headers={"Retry-After": str(wait)},
+        )
 
     async def _webhook(self, url: str | None) -> WebhookState | None:
         if not url:
@@ -125,21 +139,10 @@ class JobService:
             raise DetectflowError(ErrorCode.validation_error, message, {"field": "webhook_url"}) from None
         return WebhookState(url=url)
 
-    async def _check_backpressure(self, kind: JobKind) -> None:
-        limit = self.settings.api_max_queue_depth
-        depth = await self.store.queue_depth(kind.queue)
-        if depth >= limit:
-            wait = retry_after_seconds(depth, limit, await self.store.drain_rate(kind.task.value))
-            raise DetectflowError(
-                ErrorCode.queue_full,
-                f"The {kind.task.value} queue holds {depth} unfinished jobs (limit {limit}); retry later.",
-                {"queue_depth": depth, "max_queue_depth": limit, "retry_after_seconds": wait},
-                headers={"Retry-After": str(wait)},
-            )
-
-    async def get(self, job_id: str) -> JobRecord:
+    async def get(self, job_id: str, tenant: str = DEFAULT_TENANT) -> JobRecord:
+        """A tenant's job; another tenant's is ``job_not_found``, exactly as an unknown one."""
         job = await self.store.get(job_id)
-        if job is None:
+        if job is None or job.tenant != tenant:
             raise DetectflowError(ErrorCode.job_not_found, f"No job {job_id} (unknown or expired).")
         return job
 
@@ -149,16 +152,19 @@ class JobService:
         cursor: str | None = None,
         where: JobFilter = JobFilter(),
         base_url: str = "",
+        tenant: str = DEFAULT_TENANT,
     ) -> JobPage:
-        """One page of jobs newest first, from ``cursor`` (a token of an earlier page) on."""
+        """One page of a tenant's jobs newest first, from ``cursor`` (a token of an earlier page) on."""
         records, last = await self.store.list_jobs(
-            min(limit, MAX_PAGE_SIZE), decode_cursor(cursor) if cursor else None, where, MAX_SCANNED_PER_PAGE
+            tenant, min(limit, MAX_PAGE_SIZE), decode_cursor(cursor) if cursor else None, where, MAX_SCANNED_PER_PAGE
         )
         return JobPage(
             items=[r.public(base_url) for r in records], next_cursor=encode_cursor(last) if last else None
         )
 
-    async def cancel(self, job_id: str) -> JobRecord:
+    async def cancel(self, job_id: str, tenant: str = DEFAULT_TENANT) -> JobRecord:
+        """queued -> cancelled (a cancelled job stays cancelled); ``job_not_cancellable`` once it started."""
+        await self.get(job_id, tenant)
         applied, old = await self.store.cancel(job_id)
         if old is None:
             raise DetectflowError(ErrorCode.job_not_found, f"No job {job_id} (unknown or expired).")
@@ -168,11 +174,11 @@ class JobService:
                 f"Job {job_id} is {old}: only queued jobs can be cancelled.",
                 {"status": old},
             )
-        return await self.get(job_id)
+        return await self.get(job_id, tenant)
 
-    async def annotated_png(self, job_id: str) -> bytes:
+    async def annotated_png(self, job_id: str, tenant: str = DEFAULT_TENANT) -> bytes:
         """The uploaded image with its detections drawn, as PNG (cached after the first call)."""
-        job = await self.get(job_id)
+        job = await self.get(job_id, tenant)
         if job.status is not JobStatus.succeeded:
             raise DetectflowError(
                 ErrorCode.job_not_finished,

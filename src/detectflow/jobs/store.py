@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Literal, Protocol
 
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.records import JobRecord, JobStatus
 
-__all__ = ["JobStore", "JobFilter", "Cursor", "encode_cursor", "decode_cursor", "created_us"]
+__all__ = [
+    "JobStore",
+    "JobFilter",
+    "Cursor",
+    "QueuedMessage",
+    "Admission",
+    "Submitted",
+    "encode_cursor",
+    "decode_cursor",
+    "created_us",
+]
 
 
 def created_us(job: JobRecord) -> int:
@@ -74,6 +83,40 @@ class JobFilter:
         return None if self.created_after is None else int(self.created_after.timestamp() * 1_000_000)
 
 
+@dataclass(frozen=True, slots=True)
+class QueuedMessage:
+    """A queue message ready to store: its queue, the broker's id for it, its encoded body."""
+
+    queue: str
+    message_id: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What a submission must pass, checked atomically with the job's creation.
+
+    ``max_queued_jobs`` (None: unlimited) bounds the tenant's unfinished jobs; ``max_queue_depth``
+    the kind's queue (every tenant's). A bound ``idempotency_key`` replays its job instead.
+    """
+
+    max_queue_depth: int
+    max_queued_jobs: int | None = None
+    idempotency_key: str | None = None
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """How a submission ended: created, replayed (``job_id``/``fingerprint`` of the earlier job),
+    or refused with the count that was at its bound (``queue_full``, ``quota_exceeded``)."""
+
+    outcome: Literal["created", "replayed", "queue_full", "quota_exceeded"]
+    job_id: str | None = None
+    fingerprint: str | None = None
+    count: int = 0
+
+
 class JobStore(Protocol):
     """Where jobs live for the API: Redis in production (``stores.redis``), memory in unit tests (``stores.memory``).
 
@@ -82,17 +125,11 @@ class JobStore(Protocol):
 
     ttl: int
 
-    async def claim_idempotency_key(self, key: str, job_id: str, fingerprint: str) -> tuple[str, str] | None:
-        """Bind ``key`` to ``job_id``; the existing ``(job id, fingerprint)`` when it was bound already."""
-        ...
-
-    async def release_idempotency_key(self, key: str) -> None: ...
-
-    async def create(self, job: JobRecord, image: bytes, also: Callable[[Any], None] | None = None) -> None:
-        """Store a new job and its image, expiring after the TTL, and index it for listing.
-
-        ``also`` is called with the store's transaction (the enqueue joins it): a job is never
-        stored without its message, nor its message sent without the job.
+    async def submit(self, job: JobRecord, image: bytes, message: QueuedMessage, admission: Admission) -> Submitted:
+        """In one atomic step: replay a bound idempotency key, or check the bounds, then store the job
+        and its image (expiring after the TTL), index it for its tenant, and put ``message`` on its
+        queue. A job is never stored without its message, nor its message sent without the job, and
+        concurrent submissions cannot overshoot a bound or bind one key twice.
         """
         ...
 
@@ -117,9 +154,9 @@ class JobStore(Protocol):
         ...
 
     async def list_jobs(
-        self, limit: int, cursor: Cursor | None, where: JobFilter, max_scanned: int
+        self, tenant: str, limit: int, cursor: Cursor | None, where: JobFilter, max_scanned: int
     ) -> tuple[list[JobRecord], Cursor | None]:
-        """Jobs newest first after ``cursor`` that ``where`` keeps, at most ``limit``.
+        """A tenant's jobs newest first after ``cursor`` that ``where`` keeps, at most ``limit``.
 
         At most ``max_scanned`` jobs are read; the returned cursor (None at the end) continues
         after the last one read, so a sparse filter gives short pages rather than slow ones.

@@ -5,8 +5,9 @@ Two behaviours of Dramatiq's Redis broker are changed, and both need its interna
 - an idle consumer blocks on a wake-up list that every enqueue feeds, instead of sleeping up to a
   second, and a busy one polls its own acks instead of backing off towards the timeout
   (``_RedisConsumer.__next__``, swapped in through the broker's ``consumer_class``);
-- an enqueue can join the caller's Redis transaction, so "store the job" and "send its message"
-  are one atomic step (``RedisBroker.enqueue`` with the dispatch script's argument layout).
+- the API sends a new job's message from the job store's own creation script, so "store the job"
+  and "send its message" are one atomic step (the message built as ``RedisBroker.enqueue`` does,
+  sent as ``dispatch.lua``'s "enqueue" does).
 
 Dramatiq is pinned to the minor version these overrides were written against, and
 ``DRAMATIQ_CONTRACT`` fingerprints the code they copy: ``tests/unit/worker/test_broker.py`` fails
@@ -26,11 +27,10 @@ from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import compute_backoff, current_millis, dq_name
 from dramatiq.errors import ConnectionClosed
-from redis.client import Pipeline
-
 from detectflow.config import Settings
 from detectflow.jobs.kinds import JobKind
-from detectflow.jobs.stores.redis import connect
+from detectflow.jobs.store import QueuedMessage
+from detectflow.jobs.stores.redis import WAKEUP_TOKENS, connect
 from detectflow.keys import KeyLayout
 
 __all__ = ["WakeupRedisBroker", "make_broker", "DramatiqEnqueuer", "DRAMATIQ_CONTRACT", "dispatch_args"]
@@ -39,8 +39,6 @@ __all__ = ["WakeupRedisBroker", "make_broker", "DramatiqEnqueuer", "DRAMATIQ_CON
 MAINTENANCE_CHANCE = 10_000
 #: How often a consumer whose threads are all busy checks for a finished job (seconds).
 BUSY_POLL_SECONDS = 0.002
-#: Wake-up tokens kept per queue; one is enough to wake a consumer, a few cover bursts.
-WAKEUP_TOKENS = 16
 
 #: sha256 (first 16 hex digits) of the Dramatiq code the overrides below copy or call with their own
 #: arguments, for the pinned Dramatiq (2.2.x). A contract test recomputes them.
@@ -79,34 +77,22 @@ class WakeupRedisBroker(RedisBroker):
     def wakeup_key(self, queue_name: str) -> str:
         return KeyLayout(self.namespace).wakeup(queue_name)
 
-    def enqueue(self, message: Message, *, delay: int | None = None, pipe: Any = None) -> Message:
-        """Enqueue ``message`` (as RedisBroker.enqueue) and wake an idle consumer of its queue.
-
-        With ``pipe`` (a sync or asyncio pipeline), the commands are only buffered on it: a caller's
-        MULTI/EXEC makes "store the job" and "enqueue its message" one atomic step.
-        """
+    def enqueue(self, message: Message, *, delay: int | None = None) -> Message:
+        """Enqueue ``message`` (as RedisBroker.enqueue) and wake an idle consumer of its queue."""
         queue_name = message.queue_name
         message = message.copy(options={"redis_message_id": str(uuid4())})
         if delay is not None:
             queue_name = dq_name(queue_name)
             message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
         self.emit_before("enqueue", message, delay)
-        own = pipe is None
-        pipe = self.client.pipeline(transaction=False) if own else pipe
+        pipe = self.client.pipeline(transaction=False)
         args = dispatch_args(self, "enqueue", queue_name, message.options["redis_message_id"], message.encode())
-        dispatch = self.scripts["dispatch"]
-        if not isinstance(pipe, Pipeline):
-            # An asyncio pipeline: EVAL with the script's text, never EVALSHA, so a Redis that lost
-            # its script cache cannot fail the enqueue half-way through the caller's transaction.
-            pipe.eval(dispatch.script, 1, self.namespace, *args)
-        else:
-            dispatch(args=args, keys=[self.namespace], client=pipe)
+        self.scripts["dispatch"](args=args, keys=[self.namespace], client=pipe)
         if delay is None:
             key = self.wakeup_key(queue_name)
             pipe.lpush(key, 1)
             pipe.ltrim(key, 0, WAKEUP_TOKENS - 1)
-        if own:
-            pipe.execute()
+        pipe.execute()
         self.emit_after("enqueue", message, delay)
         return message
 
@@ -174,11 +160,23 @@ def make_broker(settings: Settings, *, set_global: bool = True) -> WakeupRedisBr
 
 
 class DramatiqEnqueuer:
-    """Enqueues a job id for the actor of its kind without importing the actor's code."""
+    """Builds the Dramatiq message of a job for the actor of its kind, without importing the actor's code.
+
+    The job store sends it in the script that creates the job (see ``jobs.stores.redis``), the way
+    ``RedisBroker.enqueue`` would: a message id of its own in ``options``, the encoded message.
+    """
 
     def __init__(self, broker: WakeupRedisBroker) -> None:
         self.broker = broker
 
-    def enqueue(self, kind: JobKind, job_id: str, pipe: Any = None) -> None:
+    def message(self, kind: JobKind, job_id: str) -> QueuedMessage:
+        message = Message(
+            queue_name=kind.queue, actor_name=kind.actor_name, args=(job_id,), kwargs={},
+            options={"redis_message_id": str(uuid4())},
+        )  # fmt: skip
+        return QueuedMessage(kind.queue, message.options["redis_message_id"], message.encode())
+
+    def enqueue(self, kind: JobKind, job_id: str) -> None:
+        """Send a job's message on its own (a redelivery; new jobs are sent by the store)."""
         message = Message(queue_name=kind.queue, actor_name=kind.actor_name, args=(job_id,), kwargs={}, options={})
-        self.broker.enqueue(message, pipe=pipe)
+        self.broker.enqueue(message)

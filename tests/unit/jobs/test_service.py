@@ -57,21 +57,21 @@ def test_service_submit_stores_and_enqueues_one_job(store, enqueuer):
     service = _service(store, enqueuer)
     job, created = run(service.submit(_png(), Task.face, request_id="r1"))
     assert created and job.status is JobStatus.queued and job.request_id == "r1"
-    assert enqueuer.sent == [("face", job.id)]
+    assert store.sent == [("detect.face", job.id)]
     assert run(service.get(job.id)).image_width == 8
 
 
 def test_service_submit_refuses_a_bad_image_and_sends_nothing(store, enqueuer):
     with pytest.raises(DetectflowError) as err:
         run(_service(store, enqueuer).submit(b"not an image", Task.face))
-    assert err.value.code is ErrorCode.unsupported_media_type and enqueuer.sent == []
+    assert err.value.code is ErrorCode.unsupported_media_type and store.sent == []
 
 
 def test_service_idempotency_replays_the_job_and_refuses_another_body(store, enqueuer):
     service = _service(store, enqueuer)
     first, _ = run(service.submit(_png(), Task.face, idempotency_key="k"))
     again, created = run(service.submit(_png(), Task.face, idempotency_key="k"))
-    assert (again.id, created) == (first.id, False) and len(enqueuer.sent) == 1
+    assert (again.id, created) == (first.id, False) and len(store.sent) == 1
     with pytest.raises(DetectflowError) as err:
         run(service.submit(_png(1), Task.face, idempotency_key="k"))
     assert err.value.code is ErrorCode.idempotency_key_reused and err.value.details == {"job_id": first.id}
@@ -85,15 +85,29 @@ def test_service_idempotency_key_binds_anew_once_its_job_expired(store, enqueuer
     assert created and second.id != first.id
 
 
-def test_service_releases_the_idempotency_key_when_the_enqueue_fails(store):
-    class Down:
-        def enqueue(self, kind, job_id, pipe=None):
-            raise ConnectionError("redis went away")
+def test_service_tenants_never_see_each_others_jobs_or_keys(store, enqueuer):
+    service = _service(store, enqueuer)
+    mine, _ = run(service.submit(_png(), Task.face, tenant="a", idempotency_key="k"))
+    theirs, created = run(service.submit(_png(), Task.face, tenant="b", idempotency_key="k"))
+    assert created and theirs.id != mine.id  # the same key is another tenant's own
+    for call in (service.get, service.cancel, service.annotated_png):
+        with pytest.raises(DetectflowError) as err:
+            run(call(mine.id, "b"))
+        assert err.value.code is ErrorCode.job_not_found and mine.id not in str(err.value.details)
+    assert [j.id for j in run(service.list(10, tenant="b")).items] == [theirs.id]
+    assert run(service.get(mine.id, "a")).status is JobStatus.queued  # untouched
 
-    service = _service(store, Down())
-    with pytest.raises(ConnectionError):
-        run(service.submit(_png(), Task.face, idempotency_key="k"))
-    assert store._idempotency == {} and store._jobs == {}  # nothing half-stored
+
+def test_service_quota_bounds_a_tenants_unfinished_jobs(store, enqueuer):
+    service = _service(store, enqueuer)
+    first, _ = run(service.submit(_png(), Task.face, tenant="a", max_queued_jobs=1))
+    with pytest.raises(DetectflowError) as err:
+        run(service.submit(_png(), Task.object, tenant="a", max_queued_jobs=1))
+    assert err.value.code is ErrorCode.quota_exceeded and err.value.http_status == 429
+    assert "Retry-After" in err.value.headers
+    run(service.submit(_png(), Task.face, tenant="b", max_queued_jobs=1))  # another tenant's own quota
+    run(service.cancel(first.id, "a"))
+    run(service.submit(_png(), Task.face, tenant="a", max_queued_jobs=1))  # room again
 
 
 def test_service_backpressure_refuses_at_the_limit_with_retry_after(store, enqueuer):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from anyio import to_thread
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from detectflow.api.deps import SettingsDep
+from detectflow.api.deps import KeyStoreDep, SettingsDep
 from detectflow.api.openapi import headers
 from detectflow.api.schemas import Health, Readiness, WorkerSeen
-from detectflow.config import Task
+from detectflow.auth.records import Scope
+from detectflow.auth.tokens import parse_bearer
+from detectflow.config import Settings, Task
 from detectflow.jobs.kinds import kind_of
 
 router = APIRouter(tags=["health"])
@@ -23,22 +25,37 @@ def healthz() -> Health:
     "/readyz",
     response_model=Readiness,
     responses={
-        200: {"description": "Ready.", "headers": headers()},
+        200: {"description": "Ready. Workers and queue depths are shown to an admin key only.", "headers": headers()},
         503: {"model": Readiness, "description": "Not ready: Redis unreachable, or no worker where one is required.",
               "headers": headers()},
     },  # fmt: skip
-    summary="Redis is reachable; which workers were seen recently",
+    summary="Redis is reachable; with an admin key, which workers were seen recently",
 )
-def readyz(request: Request, response: Response, settings: SettingsDep) -> Readiness:
-    store = request.app.state.observer
+async def readyz(request: Request, response: Response, settings: SettingsDep, keys: KeyStoreDep) -> Readiness:
+    readiness = await to_thread.run_sync(_readiness, request.app.state.observer, settings)
+    response.status_code = 200 if readiness.status == "ok" else 503
+    if readiness.status == "unavailable" or await _is_admin(request, settings, keys):
+        return readiness
+    return Readiness(status=readiness.status, redis=readiness.redis)  # no hosts, pids or models
+
+
+async def _is_admin(request: Request, settings: Settings, keys) -> bool:
+    if settings.auth == "disabled":
+        return True
+    key = parse_bearer(request.headers.get("authorization"))
+    if key is None:
+        return False
+    verdict = await keys.authenticate(key)
+    return verdict.key is not None and verdict.key.principal().may(Scope.admin)
+
+
+def _readiness(store, settings: Settings) -> Readiness:
     try:
         store.client.ping()
     except Exception as exc:
-        response.status_code = 503
         return Readiness(status="unavailable", redis=f"unreachable: {type(exc).__name__}")
     workers = {t.value: store.live_workers(t.value, settings.api_worker_stale_seconds) for t in Task}
     ready = not settings.api_require_workers or all(workers.values())
-    response.status_code = 200 if ready else 503
     return Readiness(
         status="ok" if ready else "no_workers",
         redis="ok",
@@ -46,14 +63,3 @@ def readyz(request: Request, response: Response, settings: SettingsDep) -> Readi
                  for t, ws in workers.items()},  # fmt: skip
         queue_depth={t.value: store.queue_depth(kind_of(t).queue) for t in Task},
     )
-
-
-@router.get(
-    "/metrics",
-    response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "headers": headers(),
-                     "description": "Prometheus text exposition format."}},  # fmt: skip
-    summary="Prometheus metrics",
-)
-def metrics(request: Request) -> Response:
-    return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

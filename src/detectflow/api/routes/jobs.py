@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, Query, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 
-from detectflow.api.deps import JobServiceDep, SettingsDep
-from detectflow.api.openapi import errors, headers
+from detectflow.api.deps import JobServiceDep, SettingsDep, authorize
+from detectflow.api.openapi import RATE_LIMIT_HEADERS, errors, headers
+from detectflow.auth.records import Principal, Scope
 from detectflow.config import Task
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.records import JobPage, JobPublic, JobStatus
@@ -17,6 +18,12 @@ from detectflow.jobs.store import JobFilter
 from detectflow.logs import request_id_var
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+#: A submission: the jobs:write scope and one token of the key's rate limit.
+Submitter = Annotated[Principal, Depends(authorize(Scope.jobs_write, cost=1))]
+Writer = Annotated[Principal, Depends(authorize(Scope.jobs_write))]
+Reader = Annotated[Principal, Depends(authorize(Scope.jobs_read))]
+_AUTH = (ErrorCode.unauthorized, ErrorCode.forbidden)
 
 #: Longest a GET may wait for a job to finish (seconds).
 MAX_WAIT_SECONDS = 30.0
@@ -55,6 +62,7 @@ _SUCCEEDED = {
     },
 }  # fmt: skip
 _JOB_HEADERS = headers(
+    RATE_LIMIT_HEADERS,
     {"Location": {"description": "The job's URL, to poll.", "schema": {"type": "string"}}},
     {
         "Idempotent-Replayed": {
@@ -86,6 +94,9 @@ def _base_url(request: Request, public_url: str) -> str:
             "content": {"application/json": {"example": _SUCCEEDED}},
         },
         **errors(
+            *_AUTH,
+            ErrorCode.rate_limited,
+            ErrorCode.quota_exceeded,
             ErrorCode.invalid_image,
             ErrorCode.payload_too_large,
             ErrorCode.image_too_large,
@@ -103,6 +114,7 @@ async def create_job(
     response: Response,
     service: JobServiceDep,
     settings: SettingsDep,
+    principal: Submitter,
     file: Annotated[UploadFile, File(description="The image (JPEG, PNG, WebP, BMP, TIFF).")],
     task: Annotated[Task, Form(description="What to detect.", examples=["face"])],
     webhook_url: Annotated[
@@ -123,7 +135,13 @@ async def create_job(
             {"max_upload_bytes": settings.api_max_upload_bytes},
         )
     job, created = await service.submit(
-        data, task, webhook_url=webhook_url, idempotency_key=idempotency_key, request_id=request_id_var.get()
+        data,
+        task,
+        tenant=principal.tenant,
+        max_queued_jobs=principal.max_queued_jobs,
+        webhook_url=webhook_url,
+        idempotency_key=idempotency_key,
+        request_id=request_id_var.get(),
     )
     public = job.public(_base_url(request, settings.api_public_url))
     response.status_code = 202 if created else 200
@@ -140,7 +158,7 @@ async def create_job(
             "description": "Jobs, newest first; follow `next_cursor` for the next page.",
             "content": {"application/json": {"example": {"items": [_SUCCEEDED], "next_cursor": "MTc2NDAyMzk0MTk0NDoz"}}},
         },
-        **errors(ErrorCode.validation_error),
+        **errors(*_AUTH, ErrorCode.validation_error),
     },
     summary="List jobs, newest first",
 )
@@ -148,6 +166,7 @@ async def list_jobs(
     request: Request,
     service: JobServiceDep,
     settings: SettingsDep,
+    principal: Reader,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Jobs per page.")] = 20,
     cursor: Annotated[
         str | None, Query(max_length=200, description="`next_cursor` of the previous page.")
@@ -159,7 +178,7 @@ async def list_jobs(
     ] = None,
 ) -> JobPage:
     where = JobFilter(status=status, task=task, created_after=created_after)
-    return await service.list(limit, cursor, where, _base_url(request, settings.api_public_url))
+    return await service.list(limit, cursor, where, _base_url(request, settings.api_public_url), principal.tenant)
 
 
 @router.get(
@@ -168,7 +187,7 @@ async def list_jobs(
     responses={
         200: {"description": "The job; with `wait`, once it has ended or the wait is over.",
               "content": {"application/json": {"example": _SUCCEEDED}}},
-        **errors(ErrorCode.job_not_found, ErrorCode.validation_error),
+        **errors(*_AUTH, ErrorCode.job_not_found, ErrorCode.validation_error),
     },  # fmt: skip
     summary="Job status and result",
 )
@@ -177,14 +196,15 @@ async def get_job(
     request: Request,
     service: JobServiceDep,
     settings: SettingsDep,
+    principal: Reader,
     wait: Annotated[
         float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the job to finish (long polling).")
     ] = 0,
 ) -> JobPublic:
-    job = await service.get(job_id)
+    job = await service.get(job_id, principal.tenant)
     if wait > 0 and not job.status.is_final:
         await request.app.state.waiter.wait(job_id, wait)
-        job = await service.get(job_id)
+        job = await service.get(job_id, principal.tenant)
     return job.public(_base_url(request, settings.api_public_url))
 
 
@@ -194,12 +214,14 @@ async def get_job(
     responses={
         200: {"description": "The job, now cancelled (or cancelled already).",
               "content": {"application/json": {"example": {**_QUEUED, "status": "cancelled"}}}},
-        **errors(ErrorCode.job_not_found, ErrorCode.job_not_cancellable),
+        **errors(*_AUTH, ErrorCode.job_not_found, ErrorCode.job_not_cancellable),
     },  # fmt: skip
     summary="Cancel a job that has not started",
 )
-async def cancel_job(job_id: str, request: Request, service: JobServiceDep, settings: SettingsDep) -> JobPublic:
-    return (await service.cancel(job_id)).public(_base_url(request, settings.api_public_url))
+async def cancel_job(
+    job_id: str, request: Request, service: JobServiceDep, settings: SettingsDep, principal: Writer
+) -> JobPublic:
+    return (await service.cancel(job_id, principal.tenant)).public(_base_url(request, settings.api_public_url))
 
 
 @router.get(
@@ -208,9 +230,9 @@ async def cancel_job(job_id: str, request: Request, service: JobServiceDep, sett
     responses={
         200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
               "description": "The image with its detections drawn."},
-        **errors(ErrorCode.job_not_found, ErrorCode.job_not_finished),
+        **errors(*_AUTH, ErrorCode.job_not_found, ErrorCode.job_not_finished),
     },  # fmt: skip
     summary="The image with its detections drawn (PNG)",
 )
-async def get_annotated(job_id: str, service: JobServiceDep) -> Response:
-    return Response(await service.annotated_png(job_id), media_type="image/png")
+async def get_annotated(job_id: str, service: JobServiceDep, principal: Reader) -> Response:
+    return Response(await service.annotated_png(job_id, principal.tenant), media_type="image/png")

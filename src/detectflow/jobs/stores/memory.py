@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from detectflow.jobs.kinds import JobKind, kind_of
 from detectflow.jobs.records import JobRecord, JobStatus, utcnow
-from detectflow.jobs.store import Cursor, JobFilter, created_us
+from detectflow.jobs.store import Admission, Cursor, JobFilter, QueuedMessage, Submitted, created_us
 
 __all__ = ["MemoryJobStore", "StubEnqueuer"]
 
 
 @dataclass
 class StubEnqueuer:
-    """Records what would have been sent: ``(task, job id)`` in order."""
+    """Builds plain messages; the store records the ones it sends in ``sent`` as ``(queue, job id)``."""
 
-    sent: list[tuple[str, str]] = field(default_factory=list)
-
-    def enqueue(self, kind: JobKind, job_id: str, pipe: Any = None) -> None:
-        self.sent.append((kind.task.value, job_id))
+    def message(self, kind: JobKind, job_id: str) -> QueuedMessage:
+        return QueuedMessage(kind.queue, f"m-{job_id}", job_id.encode())
 
 
 class MemoryJobStore:
@@ -29,7 +27,8 @@ class MemoryJobStore:
 
     Expiry follows ``clock`` (seconds; ``time.monotonic`` by default, a settable one in tests).
     Queue depth counts unfinished jobs of a queue, as the ``.msgs`` hashes do, since every job
-    is enqueued with its record. ``mark_running``/``mark_finished`` play the worker's part.
+    is enqueued with its record; ``sent`` lists the messages as ``(queue, job id)``.
+    ``mark_running``/``mark_finished`` play the worker's part.
     """
 
     def __init__(self, ttl_seconds: int = 86400, clock: Callable[[], float] = time.monotonic) -> None:
@@ -37,8 +36,9 @@ class MemoryJobStore:
         self.clock = clock
         self._jobs: dict[str, tuple[float, JobRecord]] = {}
         self._blobs: dict[str, tuple[float, bytes]] = {}
-        self._idempotency: dict[str, tuple[float, str]] = {}
+        self._idempotency: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
         self.finished: list[tuple[str, float]] = []  # (task, clock) of each final transition
+        self.sent: list[tuple[str, str]] = []
 
     # --- expiry ----------------------------------------------------------------------
     def _live(self, table: dict[str, tuple[float, Any]], key: str) -> Any:
@@ -54,22 +54,31 @@ class MemoryJobStore:
         return self.clock() + self.ttl
 
     # --- JobStore --------------------------------------------------------------------
-    async def claim_idempotency_key(self, key: str, job_id: str, fingerprint: str) -> tuple[str, str] | None:
-        existing = self._live(self._idempotency, key)
-        if existing is not None:
-            found_id, _, found_fp = existing.partition(" ")
-            return found_id, found_fp
-        self._idempotency[key] = (self._expires(), f"{job_id} {fingerprint}")
-        return None
-
-    async def release_idempotency_key(self, key: str) -> None:
-        self._idempotency.pop(key, None)
-
-    async def create(self, job: JobRecord, image: bytes, also: Callable[[Any], None] | None = None) -> None:
-        if also is not None:
-            also(None)  # the enqueue; nothing is stored if it raises
+    async def submit(self, job: JobRecord, image: bytes, message: QueuedMessage, admission: Admission) -> Submitted:
+        idem = (job.tenant, admission.idempotency_key) if admission.idempotency_key else None
+        if idem is not None:
+            bound = self._live(self._idempotency, idem)
+            if bound is not None and self._live(self._jobs, bound[0]) is not None:
+                return Submitted("replayed", job_id=bound[0], fingerprint=bound[1])
+        depth = await self.queue_depth(message.queue)
+        if depth >= admission.max_queue_depth:
+            return Submitted("queue_full", count=depth)
+        queued = self._unfinished(job.tenant)
+        if admission.max_queued_jobs is not None and queued >= admission.max_queued_jobs:
+            return Submitted("quota_exceeded", count=queued)
         self._jobs[job.id] = (self._expires(), job.model_copy())
         self._blobs[f"{job.id}:image"] = (self._expires(), image)
+        if idem is not None:
+            self._idempotency[idem] = (self._expires(), (job.id, admission.fingerprint))
+        self.sent.append((message.queue, job.id))
+        return Submitted("created")
+
+    def _unfinished(self, tenant: str) -> int:
+        return sum(
+            1
+            for jid in list(self._jobs)
+            if (job := self._live(self._jobs, jid)) is not None and job.tenant == tenant and not job.status.is_final
+        )
 
     async def get(self, job_id: str) -> JobRecord | None:
         job = self._live(self._jobs, job_id)
@@ -102,9 +111,9 @@ class MemoryJobStore:
         return sum(1 for t, at in self.finished if t == task and now - at <= window) / window
 
     async def list_jobs(
-        self, limit: int, cursor: Cursor | None, where: JobFilter, max_scanned: int
+        self, tenant: str, limit: int, cursor: Cursor | None, where: JobFilter, max_scanned: int
     ) -> tuple[list[JobRecord], Cursor | None]:
-        jobs = [j for jid in list(self._jobs) if (j := self._live(self._jobs, jid)) is not None]
+        jobs = [j for jid in list(self._jobs) if (j := self._live(self._jobs, jid)) is not None and j.tenant == tenant]
         ordered = sorted(((created_us(j), j.id, j) for j in jobs), key=lambda e: (e[0], e[1]), reverse=True)
         low = where.min_score
         kept, last, scanned = [], cursor, 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from detectflow.jobs.errors import ErrorCode
 from detectflow.jobs.records import JobError, JobRecord, JobStatus, WebhookState, utcnow
-from detectflow.jobs.store import Cursor, JobFilter, created_us
+from detectflow.jobs.store import Admission, Cursor, JobFilter, QueuedMessage, Submitted, created_us
 from detectflow.keys import KeyLayout
 
 __all__ = ["AsyncRedisJobStore", "RedisJobStore", "connect", "connect_async"]
@@ -38,8 +38,53 @@ if ARGV[4] == '1' then
   redis.call('EXPIRE', KEYS[3], 300)
 end
 for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+if ARGV[4] == '1' then
+  local unfinished = redis.call('HGET', KEYS[1], 'unfinished_key')
+  if unfinished then redis.call('ZREM', unfinished, redis.call('HGET', KEYS[1], 'id')) end
+end
 return {1, cur, redis.call('HGET', KEYS[1], 'request_id'), redis.call('HEXISTS', KEYS[1], 'webhook')}
 """
+
+# Admission and creation in one step. KEYS: 1 job hash, 2 image, 3 per-state counters, 4 the
+# tenant's job index, 5 the tenant's unfinished jobs, 6 the idempotency key, 7 the queue's .msgs,
+# 8 its .DQ.msgs, 9 its list, 10 its wake-up list. ARGV: 1 now (µs), 2 entries scored below this
+# (µs) have expired, 3 ttl (s), 4 max queue depth, 5 max queued jobs (0: unlimited), 6 "1" to bind
+# the idempotency key, 7 its value "<job id> <fingerprint>", 8 a stale value to replace ("" for
+# none), 9 job id, 10 message id, 11 message, 12 image, 13 wake-up tokens kept, then the job's
+# field/value pairs. Nothing is written before the checks pass, and the first write is the image
+# (a command Redis refuses when out of memory), so a full Redis refuses the whole submission.
+# The enqueue is Dramatiq's own (dispatch.lua "enqueue": HSET .msgs, RPUSH the list;
+# fingerprinted by the broker's contract test).
+_SUBMIT = """
+if ARGV[6] == '1' then
+  local bound = redis.call('GET', KEYS[6])
+  if bound and bound ~= ARGV[8] then return {'replayed', bound} end
+end
+local depth = redis.call('HLEN', KEYS[7]) + redis.call('HLEN', KEYS[8])
+if depth >= tonumber(ARGV[4]) then return {'queue_full', depth} end
+if tonumber(ARGV[5]) > 0 then
+  local queued = redis.call('ZCOUNT', KEYS[5], ARGV[2], '+inf')
+  if queued >= tonumber(ARGV[5]) then return {'quota_exceeded', queued} end
+end
+local ttl = tonumber(ARGV[3])
+redis.call('SET', KEYS[2], ARGV[12], 'EX', ttl)
+for i = 14, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('HINCRBY', KEYS[3], 'created', 1)
+redis.call('ZADD', KEYS[4], ARGV[1], ARGV[9])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[2])
+redis.call('ZADD', KEYS[5], ARGV[1], ARGV[9])
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[2])
+if ARGV[6] == '1' then redis.call('SET', KEYS[6], ARGV[7], 'EX', ttl) end
+redis.call('HSET', KEYS[7], ARGV[10], ARGV[11])
+redis.call('RPUSH', KEYS[9], ARGV[10])
+redis.call('LPUSH', KEYS[10], 1)
+redis.call('LTRIM', KEYS[10], 0, tonumber(ARGV[13]) - 1)
+return {'created'}
+"""
+
+#: Wake-up tokens kept per queue; one is enough to wake a consumer, a few cover bursts.
+WAKEUP_TOKENS = 16
 
 
 def connect(url: str, password: str | None = None, **kwargs: Any) -> redis.Redis:
@@ -77,19 +122,13 @@ def _decode(raw: dict[bytes, bytes]) -> JobRecord:
     return JobRecord.model_validate(data)
 
 
-def _queue_create(pipe: Any, keys: KeyLayout, ttl: int, job: JobRecord, image: bytes) -> None:
-    """Buffer the commands that store a new job and its image on ``pipe`` (sync or asyncio)."""
-    mapping = {k: _encode(v) for k, v in job.model_dump(exclude_none=True).items() if k not in _JSON_FIELDS}
+def _job_fields(keys: KeyLayout, job: JobRecord) -> list[str]:
+    """A new job's hash as field/value pairs (JSON fields encoded)."""
+    fields = {k: _encode(v) for k, v in job.model_dump(exclude_none=True).items() if k not in _JSON_FIELDS}
     if job.webhook is not None:
-        mapping["webhook"] = job.webhook.model_dump_json()
-    score = created_us(job)
-    pipe.set(keys.image(job.id), image, ex=ttl)
-    pipe.hset(keys.job(job.id), mapping=mapping)
-    pipe.expire(keys.job(job.id), ttl)
-    pipe.hincrby(keys.job_counts(), "created", 1)
-    # the listing index forgets what has expired (jobs live ``ttl`` seconds)
-    pipe.zadd(keys.job_index(), {job.id: score})
-    pipe.zremrangebyscore(keys.job_index(), "-inf", f"({score - ttl * 1_000_000}")
+        fields["webhook"] = job.webhook.model_dump_json()
+    fields["unfinished_key"] = keys.unfinished(job.tenant)  # the final transition leaves the quota
+    return [x for kv in fields.items() for x in kv]
 
 
 def _transition_request(
@@ -110,11 +149,6 @@ def _transition_result(reply: list) -> tuple[bool, str | None, str | None]:
 
 def _has_webhook(reply: list) -> bool:
     return len(reply) > 3 and bool(reply[3])
-
-
-def _idempotency_result(existing: bytes) -> tuple[str, str]:
-    found_id, _, found_fp = existing.decode().partition(" ")
-    return found_id, found_fp
 
 
 #: Window over which the drain rate is measured (seconds).
@@ -251,30 +285,36 @@ class AsyncRedisJobStore:
         self.keys = KeyLayout(prefix)
         self.ttl = ttl_seconds
         self._transition = client.register_script(_TRANSITION)
+        self._submit = client.register_script(_SUBMIT)
 
-    async def claim_idempotency_key(self, key: str, job_id: str, fingerprint: str) -> tuple[str, str] | None:
-        """Bind ``key`` to ``job_id``; returns the existing (job id, fingerprint) if already bound."""
-        if await self.client.set(self.keys.idempotency(key), f"{job_id} {fingerprint}", nx=True, ex=self.ttl):
-            return None
-        existing = await self.client.get(self.keys.idempotency(key))
-        if existing is None:  # expired between the two calls: try once more
-            return await self.claim_idempotency_key(key, job_id, fingerprint)
-        return _idempotency_result(existing)
+    async def submit(
+        self, job: JobRecord, image: bytes, message: QueuedMessage, admission: Admission, replace: str = ""
+    ) -> Submitted:
+        """Admit and create a job in one script (see :meth:`~detectflow.jobs.store.JobStore.submit`).
 
-    async def release_idempotency_key(self, key: str) -> None:
-        await self.client.delete(self.keys.idempotency(key))
-
-    async def create(self, job: JobRecord, image: bytes, also: Callable[[Any], None] | None = None) -> None:
-        """Store a new job and its image, both expiring after the TTL.
-
-        ``also`` adds commands (the enqueue) to the same MULTI/EXEC: a job is never stored without
-        its message, nor its message sent without the job.
+        ``replace`` is an idempotency binding known to be stale (its job expired): it is rebound.
         """
-        async with self.client.pipeline(transaction=True) as pipe:
-            _queue_create(pipe, self.keys, self.ttl, job, image)
-            if also is not None:
-                also(pipe)
-            await pipe.execute()
+        k = self.keys
+        idem = admission.idempotency_key
+        score = created_us(job)
+        keys = [
+            k.job(job.id), k.image(job.id), k.job_counts(), k.job_index(job.tenant), k.unfinished(job.tenant),
+            k.idempotency(job.tenant, idem or ""), *k.depth_keys(message.queue), k.queue(message.queue),
+            k.wakeup(message.queue),
+        ]  # fmt: skip
+        args = [
+            score, score - self.ttl * 1_000_000, self.ttl, admission.max_queue_depth,
+            admission.max_queued_jobs or 0, "1" if idem else "0", f"{job.id} {admission.fingerprint}", replace,
+            job.id, message.message_id, message.data, image, WAKEUP_TOKENS, *_job_fields(k, job),
+        ]  # fmt: skip
+        outcome, *rest = await self._submit(keys=keys, args=args)
+        outcome = outcome.decode()
+        if outcome == "replayed":
+            found_id, _, found_fp = rest[0].decode().partition(" ")
+            if await self.client.exists(k.job(found_id)):
+                return Submitted("replayed", job_id=found_id, fingerprint=found_fp)
+            return await self.submit(job, image, message, admission, replace=rest[0].decode())  # its job expired
+        return Submitted(outcome, count=int(rest[0]) if rest else 0)
 
     async def get(self, job_id: str) -> JobRecord | None:
         raw = await self.client.hgetall(self.keys.job(job_id))
@@ -311,7 +351,7 @@ class AsyncRedisJobStore:
         return await self.client.zcount(self.keys.completions(task), now - DRAIN_WINDOW, now) / DRAIN_WINDOW
 
     async def list_jobs(
-        self, limit: int, cursor: Cursor | None, where: JobFilter, max_scanned: int
+        self, tenant: str, limit: int, cursor: Cursor | None, where: JobFilter, max_scanned: int
     ) -> tuple[list[JobRecord], Cursor | None]:
         """Jobs newest first after ``cursor`` that ``where`` keeps (see :meth:`JobStore.list_jobs`)."""
         top = "+inf" if cursor is None else cursor.created_us
@@ -322,7 +362,7 @@ class AsyncRedisJobStore:
         while scanned < max_scanned:
             # ties share a score: skip the ones at or before the cursor
             entries = await self.client.zrange(
-                self.keys.job_index(), top, bottom, byscore=True, desc=True, offset=offset, num=batch, withscores=True
+                self.keys.job_index(tenant), top, bottom, byscore=True, desc=True, offset=offset, num=batch, withscores=True
             )
             if not entries:
                 return kept, None
