@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export DETECTFLOW_CACHE ?= $(HOME)/.cache/detectflow
 
-.PHONY: help bootstrap up models test test-unit chart-test bench lint cluster-build cluster-up cluster-down clean
+.PHONY: help bootstrap up models test test-unit test-deps chart-test bench lint cluster-build servers-build browser cluster-up cluster-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -21,8 +21,10 @@ models: bootstrap  ## build the ONNX models (cached under ~/.cache/detectflow/mo
 up: bootstrap models  ## run Redis, the API and the workers on 127.0.0.1:8000 (Ctrl-C stops)
 	$(BIN)/detectflow up --no-build-models
 
-test: bootstrap models cluster-build  ## every test tier: unit, Redis + models, Kubernetes + KEDA
+test: bootstrap models test-deps  ## every test tier: unit, Redis + models, Kubernetes + KEDA, S3, Prometheus, browser
 	scripts/test.sh
+
+test-deps: cluster-build servers-build browser  ## everything the tiers run besides Python (cached)
 
 test-unit: bootstrap  ## the fast tier only
 	scripts/test.sh tests/unit
@@ -39,6 +41,12 @@ chart-test: bootstrap models cluster-build  ## the chart, KEDA and image tiers o
 
 cluster-build:  ## build the loopback Kubernetes binaries (cached)
 	scripts/cluster/build.sh
+
+servers-build:  ## build the S3 server (versitygw), prometheus and promtool from Go modules (cached)
+	scripts/servers/build.sh
+
+browser:  ## install Debian's chromium and chromium-driver when missing (needs root)
+	scripts/install-browser.sh
 
 cluster-up: cluster-build  ## start etcd, apiserver, controller-manager, scheduler, kwok and KEDA on 127.0.0.1
 	scripts/cluster/up.sh --with-keda

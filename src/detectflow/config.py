@@ -17,6 +17,26 @@ __all__ = ["Settings", "Task", "get_settings", "settings_reference", "DEFAULT_CA
 #: Where models, the embedded Redis state and build tools are cached.
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "detectflow"
 
+#: Longest a Redis call blocks by design (seconds): an idle worker's BLPOP on its wake-up list, which
+#: lasts up to Dramatiq's worker timeout (1 s). Socket timeouts must exceed it.
+LONGEST_REDIS_BLOCK_SECONDS = 1.0
+#: Read/write timeout of every Redis call (seconds).
+DEFAULT_REDIS_SOCKET_TIMEOUT_SECONDS = 10.0
+#: Timeout of opening a Redis connection (seconds).
+DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS = 5.0
+#: Redis connections per pool in an API process (connections).
+DEFAULT_REDIS_MAX_CONNECTIONS = 32
+#: Open connections past which uvicorn answers 503 (connections).
+DEFAULT_API_LIMIT_CONCURRENCY = 2048
+#: Time for a request's line and headers to arrive (seconds).
+DEFAULT_API_HEADER_TIMEOUT_SECONDS = 10.0
+#: Time for a request's whole body to arrive (seconds).
+DEFAULT_API_BODY_TIMEOUT_SECONDS = 60.0
+#: Most bytes of an incomplete request line plus headers the API buffers (bytes).
+DEFAULT_API_MAX_HEADER_BYTES = 16 * 1024
+#: Idle time before a keep-alive connection is closed (seconds).
+DEFAULT_API_KEEPALIVE_SECONDS = 5
+
 
 class Task(StrEnum):
     """A task a client submits (see ``jobs.kinds`` for what each takes and returns); each has its queue and pool."""
@@ -47,6 +67,21 @@ class Settings(BaseSettings):
         pattern=r"^[A-Za-z0-9_.:-]+$",
         description="Prefix of every key (jobs, images, Dramatiq queues): pipelines sharing a Redis need distinct ones.",
     )
+    redis_socket_timeout_seconds: float = Field(
+        DEFAULT_REDIS_SOCKET_TIMEOUT_SECONDS,
+        gt=LONGEST_REDIS_BLOCK_SECONDS,
+        description="Read/write timeout of every Redis call, seconds; above the longest blocking call "
+        "(a worker's wait on its wake-up list, 1 s).",
+    )
+    redis_connect_timeout_seconds: float = Field(
+        DEFAULT_REDIS_CONNECT_TIMEOUT_SECONDS, gt=0, description="Timeout of opening a Redis connection, seconds."
+    )
+    redis_max_connections: int = Field(
+        DEFAULT_REDIS_MAX_CONNECTIONS,
+        ge=4,
+        description="Redis connections per pool of an API process (its asyncio pool, its broker's pool); "
+        "a call waits for a free one up to the socket timeout.",
+    )
 
     # --- api
     api_host: str = Field("127.0.0.1", description="Bind address of `detectflow api` (0.0.0.0 in containers).")
@@ -65,6 +100,23 @@ class Settings(BaseSettings):
     api_max_queue_depth: int = Field(
         1000, ge=1, description="Unfinished jobs of a task at which POST answers 429 `queue_full`."
     )
+    api_limit_concurrency: int = Field(
+        DEFAULT_API_LIMIT_CONCURRENCY,
+        ge=16,
+        description="Open connections (or running requests) past which the API answers 503 at once; long polls count.",
+    )
+    api_header_timeout_seconds: float = Field(
+        DEFAULT_API_HEADER_TIMEOUT_SECONDS, gt=0, description="A request's headers must arrive within this, seconds, or the connection is closed."
+    )
+    api_body_timeout_seconds: float = Field(
+        DEFAULT_API_BODY_TIMEOUT_SECONDS, gt=0, description="A request's body must arrive within this, seconds (408 `request_timeout`)."
+    )
+    api_max_header_bytes: int = Field(
+        DEFAULT_API_MAX_HEADER_BYTES, ge=1024, description="Most bytes of an incomplete request line plus headers the API buffers (more: 400)."
+    )
+    api_keepalive_seconds: int = Field(
+        DEFAULT_API_KEEPALIVE_SECONDS, ge=1, description="An idle keep-alive connection is closed after this, seconds."
+    )
     api_worker_stale_seconds: float = Field(30.0, gt=0, description="A worker not seen for this long is not listed by /readyz.")
     api_require_workers: bool = Field(
         False, description="/readyz fails without a live worker per task (leave off with scale-to-zero)."
@@ -82,6 +134,9 @@ class Settings(BaseSettings):
     )
     admin_key: SecretStr | None = Field(
         None, description="An admin API key to create at start (`detectflow up` writes one to <state_dir>/admin.key)."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="The key CLI commands (`detect`, `keys`) send; unset: <state_dir>/admin.key if it exists."
     )
     admin_tenant: str = Field("default", pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="Tenant of the admin key.")
     key_rate_limit_per_second: float = Field(
@@ -132,6 +187,9 @@ class Settings(BaseSettings):
         description="Built-in name, a path to an ONNX file with its card, or `<postprocessor>:<path.onnx>`.",
     )
     object_model: str = Field("nanodet-g", description="As `face_model`, for the object task (e.g. `yolo:/models/yolo11n.onnx`).")
+    embed_model: str = Field(
+        "dlib-resnet-v1", description="Face embedder for recognition: a built-in name or an ONNX path with its card."
+    )
     device: Literal["auto", "cpu", "gpu"] = Field("auto", description="`auto` uses CUDA/TensorRT when present, else CPU.")
     intra_op_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads per session; 0: onnxruntime's default.")
     face_score_threshold: float = Field(0.5, ge=0, le=1, description="Faces below this score are dropped.")
@@ -139,6 +197,20 @@ class Settings(BaseSettings):
 
     # --- local platform
     state_dir: Path = Field(DEFAULT_CACHE_DIR / "state", description="`detectflow up`: Redis append-only file, webhook secret.")
+    redis_appendfsync: Literal["always", "everysec", "no"] = Field(
+        "everysec",
+        description="`detectflow up`: fsync of Redis's append-only file; everysec may lose ~1 s of writes on power loss, always none (slower writes).",
+    )
+    up_restart_backoff_seconds: float = Field(
+        1.0, gt=0, description="`detectflow up`: delay before restarting a child that died; doubles with each recent crash."
+    )
+    up_restart_max_backoff_seconds: float = Field(30.0, gt=0, description="`detectflow up`: longest delay before a restart.")
+    up_crash_loop_restarts: int = Field(
+        5, ge=1, description="`detectflow up` stops everything when one child dies this many times within the window."
+    )
+    up_crash_loop_window_seconds: float = Field(
+        120.0, gt=0, description="`detectflow up`: the window, s, of the crash-loop count (and of the backoff's doubling)."
+    )
 
     @field_validator("webhook_secret", mode="before")
     @classmethod

@@ -55,13 +55,14 @@ class KeyLayout:
         """String: the rendered annotated PNG (cache)."""
         return f"{self.prefix}:job:{job_id}:annotated"
 
-    def done(self, job_id: str) -> str:
-        """List that receives a token when the job reaches a final state (long polling)."""
-        return f"{self.prefix}:job:{job_id}:done"
 
     def job_index(self, tenant: str) -> str:
         """Sorted set of a tenant's job ids scored by creation time in µs (listing, newest first)."""
         return f"{self.prefix}:tenant:{tenant}:jobs"
+
+    def done_channel(self) -> str:
+        """Pub/sub channel: the id of each job that reaches a final state (long polling)."""
+        return f"{self.prefix}:jobs:done"
 
     def unfinished(self, tenant: str) -> str:
         """Sorted set of a tenant's unfinished job ids scored by creation time in µs (the queued-jobs quota)."""

@@ -112,6 +112,19 @@ def test_chart_redis_is_a_persistent_statefulset_with_a_password_secret(helm: He
     assert env["REDIS_PASSWORD"] == {"name": secret["metadata"]["name"], "key": "password"}
 
 
+def test_chart_redis_appendfsync_always_is_rendered_and_rolls_the_pod(helm: Helm) -> None:
+    # Given the default (everysec) and `redis.appendfsync=always`
+    default, always = helm.template("redis.enabled=true"), helm.template("redis.enabled=true", "redis.appendfsync=always")
+    # Then the config says so, and the pod template changes with it (an upgrade restarts Redis on the new policy)
+    assert "appendfsync everysec" in find(default, "ConfigMap")[0]["data"]["redis.conf"]
+    assert "appendfsync always" in find(always, "ConfigMap")[0]["data"]["redis.conf"]
+
+    def checksum(docs):
+        return find(docs, "StatefulSet")[0]["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+
+    assert checksum(default) != checksum(always)
+
+
 def test_chart_sample_pipeline_points_at_the_chart_redis(helm: Helm) -> None:
     docs = helm.template("redis.enabled=true", "pipeline.create=true", namespace="ml")
     (dp,) = find(docs, "DetectionPipeline")

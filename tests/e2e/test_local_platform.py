@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,65 +14,23 @@ import pytest
 
 from detectflow.cli.up import free_port
 from tests.support.images import image_path
-from tests.support.processes import ROOT, cli_env, wait_for
+from tests.support.processes import cli_env, wait_for
+from tests.support.up import UpProcess, processes_with
 
 pytestmark = [pytest.mark.redis, pytest.mark.models, pytest.mark.slow]
-
-
-def _processes_with(marker: str) -> list[int]:
-    """PIDs of live processes whose environment contains ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker.encode() in (entry / "environ").read_bytes():
-                status = (entry / "status").read_text()
-                if "State:\tZ" not in status:
-                    found.append(int(entry.name))
-        except (OSError, PermissionError):
-            continue
-    return found
-
-
-class _Up:
-    def __init__(self, state: Path, log: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = cli_env(state_dir=state, log_format="text")
-        self.log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "detectflow.cli.main", "up", "--port", str(self.port), "--task", "face", "--no-build-models"],
-            env=self.env,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-        wait_for(self._ready, 120, 0.2, what="detectflow up")
-
-    def _ready(self) -> bool:
-        assert self.proc.poll() is None, "detectflow up exited"
-        body = httpx.get(f"{self.url}/readyz", timeout=1).json()
-        return bool(body["workers"]["face"])
-
-    def stop(self, sig: int = signal.SIGINT) -> int:
-        self.proc.send_signal(sig)
-        code = self.proc.wait(60)
-        self.log.close()
-        return code
 
 
 def test_up_detect_and_stop_leaves_nothing_behind(tmp_path: Path):
     state = tmp_path / "state"
     marker = f"DETECTFLOW_STATE_DIR={state}"
-    up = _Up(state, tmp_path / "up.log")
+    up = UpProcess(state, tmp_path / "up.log")
     try:
         # When a user runs `detectflow detect` on a photo with a face
         out = tmp_path / "out"
         res = subprocess.run(
             [sys.executable, "-m", "detectflow.cli.main", "detect", str(image_path("astronaut")),
              "--task", "face", "--api", up.url, "--out", str(out)],
-            capture_output=True, text=True, timeout=120, env=cli_env(),
+            capture_output=True, text=True, timeout=120, env=cli_env(state_dir=state),
         )  # fmt: skip
         # Then it prints the face and writes the annotated image
         assert res.returncode == 0, res.stdout + res.stderr
@@ -84,25 +41,25 @@ def test_up_detect_and_stop_leaves_nothing_behind(tmp_path: Path):
         res = subprocess.run(
             [sys.executable, "-m", "detectflow.cli.main", "detect", str(image_path("grace_hopper")),
              "--api", up.url, "--json"],
-            capture_output=True, text=True, timeout=120, env=cli_env(),
+            capture_output=True, text=True, timeout=120, env=cli_env(state_dir=state),
         )  # fmt: skip
         job = json.loads(res.stdout.strip().splitlines()[-1])
         assert job["status"] == "succeeded" and len(job["result"]["detections"]) == 1
-        assert len(_processes_with(marker)) >= 3  # redis, api, worker (+ its forked process)
+        assert len(processes_with(marker)) >= 3  # redis, api, worker (+ its forked process)
     finally:
         code = up.stop(signal.SIGINT)
     # Ctrl-C stops everything cleanly, leaving no process behind
     assert code == 0, (tmp_path / "up.log").read_text()[-3000:]
-    assert _processes_with(marker) == []
+    assert processes_with(marker) == []
 
     # A restart over the same state directory keeps accepted jobs (append-only file)
-    up = _Up(state, tmp_path / "up2.log")
+    up = UpProcess(state, tmp_path / "up2.log")
     try:
-        again = httpx.get(f"{up.url}/v1/jobs/{job['id']}").json()
+        again = httpx.get(f"{up.url}/v1/jobs/{job['id']}", headers=up.auth).json()
         assert again["status"] == "succeeded" and again["result"] == job["result"]
     finally:
         assert up.stop(signal.SIGTERM) == 0
-    assert _processes_with(marker) == []
+    assert processes_with(marker) == []
 
 
 def test_detect_reports_api_errors(tmp_path: Path):
@@ -110,7 +67,7 @@ def test_detect_reports_api_errors(tmp_path: Path):
     bad.write_text("not an image")
     res = subprocess.run(
         [sys.executable, "-m", "detectflow.cli.main", "detect", str(bad), "--api", f"http://127.0.0.1:{free_port()}"],
-        capture_output=True, text=True, timeout=60, env=cli_env(),
+        capture_output=True, text=True, timeout=60, env=cli_env(state_dir=tmp_path / "s"),
     )  # fmt: skip
     assert res.returncode == 1
     assert "notes.png" in res.stdout + res.stderr
@@ -134,15 +91,15 @@ def test_up_refuses_a_busy_port_with_a_clear_message(tmp_path: Path):
 def test_up_killed_outright_leaves_no_process_behind(tmp_path: Path):
     # Given a running `detectflow up`
     state = tmp_path / "state"
-    up = _Up(state, tmp_path / "up.log")
+    up = UpProcess(state, tmp_path / "up.log")
     marker = f"DETECTFLOW_STATE_DIR={state}"
-    assert len(_processes_with(marker)) >= 3
+    assert len(processes_with(marker)) >= 3
     # When it is killed with no chance to clean up (SIGKILL, or its terminal's pipe gone)
     up.proc.kill()
     up.proc.wait(10)
     up.log.close()
     # Then its children die with it
-    wait_for(lambda: _processes_with(marker) == [], 30, 0.2, what="the children to exit")
+    wait_for(lambda: processes_with(marker) == [], 30, 0.2, what="the children to exit")
 
 
 def test_up_delivers_webhooks_to_a_receiver_on_this_machine(tmp_path: Path):
@@ -152,7 +109,7 @@ def test_up_delivers_webhooks_to_a_receiver_on_this_machine(tmp_path: Path):
     from tests.support.receivers import Receiver
 
     state = tmp_path / "state"
-    up = _Up(state, tmp_path / "up.log")
+    up = UpProcess(state, tmp_path / "up.log")
     try:
         with Receiver() as receiver:
             # When a job is submitted with that receiver as its webhook
@@ -160,10 +117,11 @@ def test_up_delivers_webhooks_to_a_receiver_on_this_machine(tmp_path: Path):
                 f"{up.url}/v1/jobs",
                 files={"file": ("a.png", image_bytes("astronaut"))},
                 data={"task": "face", "webhook_url": receiver.url()},
+                headers=up.auth,
                 timeout=10,
             ).json()
             final = wait_for(
-                lambda: (j := httpx.get(f"{up.url}/v1/jobs/{job['id']}", timeout=5).json())
+                lambda: (j := httpx.get(f"{up.url}/v1/jobs/{job['id']}", headers=up.auth, timeout=5).json())
                 .get("webhook", {})
                 .get("state") == "delivered" and j,
                 60,

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from detectflow.config import Settings, Task
-from detectflow.detectors import load_detector
+from detectflow.detectors import load_detector, load_embedder
 from detectflow.detectors.base import Detector
+from detectflow.detectors.onnx_embed import OnnxFaceEmbedder
 from detectflow.models.build import build_models
 
 
@@ -44,3 +45,8 @@ def face_detector(model_settings: Settings) -> Detector:
 @pytest.fixture(scope="session")
 def object_detector(model_settings: Settings) -> Detector:
     return load_detector(Task.object, model_settings)
+
+
+@pytest.fixture(scope="session")
+def embedder(model_settings: Settings) -> OnnxFaceEmbedder:
+    return load_embedder(model_settings)

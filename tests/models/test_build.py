@@ -21,7 +21,9 @@ def test_build_models_is_idempotent_when_cards_match(model_dir: Path) -> None:
     start = time.perf_counter()
     results = build_models(model_dir)
     # Then nothing is rebuilt and it takes next to no time
-    assert [(r.name, r.built) for r in results] == [("retinaface-mnet025", False), ("nanodet-g", False)]
+    assert [(r.name, r.built) for r in results] == [
+        ("retinaface-mnet025", False), ("nanodet-g", False), ("dlib-resnet-v1", False)
+    ]
     assert time.perf_counter() - start < 5
 
 
@@ -71,7 +73,7 @@ def test_model_cards_describe_source_files_and_labels(model_dir: Path) -> None:
 def test_models_cli_lists_each_model_file(model_dir: Path) -> None:
     result = CliRunner().invoke(app, ["list", "--model-dir", str(model_dir)], env={"COLUMNS": "250"})
     assert result.exit_code == 0, result.output
-    for card in ("retinaface-mnet025.json", "nanodet-g.json"):
+    for card in ("retinaface-mnet025.json", "nanodet-g.json", "dlib-resnet-v1.json"):
         c = load_card(model_dir / card)
         assert c.name in result.output and c.licence.split()[0] in result.output
         for f in c.files.values():
@@ -93,4 +95,22 @@ def test_build_models_object_export_is_reproducible(model_dir: Path, tmp_path: P
     # the graph is canonicalized and the source path is stripped)
     assert result.built
     for name in ("nanodet-g.onnx", "nanodet-g.gpu.onnx"):
+        assert sha256_file(tmp_path / name) == sha256_file(model_dir / name)
+
+
+def test_build_models_embed_is_reproducible_and_needs_no_tensorflow(model_dir: Path, tmp_path: Path) -> None:
+    # Given the embedder built once already; when converted again into another directory, in a fresh interpreter
+    code = (
+        "import sys; from pathlib import Path; from detectflow.models.build import build_models;"
+        f"build_models(Path({str(tmp_path)!r}), ['embed']);"
+        "assert 'tensorflow' not in sys.modules and 'torch' not in sys.modules"
+    )
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True)
+    # Then it is quick and the bytes are identical
+    assert time.perf_counter() - start < 60
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "dlib-resnet-v1.gpu.onnx", "dlib-resnet-v1.json", "dlib-resnet-v1.onnx"
+    ]
+    for name in ("dlib-resnet-v1.onnx", "dlib-resnet-v1.gpu.onnx"):
         assert sha256_file(tmp_path / name) == sha256_file(model_dir / name)

@@ -50,3 +50,9 @@ def test_every_task_is_a_declared_kind():
     from detectflow.jobs.kinds import KINDS
 
     assert set(KINDS) == set(Task)
+
+
+def test_redis_socket_timeout_must_exceed_the_longest_blocking_call():
+    with pytest.raises(ValidationError):
+        Settings(redis_socket_timeout_seconds=1.0)
+    assert Settings(redis_socket_timeout_seconds=1.5).redis_socket_timeout_seconds == 1.5

@@ -20,7 +20,7 @@ from detectflow.auth.store import KeyStore
 from detectflow.api.waiter import JobWaiter
 from detectflow.config import Settings, get_settings
 from detectflow.jobs.service import Enqueuer, JobService
-from detectflow.jobs.stores.redis import AsyncRedisJobStore, RedisJobStore, connect_async
+from detectflow.jobs.stores.redis import AsyncRedisJobStore, RedisJobStore, client_options, connect_async
 
 __all__ = ["create_app"]
 
@@ -50,9 +50,14 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     settings = settings or get_settings()
     from detectflow.worker.broker import DramatiqEnqueuer, make_broker
 
-    broker = make_broker(settings, set_global=False)
+    # both pools are bounded: a burst of requests (or of long polls) waits for a connection
+    # instead of opening one each
+    broker = make_broker(settings, set_global=False, max_connections=settings.redis_max_connections)
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    aclient = connect_async(settings.redis_url, password, health_check_interval=30)
+    aclient = connect_async(
+        settings.redis_url, password, **client_options(settings, max_connections=settings.redis_max_connections)
+    )
+    waiter = JobWaiter(aclient, settings.redis_prefix)
     # the API's own work runs on the event loop (asyncio Redis); readiness and metrics read
     # through the broker's synchronous client in the thread pool
     observer = RedisJobStore(broker.client, settings.redis_prefix, settings.job_ttl_seconds)
@@ -71,6 +76,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
             bootstrap.cancel()
         if server is not None:
             server.shutdown()
+        await waiter.aclose()
         await aclient.aclose()
         broker.close()
 
@@ -91,7 +97,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.state.metrics = Metrics(observer, settings)
     store = AsyncRedisJobStore(aclient, settings.redis_prefix, settings.job_ttl_seconds)
     app.state.jobs = JobService(store, enqueuer or DramatiqEnqueuer(broker), settings)
-    app.state.waiter = JobWaiter(aclient, settings.redis_prefix)
+    app.state.waiter = waiter
     app.state.keys = KeyStore(aclient, settings.redis_prefix)
     install_error_handlers(app)
     install_openapi(app)
@@ -99,6 +105,9 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.include_router(keys.router)
     app.include_router(health.router)
     app.add_middleware(
-        RequestContextMiddleware, metrics=app.state.metrics, max_body_bytes=settings.api_max_upload_bytes
+        RequestContextMiddleware,
+        metrics=app.state.metrics,
+        max_body_bytes=settings.api_max_upload_bytes,
+        body_timeout=settings.api_body_timeout_seconds,
     )
     return app

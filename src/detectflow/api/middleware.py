@@ -1,7 +1,8 @@
-"""Pure ASGI middleware: request ids, request metrics and the upload size limit."""
+"""Pure ASGI middleware: request ids, request metrics, the upload size limit and the body timeout."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -21,13 +22,23 @@ class _TooLarge(Exception):
     pass
 
 
-class RequestContextMiddleware:
-    """Sets X-Request-ID (taken from the request when well-formed), counts requests, caps bodies."""
+class _TooSlow(BaseException):
+    """Raised from ``receive``; a BaseException so FastAPI's body parsing (``except Exception``: 400) lets it through."""
 
-    def __init__(self, app, metrics: Metrics, max_body_bytes: int) -> None:
+
+class RequestContextMiddleware:
+    """Sets X-Request-ID (taken from the request when well-formed), counts requests, caps bodies.
+
+    A body must arrive whole within ``body_timeout`` seconds of the first read (a client trickling
+    it gets 408 `request_timeout`); once it has, the app's later reads (waiting for a disconnect)
+    are not timed.
+    """
+
+    def __init__(self, app, metrics: Metrics, max_body_bytes: int, body_timeout: float | None = None) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body_bytes + MULTIPART_OVERHEAD
+        self.body_timeout = body_timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -51,13 +62,23 @@ class RequestContextMiddleware:
             length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body:
                 return await self._too_large(send_with_id, rid)
-            seen = 0
+            seen, deadline, complete = 0, None, False
+            loop = asyncio.get_running_loop()
 
             async def capped_receive():
-                nonlocal seen
-                message = await receive()
+                nonlocal seen, deadline, complete
+                if complete or self.body_timeout is None:
+                    message = await receive()
+                else:
+                    deadline = deadline or loop.time() + self.body_timeout
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            message = await receive()
+                    except TimeoutError:
+                        raise _TooSlow() from None
                 if message["type"] == "http.request":
                     seen += len(message.get("body", b""))
+                    complete = not message.get("more_body", False)
                     if seen > self.max_body:
                         raise _TooLarge()
                 return message
@@ -66,6 +87,11 @@ class RequestContextMiddleware:
                 await self.app(scope, capped_receive, send_with_id)
             except _TooLarge:
                 await self._too_large(send_with_id, rid)
+            except _TooSlow:
+                await self._error(
+                    send_with_id, rid, 408, "request_timeout",
+                    f"The request body did not arrive within {self.body_timeout:g} s.", {},
+                )  # fmt: skip
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
@@ -73,20 +99,17 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
     async def _too_large(self, send, rid: str) -> None:
-        body = json.dumps(
-            {
-                "error": {
-                    "code": "payload_too_large",
-                    "message": f"The request body exceeds {self.max_body - MULTIPART_OVERHEAD} bytes.",
-                    "details": {"max_upload_bytes": self.max_body - MULTIPART_OVERHEAD},
-                },
-                "request_id": rid,
-            }
-        ).encode()
+        limit = self.max_body - MULTIPART_OVERHEAD
+        await self._error(
+            send, rid, 413, "payload_too_large", f"The request body exceeds {limit} bytes.", {"max_upload_bytes": limit}
+        )
+
+    async def _error(self, send, rid: str, status: int, code: str, message: str, details: dict) -> None:
+        body = json.dumps({"error": {"code": code, "message": message, "details": details}, "request_id": rid}).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")],
             }
         )

@@ -42,7 +42,10 @@ def register(app: typer.Typer) -> None:
         """Detect faces or objects in IMAGES through a running detectflow API."""
         console = Console(stderr=as_json)
         failed = 0
-        with httpx.Client(base_url=api, timeout=30) as client:
+        from detectflow.cli.client import auth_headers
+        from detectflow.config import get_settings
+
+        with httpx.Client(base_url=api, timeout=30, headers=auth_headers(get_settings())) as client:
             jobs: dict[str, tuple[Path, dict]] = {}
             for path in images:
                 try:

@@ -27,10 +27,17 @@ def api(
     """Run the REST API (uvicorn)."""
     import uvicorn
 
+    from detectflow.api.server import raise_open_files_limit, uvicorn_options
     from detectflow.logs import setup_logging
 
     s = get_settings()
     setup_logging(s.log_level, s.log_format)
+    try:
+        s.check_bind(host or s.api_host)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    raise_open_files_limit(s.api_limit_concurrency)
     _limit_decoder(os.environ, s.api_max_image_pixels)  # before the app imports cv2
     uvicorn.run(
         "detectflow.api.app:create_app",
@@ -40,6 +47,7 @@ def api(
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        **uvicorn_options(s),
     )
 
 
@@ -89,6 +97,7 @@ def _mount_optional() -> None:
     for module, name, help_ in (
         ("detectflow.cli.models", "models", "Build and list the ONNX models."),
         ("detectflow.cli.operator", "operator", "Run the Kubernetes operator; render manifests."),
+        ("detectflow.cli.keys", "keys", "Create, list and revoke API keys (admin)."),
         ("detectflow.cli.up", None, None),
         ("detectflow.cli.detect", None, None),
     ):

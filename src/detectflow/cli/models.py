@@ -13,7 +13,7 @@ from rich.table import Table
 
 __all__ = ["app"]
 
-app = typer.Typer(name="models", help="Build and list detection models.", no_args_is_help=True)
+app = typer.Typer(name="models", help="Build and list detection and face-embedding models.", no_args_is_help=True)
 _console = Console()
 
 ModelDirOption = Annotated[
@@ -25,6 +25,7 @@ ModelDirOption = Annotated[
 class _Only(StrEnum):
     face = "face"
     object = "object"
+    embed = "embed"
 
 
 def _model_dir(model_dir: Path | None) -> Path:

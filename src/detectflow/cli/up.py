@@ -1,4 +1,4 @@
-"""`detectflow up`: the whole platform on one machine (embedded Redis, API, one worker per task)."""
+"""`detectflow up`: the whole platform on one machine (embedded Redis, API, workers), supervised."""
 
 from __future__ import annotations
 
@@ -12,18 +12,22 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated
 
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from detectflow.config import Task, get_settings
+from detectflow.cli.supervisor import Child, RestartPolicy, Supervisor
+from detectflow.cli.client import admin_key_path, ensure_admin_key
+from detectflow.config import Settings, Task, get_settings
 from detectflow.webhooks import LOOPBACK_CIDRS
 
 __all__ = ["register", "find_redis_server", "RedisServer", "free_port"]
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # log lines are never wrapped
 
 
 def _die_with_parent() -> None:
@@ -77,11 +81,17 @@ class RedisServer:
     """A redis-server child process on loopback, with append-only persistence in ``data_dir``."""
 
     def __init__(
-        self, data_dir: Path, port: int | None = None, appendonly: bool = True, die_with_parent: bool = False
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        appendonly: bool = True,
+        die_with_parent: bool = False,
+        appendfsync: str = "everysec",
     ) -> None:
         self.data_dir = Path(data_dir)
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
         self.die_with_parent = die_with_parent
         self.proc: subprocess.Popen | None = None
 
@@ -89,18 +99,27 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> RedisServer:
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "redis.log"
+
+    def spawn(self) -> subprocess.Popen:
+        """Start redis-server on this port and data directory without waiting for it (a restart reloads the AOF)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.data_dir), "--save", "",
-            "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "everysec",
-            "--protected-mode", "yes", "--daemonize", "no", "--logfile", str(self.data_dir / "redis.log"),
+            "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", self.appendfsync,
+            "--protected-mode", "yes", "--daemonize", "no", "--logfile", str(self.log_file),
         ]  # fmt: skip
         self.proc = _spawn(args, die_with_parent=self.die_with_parent, stdout=subprocess.DEVNULL)
+        return self.proc
+
+    def start(self, timeout: float = 10.0) -> RedisServer:
+        self.spawn()
         import redis
 
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=2)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -111,7 +130,7 @@ class RedisServer:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"redis-server did not start; see {self.data_dir / 'redis.log'}")
+                raise RuntimeError(f"redis-server did not start; see {self.log_file}")
             time.sleep(0.05)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -144,18 +163,21 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "detectflow.cli.main", *args]
 
 
-def _stop_all(procs: dict[str, subprocess.Popen], timeout: float) -> None:
-    for p in procs.values():
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    for name, p in procs.items():
-        try:
-            p.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            _say(f"[yellow]{name} did not stop in time; killing it[/]")
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
+def _policy(s: Settings) -> RestartPolicy:
+    return RestartPolicy(
+        backoff_seconds=s.up_restart_backoff_seconds,
+        max_backoff_seconds=s.up_restart_max_backoff_seconds,
+        crash_loop_restarts=s.up_crash_loop_restarts,
+        window_seconds=s.up_crash_loop_window_seconds,
+    )
+
+
+def _crash_loop_message(child: Child, policy: RestartPolicy) -> str:
+    lines = "\n".join(f"  {escape(line)}" for line in child.last_lines()) or "  (no output)"
+    return (
+        f"[red bold]{child.name} died {policy.crash_loop_restarts} times within {policy.window_seconds:g} s: "
+        f"a crash loop; stopping everything.[/] Its last log lines:\n{lines}"
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -167,9 +189,21 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[int, typer.Option(min=1, help="Worker processes per task.")] = 1,
         task: Annotated[list[Task] | None, typer.Option(help="Tasks to serve [default: all].")] = None,
         build_models: Annotated[bool, typer.Option(help="Build missing models first.")] = True,
+        appendfsync: Annotated[
+            str | None,
+            typer.Option(
+                help="fsync of the embedded Redis's append-only file: always, everysec or no "
+                "[default: DETECTFLOW_REDIS_APPENDFSYNC]."
+            ),
+        ] = None,
     ) -> None:
-        """Run Redis, the API and one worker per task on this machine; Ctrl-C stops everything."""
+        """Run Redis, the API and the workers on this machine, restarting any that dies; Ctrl-C stops everything."""
         s = get_settings()
+        if appendfsync is not None:
+            if appendfsync not in ("always", "everysec", "no"):
+                console.print(f"[red]--appendfsync must be always, everysec or no, not {appendfsync!r}[/]")
+                raise typer.Exit(2)
+            s = s.model_copy(update={"redis_appendfsync": appendfsync})
         tasks = task or list(Task)
         state = s.state_dir
         state.mkdir(parents=True, exist_ok=True)
@@ -190,15 +224,43 @@ def register(app: typer.Typer) -> None:
         if "DETECTFLOW_WEBHOOK_ALLOW_CIDRS" not in os.environ and _is_loopback(host):
             # one machine, one user: webhooks to local receivers are the point (a wider bind keeps the default)
             env["DETECTFLOW_WEBHOOK_ALLOW_CIDRS"] = ",".join(LOOPBACK_CIDRS)
+        admin_key = None
+        if s.auth == "enabled":
+            admin_key = s.admin_key.get_secret_value() if s.admin_key else ensure_admin_key(s)
+            env["DETECTFLOW_ADMIN_KEY"] = admin_key
+            if not s.admin_key:
+                _say(f"admin API key in {admin_key_path(s)} (the CLI sends it; curl: -H \"Authorization: Bearer $(cat {admin_key_path(s)})\")")
+        else:
+            try:
+                s.check_bind(host)
+            except ValueError as exc:
+                console.print(f"[red]{exc}[/]")
+                raise typer.Exit(1) from None
 
+        children: list[Child] = []
         redis_server = None
         if redis_url is None:
-            redis_server = RedisServer(state / "redis", die_with_parent=True).start()
+            redis_server = RedisServer(state / "redis", die_with_parent=True, appendfsync=s.redis_appendfsync).start()
             redis_url = redis_server.url
-            _say(f"redis-server on {redis_url} (append-only file in {redis_server.data_dir})")
+            _say(
+                f"redis-server on {redis_url} (append-only file in {redis_server.data_dir}, "
+                f"appendfsync {s.redis_appendfsync})"
+            )
+            children.append(Child("redis", redis_server.spawn, log_file=redis_server.log_file, proc=redis_server.proc))
         env["DETECTFLOW_REDIS_URL"] = redis_url
 
-        procs: dict[str, subprocess.Popen] = {}
+        def piped(args: list[str]) -> Callable[[], subprocess.Popen]:
+            return lambda: _spawn(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+        children.append(Child("api", piped(_cli("api", "--host", host, "--port", str(port)))))
+        # One Dramatiq master per worker process: Dramatiq's master stops all its processes when one dies,
+        # so supervising per process restarts only the one that died.
+        for t in tasks:
+            for i in range(1, workers + 1):
+                args = _cli("worker", "--task", t.value, "--processes", "1")
+                children.append(Child(f"worker-{t.value}-{i}", piped(args)))
+        policy = _policy(s)
+        supervisor = Supervisor(children, policy, _say)
         stopping = False
 
         def _on_signal(signum, frame):
@@ -208,31 +270,32 @@ def register(app: typer.Typer) -> None:
         signal.signal(signal.SIGINT, _on_signal)
         signal.signal(signal.SIGTERM, _on_signal)
         code = 0
+        api_url = f"http://{host}:{port}"
         try:
-            procs["api"] = _spawn(_cli("api", "--host", host, "--port", str(port)), env=env)
-            for t in tasks:
-                procs[f"worker-{t.value}"] = _spawn(
-                    _cli("worker", "--task", t.value, "--processes", str(workers)), env=env
-                )
-            api_url = f"http://{host}:{port}"
-            ready = _wait_ready(api_url, tasks, procs, lambda: stopping)
-            if ready:
-                _say(
-                    f"[bold green]detectflow is up[/]: API {api_url}  (docs {api_url}/docs)\n"
-                    f"  try: detectflow detect photo.jpg --task face\n  Ctrl-C stops everything."
-                )
+            supervisor.start_all()
+            _say("starting the API and warming up the models...")
+            ready, next_check = False, 0.0
             while not stopping:
-                dead = [n for n, p in procs.items() if p.poll() is not None]
-                if dead:
-                    _say(f"[red]{', '.join(dead)} exited; stopping[/]")
+                failed = supervisor.poll()
+                if failed is not None:
+                    _say(_crash_loop_message(failed, policy))
                     code = 1
                     break
-                time.sleep(0.2)
+                now = time.monotonic()
+                if not ready and now >= next_check:
+                    ready, next_check = _is_ready(api_url, tasks, admin_key), now + 0.3
+                    if ready:
+                        _say(
+                            f"[bold green]detectflow is up[/]: API {api_url}  (docs {api_url}/docs)\n"
+                            f"  try: detectflow detect photo.jpg --task face\n  Ctrl-C stops everything."
+                        )
+                time.sleep(0.1)
         finally:
             _say("stopping...")
-            _stop_all(procs, timeout=s.worker_time_limit_seconds + 10)
+            app_children = [c for c in children if c.name != "redis"]
+            Supervisor(app_children, policy, _say).stop_all(timeout=s.worker_time_limit_seconds + 10)
             if redis_server:
-                redis_server.stop()
+                redis_server.stop()  # last: stopping workers requeue their prefetched jobs in it
             lock.close()
             _say("stopped.")
         raise typer.Exit(code)
@@ -252,7 +315,9 @@ def _lock_state_dir(state: Path):
 
 
 def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port something listens on; TIME-WAIT sockets of a previous run do not count (as for uvicorn)."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as exc:
@@ -260,17 +325,10 @@ def _check_port_free(host: str, port: int) -> None:
             raise typer.Exit(1) from None
 
 
-def _wait_ready(api_url: str, tasks: list[Task], procs, stopping, timeout: float = 180.0) -> bool:
-    deadline = time.monotonic() + timeout
-    with console.status("starting the API and warming up the models..."):
-        while time.monotonic() < deadline and not stopping():
-            if any(p.poll() is not None for p in procs.values()):
-                return False
-            try:
-                body = httpx.get(f"{api_url}/readyz", timeout=1).json()
-                if body.get("redis") == "ok" and all(body["workers"].get(t.value) for t in tasks):
-                    return True
-            except (httpx.HTTPError, ValueError, KeyError):
-                pass
-            time.sleep(0.3)
-    return False
+def _is_ready(api_url: str, tasks: list[Task], admin_key: str | None = None) -> bool:
+    try:
+        headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
+        body = httpx.get(f"{api_url}/readyz", timeout=1, headers=headers).json()
+        return body.get("redis") == "ok" and all(body["workers"].get(t.value) for t in tasks)
+    except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
+        return False

@@ -8,13 +8,14 @@ from pathlib import Path
 from detectflow.config import Settings, Task
 from detectflow.detectors._common import model_info
 from detectflow.detectors.base import Detector
+from detectflow.detectors.onnx_embed import OnnxFaceEmbedder
 from detectflow.detectors.onnx_face import OnnxFaceDetector
 from detectflow.detectors.onnx_object import OnnxObjectDetector
 from detectflow.detectors.runtime import choose_providers, create_session, session_provider
 from detectflow.models.cards import ModelCard, ModelFile, card_path_for, load_card
 from detectflow.models.sources import sha256_file
 
-__all__ = ["ModelNotFoundError", "load_detector", "resolve_model"]
+__all__ = ["ModelNotFoundError", "load_detector", "load_embedder", "resolve_model"]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,41 @@ def load_detector(task: Task, settings: Settings) -> Detector:
     """
     task = Task(task)
     card, base = resolve_model(settings.model_for(task), settings.model_dir)
+    if card.postprocessor == "embedding":
+        raise ValueError(f"{card.name} is an embedder, not a {task.value} detector: set it as embed_model")
+    session, info = _open_best(card, base, settings, task.value)
+    threshold = settings.score_threshold_for(task)
+    if card.postprocessor == "retinaface":
+        return OnnxFaceDetector(session, card, info, threshold, task=task.value)
+    return OnnxObjectDetector(session, card, info, threshold, task=task.value)
+
+
+def load_embedder(settings: Settings) -> OnnxFaceEmbedder:
+    """The face embedder configured by ``settings.embed_model``, with one onnxruntime session.
+
+    Picks the GPU variant like :func:`load_detector`.
+
+    Parameters
+    ----------
+    settings
+        ``model_dir``, ``embed_model``, ``device`` and ``intra_op_threads`` are used.
+
+    Raises
+    ------
+    ModelNotFoundError
+        When the model is not built or the file is missing.
+    ValueError
+        When the configured card is not an embedder's (postprocessor ``embedding``).
+    """
+    card, base = resolve_model(settings.embed_model, settings.model_dir)
+    if card.postprocessor != "embedding":
+        raise ValueError(f"{card.name}: embed_model needs a card with postprocessor 'embedding'")
+    session, info = _open_best(card, base, settings, "embed")
+    return OnnxFaceEmbedder(session, card, info)
+
+
+def _open_best(card: ModelCard, base: Path, settings: Settings, what: str):
+    """Session on the card's GPU variant when a GPU provider starts, else on the fp32 CPU file."""
     providers = choose_providers(settings.device)
     want_gpu = providers[0] != "CPUExecutionProvider"
     variant = "gpu" if want_gpu and "gpu" in card.files else "cpu"
@@ -116,11 +152,8 @@ def load_detector(task: Task, settings: Settings) -> Detector:
         provider = session_provider(session)
     sha = card.files[variant].sha256 or sha256_file(path)
     info = model_info(card, sha, provider, variant)
-    log.info("%s model %s %s (%s) on %s", task.value, card.name, card.version, path, provider)
-    threshold = settings.score_threshold_for(task)
-    if card.postprocessor == "retinaface":
-        return OnnxFaceDetector(session, card, info, threshold, task=task.value)
-    return OnnxObjectDetector(session, card, info, threshold, task=task.value)
+    log.info("%s model %s %s (%s) on %s", what, card.name, card.version, path, provider)
+    return session, info
 
 
 def _open(card: ModelCard, base: Path, variant: str, providers: list[str], threads: int):

@@ -14,6 +14,7 @@ class ErrorCode(StrEnum):
     invalid_image = "invalid_image"
     unsupported_media_type = "unsupported_media_type"
     payload_too_large = "payload_too_large"
+    request_timeout = "request_timeout"
     image_too_large = "image_too_large"
     validation_error = "validation_error"
     idempotency_key_reused = "idempotency_key_reused"
@@ -43,6 +44,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.invalid_image: 400,
     ErrorCode.unsupported_media_type: 415,
     ErrorCode.payload_too_large: 413,
+    ErrorCode.request_timeout: 408,
     ErrorCode.image_too_large: 413,
     ErrorCode.validation_error: 422,
     ErrorCode.idempotency_key_reused: 422,

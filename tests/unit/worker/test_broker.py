@@ -11,7 +11,7 @@ from pathlib import Path
 import dramatiq
 import pytest
 
-from detectflow.worker.broker import DRAMATIQ_CONTRACT, WakeupRedisBroker, _WakeupConsumer, dispatch_args
+from detectflow.worker.broker import DRAMATIQ_CONTRACT, WakeupRedisBroker, _WakeupConsumer, dispatch_args, socket_timeout_for
 
 
 def _fingerprint(name: str) -> str:
@@ -49,3 +49,10 @@ def test_dispatch_args_follow_the_scripts_argv_layout(redis_server):
     assert args[4:7] == [broker.heartbeat_timeout, broker.dead_message_ttl, 1] and args[-1] == "extra"
     lua = (Path(dramatiq.__file__).parent / "brokers" / "redis" / "dispatch.lua").read_text()
     assert "local do_maintenance = ARGV[7]" in lua and "local max_unpack_size = ARGV[8]" in lua
+
+
+def test_broker_socket_timeout_stays_above_the_longest_blocking_call():
+    assert socket_timeout_for(10.0, 1000) == 10.0
+    # an idle consumer's BLPOP lasts up to the worker timeout: a raised one raises the socket timeout
+    assert socket_timeout_for(10.0, 30_000) == 31.0
+    assert socket_timeout_for(1.5, 1000) == 2.0

@@ -11,19 +11,23 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
+from detectflow.config import Settings
 from detectflow.jobs.errors import ErrorCode
 from detectflow.jobs.records import JobError, JobRecord, JobStatus, WebhookState, utcnow
 from detectflow.jobs.store import Admission, Cursor, JobFilter, QueuedMessage, Submitted, created_us
 from detectflow.keys import KeyLayout
 
-__all__ = ["AsyncRedisJobStore", "RedisJobStore", "connect", "connect_async"]
+__all__ = ["AsyncRedisJobStore", "RedisJobStore", "client_options", "connect", "connect_async"]
+
+#: How often an idle pooled connection is pinged before reuse (seconds).
+HEALTH_CHECK_SECONDS = 30
 
 _JSON_FIELDS = ("error", "result", "webhook")
 
-# Conditional transition: KEYS[1] job hash, KEYS[2] per-state counters, KEYS[3] the job's "done"
-# list (a token for long-polling readers); ARGV = [allowed "a,b", new_status, incr_attempts 0|1,
-# final 0|1, field, value, ...]. Returns {1, old_status, request_id, has_webhook} when applied,
-# {0, old_status or false} otherwise.
+# Conditional transition: KEYS[1] job hash, KEYS[2] per-state counters; ARGV = [allowed "a,b",
+# new_status, incr_attempts 0|1, final 0|1, done channel, job id, field, value, ...]. A final
+# transition publishes the job id on the done channel (long-polling readers). Returns
+# {1, old_status, request_id, has_webhook} when applied, {0, old_status or false} otherwise.
 _TRANSITION = """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {0, false} end
@@ -34,13 +38,12 @@ redis.call('HSET', KEYS[1], 'status', ARGV[2])
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
 if ARGV[4] == '1' then
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
-  redis.call('RPUSH', KEYS[3], 1)
-  redis.call('EXPIRE', KEYS[3], 300)
 end
-for i = 5, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 if ARGV[4] == '1' then
   local unfinished = redis.call('HGET', KEYS[1], 'unfinished_key')
-  if unfinished then redis.call('ZREM', unfinished, redis.call('HGET', KEYS[1], 'id')) end
+  if unfinished then redis.call('ZREM', unfinished, ARGV[6]) end
+  redis.call('PUBLISH', ARGV[5], ARGV[6])
 end
 return {1, cur, redis.call('HGET', KEYS[1], 'request_id'), redis.call('HEXISTS', KEYS[1], 'webhook')}
 """
@@ -87,18 +90,56 @@ return {'created'}
 WAKEUP_TOKENS = 16
 
 
+def client_options(settings: Settings, *, max_connections: int | None = None) -> dict[str, Any]:
+    """Keyword arguments of a Redis client made from ``settings``: timeouts, health checks, an optional bound.
+
+    Every call has a socket (read/write) timeout and a connect timeout, so a stalled Redis fails a
+    call instead of hanging it. With ``max_connections`` the pool is a blocking one: past the bound a
+    caller waits (up to the socket timeout) for a free connection instead of opening another.
+
+    Parameters
+    ----------
+    settings
+        The process settings (``redis_*``).
+    max_connections
+        Bound of the client's pool; None for an unbounded pool.
+
+    Returns
+    -------
+    dict
+        Options for :func:`connect` or :func:`connect_async`.
+    """
+    options: dict[str, Any] = {
+        "socket_timeout": settings.redis_socket_timeout_seconds,
+        "socket_connect_timeout": settings.redis_connect_timeout_seconds,
+        "socket_keepalive": True,
+        "health_check_interval": HEALTH_CHECK_SECONDS,
+    }
+    if max_connections is not None:
+        options |= {"max_connections": max_connections, "timeout": settings.redis_socket_timeout_seconds}
+    return options
+
+
 def connect(url: str, password: str | None = None, **kwargs: Any) -> redis.Redis:
-    """A Redis client for ``url``; ``password`` overrides the one in the URL."""
+    """A Redis client for ``url``; ``password`` overrides the one in the URL; ``max_connections`` bounds it."""
     if password:
         kwargs["password"] = password
-    return redis.Redis.from_url(url, **kwargs)
+    if "max_connections" not in kwargs:
+        return redis.Redis.from_url(url, **kwargs)
+    client = redis.Redis(connection_pool=redis.BlockingConnectionPool.from_url(url, **kwargs))
+    client.auto_close_connection_pool = True  # close() closes the pool, as with from_url
+    return client
 
 
 def connect_async(url: str, password: str | None = None, **kwargs: Any) -> aioredis.Redis:
-    """An asyncio Redis client for ``url``; ``password`` overrides the one in the URL."""
+    """An asyncio Redis client for ``url``; ``password`` overrides the one in the URL; ``max_connections`` bounds it."""
     if password:
         kwargs["password"] = password
-    return aioredis.Redis.from_url(url, **kwargs)
+    if "max_connections" not in kwargs:
+        return aioredis.Redis.from_url(url, **kwargs)
+    client = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(url, **kwargs))
+    client.auto_close_connection_pool = True  # aclose() closes the pool, as with from_url
+    return client
 
 
 def _encode(value: Any) -> str:
@@ -136,9 +177,10 @@ def _transition_request(
 ) -> tuple[list[str], list[str]]:
     # final states are counted in the same script, so counters never lag the job
     args: list[str] = [",".join(allowed), new.value, "1" if incr else "0", "1" if new.is_final else "0"]
+    args += [keys.done_channel(), job_id]
     for k, v in fields.items():
         args += [k, _encode(v)]
-    return [keys.job(job_id), keys.job_counts(), keys.done(job_id)], args
+    return [keys.job(job_id), keys.job_counts()], args
 
 
 def _transition_result(reply: list) -> tuple[bool, str | None, str | None]:
