@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import MutableMapping
 from typing import Annotated
 
 import typer
@@ -37,6 +38,7 @@ def api(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     raise_open_files_limit(s.api_limit_concurrency)
+    _limit_decoder(os.environ, s.api_max_image_pixels)  # before the app imports cv2
     uvicorn.run(
         "detectflow.api.app:create_app",
         factory=True,
@@ -68,6 +70,7 @@ def worker(
     env["dramatiq_queue_prefetch"] = str(threads)
     # Dramatiq's worker processes log through pipes: decide "auto" here, where the terminal is known.
     env["DETECTFLOW_LOG_FORMAT"] = _resolved_log_format(s.log_format)
+    _limit_decoder(env, s.api_max_image_pixels)
     args = [
         sys.executable, "-m", "dramatiq", "detectflow.worker.main",
         "--processes", str(processes or s.worker_processes),
@@ -77,6 +80,11 @@ def worker(
         "--worker-shutdown-timeout", str((s.worker_time_limit_seconds + 5) * 1000),
     ]  # fmt: skip
     os.execve(sys.executable, args, env)
+
+
+def _limit_decoder(env: MutableMapping[str, str], max_pixels: int) -> None:
+    """OpenCV refuses to allocate an image above ``max_pixels`` (its variable is read once, at import)."""
+    env.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(max_pixels))
 
 
 def _resolved_log_format(fmt: str) -> str:
