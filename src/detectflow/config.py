@@ -169,7 +169,9 @@ class Settings(BaseSettings):
     # --- worker
     worker_task: Task = Field(Task.face, description="Task served by `detectflow worker` (its --task sets it).")
     worker_processes: int = Field(1, ge=1, description="Worker processes, each with its own model session.")
-    worker_threads: int = Field(1, ge=1, description="Threads per process; also the prefetch (one message in hand per thread).")
+    worker_threads: int = Field(
+        0, ge=0, description="Jobs at once per process (also the prefetch); 0: one per core the process may use."
+    )
     worker_time_limit_seconds: int = Field(
         120, ge=1, description="Longest a job may run; SIGTERM waits this long for running jobs."
     )
@@ -191,7 +193,9 @@ class Settings(BaseSettings):
         "dlib-resnet-v1", description="Face embedder for recognition: a built-in name or an ONNX path with its card."
     )
     device: Literal["auto", "cpu", "gpu"] = Field("auto", description="`auto` uses CUDA/TensorRT when present, else CPU.")
-    intra_op_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads per session; 0: onnxruntime's default.")
+    intra_op_threads: int = Field(
+        0, ge=0, description="onnxruntime intra-op threads per session; 0: the cores left per job thread (1 by default)."
+    )
     face_score_threshold: float = Field(0.5, ge=0, le=1, description="Faces below this score are dropped.")
     object_score_threshold: float = Field(0.35, ge=0, le=1, description="Objects below this score are dropped.")
 

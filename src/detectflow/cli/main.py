@@ -55,17 +55,24 @@ def api(
 def worker(
     task: Annotated[Task, typer.Option(help="Which queue to serve.")] = Task.face,
     processes: Annotated[int | None, typer.Option(help="Processes [default: DETECTFLOW_WORKER_PROCESSES].")] = None,
-    threads: Annotated[int | None, typer.Option(help="Threads per process [default: DETECTFLOW_WORKER_THREADS].")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Jobs at once per process [default: DETECTFLOW_WORKER_THREADS, else one per core].")
+    ] = None,
 ) -> None:
     """Run a Dramatiq worker for one task (replaces this process, so signals reach Dramatiq)."""
     from detectflow.jobs.kinds import kind_of
+    from detectflow.worker.layout import available_cores, choose_layout
 
     s = get_settings()
     kind = kind_of(task)
-    threads = threads or s.worker_threads
+    # CPU: one job per core, one intra-op thread each, unless set; a GPU worker keeps one job in hand
+    default_threads = 1 if s.device == "gpu" else 0
+    layout = choose_layout(available_cores(), threads or s.worker_threads or default_threads, s.intra_op_threads)
+    threads = layout.threads
     env = dict(os.environ)
     env["DETECTFLOW_WORKER_TASK"] = task.value
     env["DETECTFLOW_WORKER_THREADS"] = str(threads)
+    env["DETECTFLOW_INTRA_OP_THREADS"] = str(layout.intra_op_threads)
     # One message in hand per thread: a busy pod never hoards jobs another pod could run.
     env["dramatiq_queue_prefetch"] = str(threads)
     # Dramatiq's worker processes log through pipes: decide "auto" here, where the terminal is known.
