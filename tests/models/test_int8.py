@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from detectflow.config import Settings, Task
-from detectflow.detectors import load_detector
+from detectflow.detectors import load_detector, load_embedder
 from detectflow.detectors.base import Detector
 from detectflow.models import photos
 from detectflow.models.accuracy import AccuracyBounds, ImageComparison, compare_detections, decide
@@ -104,3 +104,12 @@ def test_load_detector_reports_the_precision_in_use(model_settings: Settings, ta
     assert d.info.precision == want == d.info.to_dict()["precision"]
     variant = "cpu_int8" if want == "int8" else "cpu"
     assert d.info.sha256 == card.files[variant].sha256 and d.info.extra["variant"] == variant
+
+
+def test_embedder_without_an_int8_file_runs_fp32_whatever_cpu_precision_says(int8_settings: Settings) -> None:
+    # Given the built embedder (its card has no cpu_int8 file) and DETECTFLOW_CPU_PRECISION=int8
+    embedder = load_embedder(int8_settings)
+    # Then it opens its fp32 CPU file through the same selection as the detectors
+    assert "cpu_int8" not in embedder.card.files
+    assert embedder.info.precision == "fp32" and embedder.info.extra["variant"] == "cpu"
+    assert embedder.info.sha256 == embedder.card.files["cpu"].sha256
