@@ -40,7 +40,8 @@ DEFAULT_POLL_SECONDS = 0.1
 #: Longest one end-to-end measurement may take, seconds (it reports what finished by then).
 DEFAULT_E2E_DEADLINE = 180.0
 #: A layout measured beside `detectflow up`'s defaults: the worker's threads and onnxruntime's on every core.
-DEFAULT_TUNED = f"DETECTFLOW_WORKER_THREADS={os.cpu_count() or 1} DETECTFLOW_INTRA_OP_THREADS=1"
+#: The layout measured beside the defaults: the int8 CPU models (off by default: docs/models.md says why).
+DEFAULT_TUNED = "DETECTFLOW_CPU_PRECISION=int8"
 _FINAL = ("succeeded", "failed", "cancelled")
 
 
