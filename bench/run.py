@@ -39,7 +39,6 @@ from detectflow.jobs.images import decode_image
 DEFAULT_POLL_SECONDS = 0.1
 #: Longest one end-to-end measurement may take, seconds (it reports what finished by then).
 DEFAULT_E2E_DEADLINE = 180.0
-#: A layout measured beside `detectflow up`'s defaults: the worker's threads and onnxruntime's on every core.
 #: The layout measured beside the defaults: the int8 CPU models (off by default: docs/models.md says why).
 DEFAULT_TUNED = "DETECTFLOW_CPU_PRECISION=int8"
 _FINAL = ("succeeded", "failed", "cancelled")
