@@ -29,7 +29,7 @@ test-deps: cluster-build servers-build browser  ## everything the tiers run besi
 test-unit: bootstrap  ## the fast tier only
 	scripts/test.sh tests/unit
 
-bench: bootstrap models  ## benchmarks; writes docs/performance.md
+bench: bootstrap models  ## benchmarks (detectflow, the Celery stack, the model alone); writes docs/performance.md
 	$(BIN)/python -m bench.run --write docs/performance.md
 
 lint: bootstrap  ## static checks: ruff (errors), hadolint on the Dockerfiles, helm lint on the chart

@@ -9,7 +9,14 @@ import uuid
 __all__ = ["Conn", "multipart_post"]
 
 
-def multipart_post(path: str, host: str, fields: dict[str, str], file_name: str, file_bytes: bytes) -> bytes:
+def _header_lines(headers: dict[str, str] | None) -> str:
+    return "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+
+
+def multipart_post(
+    path: str, host: str, fields: dict[str, str], file_name: str, file_bytes: bytes,
+    headers: dict[str, str] | None = None,
+) -> bytes:
     """A complete POST request (headers + multipart body), built once and sent many times."""
     boundary = uuid.uuid4().hex
     parts = []
@@ -25,7 +32,7 @@ def multipart_post(path: str, host: str, fields: dict[str, str], file_name: str,
     body = b"".join(parts)
     head = (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
+        f"Content-Length: {len(body)}\r\n{_header_lines(headers)}\r\n"
     ).encode()
     return head + body
 
@@ -33,8 +40,9 @@ def multipart_post(path: str, host: str, fields: dict[str, str], file_name: str,
 class Conn:
     """One keep-alive connection; requests on it are sequential."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, headers: dict[str, str] | None = None) -> None:
         self.host, self.port = host, port
+        self.extra = _header_lines(headers)
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -57,7 +65,7 @@ class Conn:
         return status, body
 
     async def get_json(self, path: str) -> tuple[int, dict]:
-        status, body = await self.send(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode())
+        status, body = await self.send(f"GET {path} HTTP/1.1\r\nHost: {self.host}\r\n{self.extra}\r\n".encode())
         return status, json.loads(body)
 
     async def close(self) -> None:

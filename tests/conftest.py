@@ -58,6 +58,7 @@ def settings(redis_server: RedisServer, prefix: str, tmp_path: Path) -> Settings
         redis_prefix=prefix,
         state_dir=tmp_path / "state",
         webhook_secret="test-secret",
+        webhook_allow_cidrs=["127.0.0.0/8"],  # the tests' receivers listen on loopback, as with `detectflow up`
         worker_dead_after_seconds=3,
         admin_key=TEST_ADMIN_KEY,
         api_metrics_port=0,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "Task", "get_settings", "settings_reference", "DEFAULT_CACHE_DIR"]
 
@@ -49,7 +51,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DETECTFLOW_", extra="ignore")
 
     # --- environment
-    env: Literal["dev", "prod"] = Field("dev", description="`prod` refuses unsafe conveniences (private webhook targets).")
+    env: Literal["dev", "prod"] = Field("dev", description="`prod` refuses unsafe conveniences.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level of every process.")
     log_format: Literal["auto", "json", "text"] = Field(
         "auto", description="`auto`: JSON lines when stderr is not a terminal, text otherwise."
@@ -87,7 +89,13 @@ class Settings(BaseSettings):
     api_public_url: str = Field("", description="Base URL used in job links and webhooks; empty: derived from the request.")
     api_max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted upload, bytes (413 `payload_too_large`).")
     api_max_image_pixels: int = Field(
-        50_000_000, ge=1, description="Largest accepted width x height, read from the header (413 `image_too_large`)."
+        50_000_000,
+        ge=1,
+        description="Largest accepted width x height, read from the header (413 `image_too_large`) and "
+        "checked again by the worker's decoder (job error `image_too_large`).",
+    )
+    api_annotated_cache_max_bytes: int = Field(
+        8 * 1024 * 1024, ge=0, description="Largest annotated PNG kept in Redis, bytes; bigger ones are served uncached."
     )
     api_max_queue_depth: int = Field(
         1000, ge=1, description="Unfinished jobs of a task at which POST answers 429 `queue_full`."
@@ -145,14 +153,25 @@ class Settings(BaseSettings):
     webhook_max_attempts: int = Field(6, ge=1, le=20, description="Deliveries tried before a webhook is marked failed.")
     webhook_timeout_seconds: float = Field(5.0, gt=0, description="Timeout of one delivery.")
     webhook_backoff_seconds: float = Field(1.0, gt=0, description="First retry delay; doubles each attempt (capped at 60 s).")
-    webhook_allow_private: bool = Field(
-        True, description="Allow webhook targets on loopback or private addresses (always off when env=prod)."
+    webhook_max_response_bytes: int = Field(
+        64 * 1024, ge=0, description="Most bytes of a receiver's answer read, bytes; the rest is dropped unread."
+    )
+    webhook_allow_hosts: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Comma-separated hosts a webhook may reach on a private address (`*.example` for subdomains).",
+    )
+    webhook_allow_cidrs: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Comma-separated networks webhooks may reach although private, e.g. `10.0.0.0/8`; "
+        "`detectflow up` on loopback opens `127.0.0.0/8,::1/128`.",
     )
 
     # --- worker
     worker_task: Task = Field(Task.face, description="Task served by `detectflow worker` (its --task sets it).")
     worker_processes: int = Field(1, ge=1, description="Worker processes, each with its own model session.")
-    worker_threads: int = Field(1, ge=1, description="Threads per process; also the prefetch (one message in hand per thread).")
+    worker_threads: int = Field(
+        0, ge=0, description="Jobs at once per process (also the prefetch); 0: one per core the process may use."
+    )
     worker_time_limit_seconds: int = Field(
         120, ge=1, description="Longest a job may run; SIGTERM waits this long for running jobs."
     )
@@ -174,7 +193,14 @@ class Settings(BaseSettings):
         "dlib-resnet-v1", description="Face embedder for recognition: a built-in name or an ONNX path with its card."
     )
     device: Literal["auto", "cpu", "gpu"] = Field("auto", description="`auto` uses CUDA/TensorRT when present, else CPU.")
-    intra_op_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads per session; 0: onnxruntime's default.")
+    intra_op_threads: int = Field(
+        0, ge=0, description="onnxruntime intra-op threads per session; 0: the cores left per job thread (1 by default)."
+    )
+    cpu_precision: Literal["auto", "int8", "fp32"] = Field(
+        "auto",
+        description="CPU model file: `auto` the int8 one where its card says it passed the accuracy report, else fp32; "
+        "`int8` the int8 one whenever the card has it; `fp32` always fp32.",
+    )
     face_score_threshold: float = Field(0.5, ge=0, le=1, description="Faces below this score are dropped.")
     object_score_threshold: float = Field(0.35, ge=0, le=1, description="Objects below this score are dropped.")
 
@@ -195,6 +221,27 @@ class Settings(BaseSettings):
         120.0, gt=0, description="`detectflow up`: the window, s, of the crash-loop count (and of the backoff's doubling)."
     )
 
+    @field_validator("webhook_secret", mode="before")
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        # an empty key would sign every webhook with a key anyone knows: treat it as no key
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(raw, str) and not raw.strip() else value
+
+    @field_validator("webhook_allow_hosts", "webhook_allow_cidrs", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            if value.strip().startswith("["):  # a JSON list, as pydantic-settings reads lists elsewhere
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_allow_cidrs")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(c, strict=False)) for c in value]
+
     @model_validator(mode="after")
     def _auth_off_only_in_dev(self) -> Settings:
         if self.auth == "disabled" and self.env == "prod":
@@ -211,10 +258,6 @@ class Settings(BaseSettings):
         """
         if self.auth == "disabled" and host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError(f"DETECTFLOW_AUTH=disabled is refused on {host}: only on a loopback address")
-
-    @property
-    def allows_private_webhooks(self) -> bool:
-        return self.webhook_allow_private and self.env != "prod"
 
     def model_for(self, task: Task) -> str:
         """Model name or path configured for ``task``."""

@@ -100,3 +100,36 @@ def test_up_killed_outright_leaves_no_process_behind(tmp_path: Path):
     up.log.close()
     # Then its children die with it
     wait_for(lambda: processes_with(marker) == [], 30, 0.2, what="the children to exit")
+
+
+def test_up_delivers_webhooks_to_a_receiver_on_this_machine(tmp_path: Path):
+    # Given `detectflow up` on loopback (it opens 127.0.0.0/8 to webhooks) and a receiver on 127.0.0.1
+    from detectflow.webhooks import SIGNATURE_HEADER, verify
+    from tests.support.images import image_bytes
+    from tests.support.receivers import Receiver
+
+    state = tmp_path / "state"
+    up = UpProcess(state, tmp_path / "up.log")
+    try:
+        with Receiver() as receiver:
+            # When a job is submitted with that receiver as its webhook
+            job = httpx.post(
+                f"{up.url}/v1/jobs",
+                files={"file": ("a.png", image_bytes("astronaut"))},
+                data={"task": "face", "webhook_url": receiver.url()},
+                headers=up.auth,
+                timeout=10,
+            ).json()
+            final = wait_for(
+                lambda: (j := httpx.get(f"{up.url}/v1/jobs/{job['id']}", headers=up.auth, timeout=5).json())
+                .get("webhook", {})
+                .get("state") == "delivered" and j,
+                60,
+                what="webhook delivery",
+            )
+        # Then it was delivered once, signed with the secret `up` keeps in its state directory
+        assert final["webhook"]["last_status_code"] == 204 and len(receiver.received) == 1
+        _, headers, body = receiver.received[0]
+        assert verify((state / "webhook-secret").read_text().strip(), body, headers[SIGNATURE_HEADER])
+    finally:
+        assert up.stop(signal.SIGINT) == 0, (tmp_path / "up.log").read_text()[-3000:]

@@ -52,7 +52,9 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return cli_env(
         redis_url=settings.redis_url,
         redis_prefix=settings.redis_prefix,
+        model_dir=settings.model_dir,  # DETECTFLOW_MODEL_DIR reaches the workers (cli_env drops DETECTFLOW_*)
         webhook_secret=settings.webhook_secret.get_secret_value(),
+        webhook_allow_cidrs=",".join(settings.webhook_allow_cidrs),
         worker_dead_after_seconds=settings.worker_dead_after_seconds,
         webhook_backoff_seconds=0.2,
         worker_min_backoff_ms=100,

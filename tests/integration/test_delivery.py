@@ -12,7 +12,7 @@ import pytest
 from detectflow.webhooks import SIGNATURE_HEADER, verify
 from tests.integration.conftest import submit, wait_job
 from tests.support.images import image_bytes
-from tests.support.processes import wait_for
+from tests.support.processes import start_worker, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.models, pytest.mark.slow]
 
@@ -132,3 +132,17 @@ def test_webhook_is_signed_and_retried_until_delivered(client, run_worker, hook_
     # and the receiver can verify the signature with the shared secret
     assert verify(settings.webhook_secret.get_secret_value(), body, headers[SIGNATURE_HEADER])
     assert not verify("wrong-secret", body, headers[SIGNATURE_HEADER])
+
+
+def test_worker_without_its_model_exits_instead_of_looking_ready(worker_env, store, tmp_path):
+    # Given a worker configured with a model file that is not there
+    env = {**worker_env, "DETECTFLOW_FACE_MODEL": str(tmp_path / "missing.onnx")}
+    proc = start_worker(env, tmp_path / "worker.log", "face")
+    try:
+        # Then it exits (non-zero, saying why) rather than beating as a ready worker without a model
+        code = proc.popen.wait(90)
+    finally:
+        proc.stop()
+    assert code != 0
+    assert "cannot load the face model" in proc.output()
+    assert store.live_workers("face", 60) == []

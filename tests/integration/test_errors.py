@@ -145,8 +145,8 @@ def test_request_id_is_echoed_or_generated(client):
     assert client.get("/healthz", headers={"X-Request-ID": "bad id\twith spaces"}).headers["x-request-id"] != "bad id"
 
 
-def test_post_private_webhook_in_prod_is_validation_error(make_client):
-    client = make_client(env="prod")
+def test_post_private_webhook_is_validation_error(make_client):
+    client = make_client(webhook_allow_cidrs=[])  # the default: no allowlist
     resp = submit(client, image_bytes("astronaut"), webhook_url="http://127.0.0.1:9/hook")
     body = _assert_error(resp, 422, "validation_error")
     assert body["error"]["details"]["field"] == "webhook_url"

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from detectflow.cli.up import free_port
+from detectflow.models.cards import load_card
 from tests.integration.conftest import submit, wait_job
 from tests.support.images import image_bytes
 from tests.support.processes import wait_for
@@ -45,6 +46,19 @@ def test_face_job_succeeds_with_one_face_on_astronaut(client, run_worker):
     t = result["timings_ms"]
     assert 0 < t["inference"] <= t["total"] and t["queued"] >= 0
     assert done["attempts"] == 1 and done["started_at"] and done["finished_at"]
+
+
+def test_result_model_block_names_the_precision_of_the_file_that_ran(client, run_worker, settings):
+    # Given a face worker told to run the int8 CPU file
+    run_worker("face", cpu_precision="int8")
+    # When the astronaut photo is detected
+    done = wait_job(client, submit(client, image_bytes("astronaut"), name="astronaut.png").json()["id"])
+    # Then the result names the int8 file: its precision and its sha256, not the fp32 file's
+    assert done["status"] == "succeeded", done
+    card = load_card(settings.model_dir / "retinaface-mnet025.json")
+    assert done["result"]["model"]["precision"] == "int8"
+    assert done["result"]["model"]["sha256"] == card.files["cpu_int8"].sha256 != card.files["cpu"].sha256
+    assert len(done["result"]["detections"]) == 1
 
 
 def test_annotated_png_has_the_image_size_and_the_box_drawn(client, run_worker):

@@ -33,8 +33,14 @@ def model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def model_settings(model_dir: Path) -> Settings:
-    """CPU, 2 intra-op threads, default thresholds, the built models."""
-    return Settings(model_dir=model_dir, device="cpu", intra_op_threads=2)
+    """CPU, the fp32 files, 2 intra-op threads, default thresholds, the built models."""
+    return Settings(model_dir=model_dir, device="cpu", intra_op_threads=2, cpu_precision="fp32")
+
+
+@pytest.fixture(scope="session")
+def int8_settings(model_settings: Settings) -> Settings:
+    """As ``model_settings``, with the int8 files whatever the cards' default."""
+    return model_settings.model_copy(update={"cpu_precision": "int8"})
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +51,16 @@ def face_detector(model_settings: Settings) -> Detector:
 @pytest.fixture(scope="session")
 def object_detector(model_settings: Settings) -> Detector:
     return load_detector(Task.object, model_settings)
+
+
+@pytest.fixture(scope="session")
+def face_detector_int8(int8_settings: Settings) -> Detector:
+    return load_detector(Task.face, int8_settings)
+
+
+@pytest.fixture(scope="session")
+def object_detector_int8(int8_settings: Settings) -> Detector:
+    return load_detector(Task.object, int8_settings)
 
 
 @pytest.fixture(scope="session")

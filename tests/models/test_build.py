@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
@@ -11,8 +12,8 @@ from typer.testing import CliRunner
 
 from detectflow.cli.models import app
 from detectflow.detectors.labels import COCO_LABELS
-from detectflow.models.build import build_models, builtin_card_path
-from detectflow.models.cards import card_is_current, load_card
+from detectflow.models.build import BUILT_FILES, build_models, builtin_card_path
+from detectflow.models.cards import card_is_current, load_card, write_card
 from detectflow.models.sources import sha256_file
 
 
@@ -39,10 +40,25 @@ def test_build_models_only_face_is_fast_light_and_reproducible(model_dir: Path, 
     # Then it is quick, only the face files exist, and their bytes equal the session build's
     assert time.perf_counter() - start < 60
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "retinaface-mnet025.gpu.onnx", "retinaface-mnet025.json", "retinaface-mnet025.onnx"
+        "retinaface-mnet025.gpu.onnx", "retinaface-mnet025.int8.onnx", "retinaface-mnet025.json",
+        "retinaface-mnet025.onnx",
     ]
-    for name in ("retinaface-mnet025.onnx", "retinaface-mnet025.gpu.onnx"):
+    for name in ("retinaface-mnet025.onnx", "retinaface-mnet025.gpu.onnx", "retinaface-mnet025.int8.onnx"):
         assert sha256_file(tmp_path / name) == sha256_file(model_dir / name)
+
+
+def test_build_models_rebuilds_a_card_without_the_int8_file(model_dir: Path, tmp_path: Path) -> None:
+    # Given a face model built before int8 variants existed (its card lists only fp32 and fp16)
+    for f in ("retinaface-mnet025.json", "retinaface-mnet025.onnx", "retinaface-mnet025.gpu.onnx"):
+        shutil.copyfile(model_dir / f, tmp_path / f)
+    card_path = builtin_card_path(tmp_path, "retinaface-mnet025")
+    card = load_card(card_path)
+    files = {k: v for k, v in card.files.items() if k != "cpu_int8"}
+    write_card(card.model_copy(update={"files": files}), card_path)
+    # When built again, Then it is rebuilt with the int8 file
+    (result,) = build_models(tmp_path, ["face"])
+    assert result.built and "cpu_int8" in load_card(card_path).files
+    assert (tmp_path / "retinaface-mnet025.int8.onnx").is_file()
 
 
 def test_build_models_rebuilds_a_file_that_no_longer_matches_its_card(model_dir: Path, tmp_path: Path) -> None:
@@ -63,8 +79,12 @@ def test_model_cards_describe_source_files_and_labels(model_dir: Path) -> None:
     assert face.input.size is None and obj.input.size == (416, 416)
     assert face.postprocessor == "retinaface" and obj.postprocessor == "nanodet"
     assert face.labels == ["face"] and obj.labels == list(COCO_LABELS)
-    for card in (face, obj):
-        assert set(card.files) == {"cpu", "gpu"}
+    embed = load_card(model_dir / "dlib-resnet-v1.json")
+    # The detectors carry an int8 CPU file; the embedder has none and runs fp32 on CPU whatever the setting
+    assert set(face.files) == set(obj.files) == {"cpu", "gpu", "cpu_int8"}
+    assert set(embed.files) == {"cpu", "gpu"} and embed.cpu_precision == "fp32"
+    for card in (face, obj, embed):
+        assert set(card.files) == set(BUILT_FILES[card.task])
         for f in card.files.values():
             assert sha256_file(model_dir / f.path) == f.sha256
         assert card.build["seconds"] > 0
@@ -94,7 +114,7 @@ def test_build_models_object_export_is_reproducible(model_dir: Path, tmp_path: P
     # Then the bytes are identical (tf2onnx's own optimizer, which is order-nondeterministic, is off,
     # the graph is canonicalized and the source path is stripped)
     assert result.built
-    for name in ("nanodet-g.onnx", "nanodet-g.gpu.onnx"):
+    for name in ("nanodet-g.onnx", "nanodet-g.gpu.onnx", "nanodet-g.int8.onnx"):
         assert sha256_file(tmp_path / name) == sha256_file(model_dir / name)
 
 

@@ -98,3 +98,21 @@ def test_load_detector_reports_provider_and_file_hash(model_settings: Settings, 
     else:
         assert d.info.provider in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
         assert d.info.extra["precision"] == "fp16"
+
+
+@pytest.mark.parametrize("variant", ["cpu", "cpu_int8", "gpu"])
+def test_nanodet_onnx_runs_a_dynamic_batch_like_single_images(model_dir: Path, variant: str) -> None:
+    # Given the NanoDet files (re-exported with a dynamic batch axis) and three preprocessed photos
+    card = load_card(model_dir / "nanodet-g.json")
+    assert card.verification["batch_parity_max_abs_diff"] <= 1e-5
+    session = create_session(model_dir / card.files[variant].path, ["CPUExecutionProvider"], 2)
+    assert session.get_inputs()[0].shape[0] == "N"
+    batch = np.concatenate([prepare(image_bgr(n), card)[0] for n in ("astronaut", "coffee", "motorcycle_left")])
+    # When run as one batch of 3 and one image at a time
+    together = session.run(None, {session.get_inputs()[0].name: batch})
+    for i in range(len(batch)):
+        alone = session.run(None, {session.get_inputs()[0].name: batch[i : i + 1]})
+        # Then each image's outputs are the same (measured: bit-identical)
+        for a, b in zip(together, alone):
+            assert a.shape[0] == len(batch)
+            np.testing.assert_allclose(a[i : i + 1], b, rtol=0, atol=1e-5)

@@ -9,23 +9,15 @@ import cv2
 import numpy as np
 
 from detectflow.config import DEFAULT_CACHE_DIR
-from detectflow.models.sources import PackageSource, fetch
+from detectflow.models.sources import FACE_RECOGNITION_SDIST, fetch
 
 __all__ = ["FACE_RECOGNITION_SDIST", "MEDIA_DIR", "face_photo", "face_photo_path", "FACE_PHOTOS"]
 
 #: Where fetched test packages and the files taken out of them are kept.
 MEDIA_DIR = DEFAULT_CACHE_DIR / "test-media"
 
-#: face_recognition's sdist: tests/test_images holds photos of two known people (White House
-#: photos with usage notices, hence fetched, not committed).
-FACE_RECOGNITION_SDIST = PackageSource(
-    kind="pypi-sdist",
-    name="face_recognition",
-    version="1.3.0",
-    filename="face_recognition-1.3.0.tar.gz",
-    sha256="5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
-    licence="MIT",
-)
+#: The photos are White House photos with usage notices: fetched (sdist pinned in detectflow.models.sources),
+#: not committed.
 _PREFIX = "face_recognition-1.3.0/tests/test_images/"
 
 #: Photo name -> who is in it (one face each).

@@ -22,9 +22,28 @@ def test_settings_refuse_bad_values(monkeypatch):
         Settings()
 
 
-def test_prod_forbids_private_webhooks():
-    assert Settings(env="prod", webhook_allow_private=True).allows_private_webhooks is False
-    assert Settings(env="dev", webhook_allow_private=True).allows_private_webhooks is True
+def test_webhook_allowlists_are_empty_by_default_and_read_comma_separated(monkeypatch):
+    assert (Settings().webhook_allow_hosts, Settings().webhook_allow_cidrs) == ([], [])
+    monkeypatch.setenv("DETECTFLOW_WEBHOOK_ALLOW_HOSTS", "hooks.internal, *.svc.cluster.local")
+    monkeypatch.setenv("DETECTFLOW_WEBHOOK_ALLOW_CIDRS", "127.0.0.1/8,::1/128")
+    s = Settings()
+    assert s.webhook_allow_hosts == ["hooks.internal", "*.svc.cluster.local"]
+    assert s.webhook_allow_cidrs == ["127.0.0.0/8", "::1/128"]
+    monkeypatch.setenv("DETECTFLOW_WEBHOOK_ALLOW_CIDRS", '["10.0.0.0/8"]')
+    assert Settings().webhook_allow_cidrs == ["10.0.0.0/8"]
+    monkeypatch.setenv("DETECTFLOW_WEBHOOK_ALLOW_CIDRS", "[]")
+    assert Settings().webhook_allow_cidrs == []
+
+
+def test_webhook_allow_cidrs_refuses_what_is_not_a_network():
+    with pytest.raises(ValidationError):
+        Settings(webhook_allow_cidrs="10.0.0.0/33")
+
+
+def test_blank_webhook_secret_is_no_secret(monkeypatch):
+    monkeypatch.setenv("DETECTFLOW_WEBHOOK_SECRET", "")
+    assert Settings().webhook_secret is None
+    assert Settings(webhook_secret="  ").webhook_secret is None
 
 
 def test_every_task_is_a_declared_kind():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import MutableMapping
 from typing import Annotated
 
 import typer
@@ -37,6 +38,7 @@ def api(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     raise_open_files_limit(s.api_limit_concurrency)
+    _limit_decoder(os.environ, s.api_max_image_pixels)  # before the app imports cv2
     uvicorn.run(
         "detectflow.api.app:create_app",
         factory=True,
@@ -53,21 +55,29 @@ def api(
 def worker(
     task: Annotated[Task, typer.Option(help="Which queue to serve.")] = Task.face,
     processes: Annotated[int | None, typer.Option(help="Processes [default: DETECTFLOW_WORKER_PROCESSES].")] = None,
-    threads: Annotated[int | None, typer.Option(help="Threads per process [default: DETECTFLOW_WORKER_THREADS].")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Jobs at once per process [default: DETECTFLOW_WORKER_THREADS, else one per core].")
+    ] = None,
 ) -> None:
     """Run a Dramatiq worker for one task (replaces this process, so signals reach Dramatiq)."""
     from detectflow.jobs.kinds import kind_of
+    from detectflow.worker.layout import available_cores, choose_layout
 
     s = get_settings()
     kind = kind_of(task)
-    threads = threads or s.worker_threads
+    # CPU: one job per core, one intra-op thread each, unless set; a GPU worker keeps one job in hand
+    default_threads = 1 if s.device == "gpu" else 0
+    layout = choose_layout(available_cores(), threads or s.worker_threads or default_threads, s.intra_op_threads)
+    threads = layout.threads
     env = dict(os.environ)
     env["DETECTFLOW_WORKER_TASK"] = task.value
     env["DETECTFLOW_WORKER_THREADS"] = str(threads)
+    env["DETECTFLOW_INTRA_OP_THREADS"] = str(layout.intra_op_threads)
     # One message in hand per thread: a busy pod never hoards jobs another pod could run.
     env["dramatiq_queue_prefetch"] = str(threads)
     # Dramatiq's worker processes log through pipes: decide "auto" here, where the terminal is known.
     env["DETECTFLOW_LOG_FORMAT"] = _resolved_log_format(s.log_format)
+    _limit_decoder(env, s.api_max_image_pixels)
     args = [
         sys.executable, "-m", "dramatiq", "detectflow.worker.main",
         "--processes", str(processes or s.worker_processes),
@@ -77,6 +87,11 @@ def worker(
         "--worker-shutdown-timeout", str((s.worker_time_limit_seconds + 5) * 1000),
     ]  # fmt: skip
     os.execve(sys.executable, args, env)
+
+
+def _limit_decoder(env: MutableMapping[str, str], max_pixels: int) -> None:
+    """OpenCV refuses to allocate an image above ``max_pixels`` (its variable is read once, at import)."""
+    env.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(max_pixels))
 
 
 def _resolved_log_format(fmt: str) -> str:

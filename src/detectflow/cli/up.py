@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import shutil
@@ -22,6 +23,7 @@ from rich.markup import escape
 from detectflow.cli.supervisor import Child, RestartPolicy, Supervisor
 from detectflow.cli.client import admin_key_path, ensure_admin_key
 from detectflow.config import Settings, Task, get_settings
+from detectflow.webhooks import LOOPBACK_CIDRS
 
 __all__ = ["register", "find_redis_server", "RedisServer", "free_port"]
 
@@ -147,6 +149,16 @@ class RedisServer:
         self.stop()
 
 
+def _is_loopback(host: str) -> bool:
+    """Whether the API bind address ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "detectflow.cli.main", *args]
 
@@ -209,6 +221,9 @@ def register(app: typer.Typer) -> None:
                 secret_file.write_text(secrets.token_hex(32))
                 secret_file.chmod(0o600)
             env["DETECTFLOW_WEBHOOK_SECRET"] = secret_file.read_text().strip()
+        if "DETECTFLOW_WEBHOOK_ALLOW_CIDRS" not in os.environ and _is_loopback(host):
+            # one machine, one user: webhooks to local receivers are the point (a wider bind keeps the default)
+            env["DETECTFLOW_WEBHOOK_ALLOW_CIDRS"] = ",".join(LOOPBACK_CIDRS)
         admin_key = None
         if s.auth == "enabled":
             admin_key = s.admin_key.get_secret_value() if s.admin_key else ensure_admin_key(s)

@@ -57,4 +57,5 @@ def model_info(card: ModelCard, sha256: str, provider: str, variant: str) -> Mod
         sha256=sha256,
         provider=provider,
         extra={"file": f.path, "precision": f.precision, "postprocessor": card.postprocessor, "variant": variant},
+        precision=f.precision,
     )

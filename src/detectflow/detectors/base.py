@@ -48,9 +48,11 @@ class ModelInfo:
     sha256: str
     provider: str = "CPUExecutionProvider"
     extra: dict = field(default_factory=dict)
+    precision: str = "fp32"  # of the file in use: fp32, fp16 or int8
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "version": self.version, "sha256": self.sha256, "provider": self.provider}
+        return {"name": self.name, "version": self.version, "sha256": self.sha256, "provider": self.provider,
+                "precision": self.precision}
 
 
 @runtime_checkable

@@ -15,7 +15,7 @@ from detectflow.detectors.runtime import choose_providers, create_session, sessi
 from detectflow.models.cards import ModelCard, ModelFile, card_path_for, load_card
 from detectflow.models.sources import sha256_file
 
-__all__ = ["ModelNotFoundError", "load_detector", "load_embedder", "resolve_model"]
+__all__ = ["ModelNotFoundError", "choose_variant", "load_detector", "load_embedder", "resolve_model"]
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +84,34 @@ def _with_default_file(card: ModelCard, path: Path) -> ModelCard:
     return card.model_copy(update={"files": {"cpu": ModelFile(path=path.name)}})
 
 
+def choose_variant(card: ModelCard, gpu: bool, cpu_precision: str = "auto") -> str:
+    """Which of the card's files to open: ``gpu``, ``cpu_int8`` or ``cpu``.
+
+    Parameters
+    ----------
+    card
+        The model card.
+    gpu
+        Whether a GPU provider is in use.
+    cpu_precision
+        ``auto``: int8 where the card marks it as the CPU default (its accuracy report passed);
+        ``int8``: int8 whenever the card has the file; ``fp32``: never int8.
+    """
+    if gpu and "gpu" in card.files:
+        return "gpu"
+    if "cpu_int8" in card.files and (
+        cpu_precision == "int8" or (cpu_precision == "auto" and card.cpu_precision == "int8")
+    ):
+        return "cpu_int8"
+    return "cpu"
+
+
 def load_detector(task: Task, settings: Settings) -> Detector:
     """The detector configured for ``task``, with one onnxruntime session.
 
     Picks the card's GPU variant when a CUDA (or TensorRT) provider is available and
-    ``settings.device`` is not ``cpu``; otherwise the fp32 CPU file.
+    ``settings.device`` is not ``cpu``; otherwise the CPU file that ``settings.cpu_precision``
+    and the card choose (:func:`choose_variant`).
 
     Parameters
     ----------
@@ -116,12 +139,13 @@ def load_detector(task: Task, settings: Settings) -> Detector:
 def load_embedder(settings: Settings) -> OnnxFaceEmbedder:
     """The face embedder configured by ``settings.embed_model``, with one onnxruntime session.
 
-    Picks the GPU variant like :func:`load_detector`.
+    Picks the variant like :func:`load_detector` (an embedder card without a ``cpu_int8`` file always runs
+    its fp32 CPU file on CPU, whatever ``settings.cpu_precision`` says).
 
     Parameters
     ----------
     settings
-        ``model_dir``, ``embed_model``, ``device`` and ``intra_op_threads`` are used.
+        ``model_dir``, ``embed_model``, ``device``, ``cpu_precision`` and ``intra_op_threads`` are used.
 
     Raises
     ------
@@ -138,21 +162,21 @@ def load_embedder(settings: Settings) -> OnnxFaceEmbedder:
 
 
 def _open_best(card: ModelCard, base: Path, settings: Settings, what: str):
-    """Session on the card's GPU variant when a GPU provider starts, else on the fp32 CPU file."""
+    """Session on the file :func:`choose_variant` picks (its CPU choice again when the GPU provider fails)."""
     providers = choose_providers(settings.device)
     want_gpu = providers[0] != "CPUExecutionProvider"
-    variant = "gpu" if want_gpu and "gpu" in card.files else "cpu"
+    variant = choose_variant(card, want_gpu, settings.cpu_precision)
     session, path = _open(card, base, variant, providers, settings.intra_op_threads)
     provider = session_provider(session)
     if variant == "gpu" and provider == "CPUExecutionProvider":
-        log.warning("%s: GPU provider failed to start; falling back to CPUExecutionProvider with the fp32 file",
-                    card.name)
-        variant = "cpu"
+        variant = choose_variant(card, False, settings.cpu_precision)
+        log.warning("%s: GPU provider failed to start; falling back to CPUExecutionProvider with the %s file",
+                    card.name, card.files[variant].precision)
         session, path = _open(card, base, variant, ["CPUExecutionProvider"], settings.intra_op_threads)
         provider = session_provider(session)
     sha = card.files[variant].sha256 or sha256_file(path)
     info = model_info(card, sha, provider, variant)
-    log.info("%s model %s %s (%s) on %s", what, card.name, card.version, path, provider)
+    log.info("%s model %s %s (%s, %s) on %s", what, card.name, card.version, path, info.precision, provider)
     return session, info
 
 

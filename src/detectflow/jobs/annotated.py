@@ -26,11 +26,13 @@ def detections_from_result(items: Iterable[results.Detection]) -> list[Detection
     ]
 
 
-def render_annotated_png(image_bytes: bytes, detections: Iterable[results.Detection]) -> bytes:
-    """The image with ``detections`` drawn, PNG-encoded."""
+def render_annotated_png(
+    image_bytes: bytes, detections: Iterable[results.Detection], max_pixels: int | None = None
+) -> bytes:
+    """The image with ``detections`` drawn, PNG-encoded (decoded with at most ``max_pixels``)."""
     from detectflow.detectors.annotate import annotate
 
-    image = annotate(decode_image(image_bytes), detections_from_result(detections))
+    image = annotate(decode_image(image_bytes, max_pixels), detections_from_result(detections))
     ok, buf = cv2.imencode(".png", image)
     if not ok:  # pragma: no cover - OpenCV always encodes a BGR uint8 array
         raise RuntimeError("PNG encoding failed")

@@ -66,7 +66,14 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 
 #: Codes that end a job as ``failed`` (``job.error.code``), as opposed to refusing a request.
 JOB_FAILURE_CODES = frozenset(
-    {ErrorCode.invalid_image, ErrorCode.image_expired, ErrorCode.model_error, ErrorCode.timeout, ErrorCode.worker_error}
+    {
+        ErrorCode.invalid_image,
+        ErrorCode.image_too_large,
+        ErrorCode.image_expired,
+        ErrorCode.model_error,
+        ErrorCode.timeout,
+        ErrorCode.worker_error,
+    }
 )
 
 

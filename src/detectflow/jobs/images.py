@@ -104,16 +104,39 @@ def _is_truncated(fmt: str, data: bytes) -> bool:
     return False
 
 
-def decode_image(data: bytes) -> np.ndarray:
-    """Decode to a BGR uint8 array (EXIF orientation applied).
+def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
+    """Decode to a BGR uint8 array (EXIF orientation applied), at most ``max_pixels`` of it.
+
+    The API read the pixel count from the header with Pillow; OpenCV's decoders read the header again
+    and allocate from what they read, so the count is checked again here: OpenCV itself refuses to
+    allocate beyond ``OPENCV_IO_MAX_IMAGE_PIXELS`` (read once, when cv2 is imported: `detectflow worker`
+    and `detectflow api` set it to ``DETECTFLOW_API_MAX_IMAGE_PIXELS``), and the decoded shape is
+    checked against ``max_pixels`` whatever that variable says.
 
     Raises
     ------
     DetectflowError
-        ``invalid_image`` when OpenCV cannot decode the bytes.
+        ``invalid_image`` when OpenCV cannot decode the bytes; ``image_too_large`` when the decoder's
+        header or the decoded image exceeds the pixel limit.
     """
     buf = np.frombuffer(data, np.uint8)
-    image = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+    try:
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR) if buf.size else None
+    except cv2.error as exc:
+        if "CV_IO_MAX_IMAGE_PIXELS" in str(exc):
+            raise DetectflowError(
+                ErrorCode.image_too_large,
+                "The decoder read a pixel count above the limit from the image's header.",
+                {"max_pixels": max_pixels} if max_pixels else {},
+            ) from None
+        raise DetectflowError(ErrorCode.invalid_image, "The image could not be decoded.") from None
     if image is None or image.size == 0:
         raise DetectflowError(ErrorCode.invalid_image, "The image could not be decoded.")
+    height, width = image.shape[:2]
+    if max_pixels is not None and width * height > max_pixels:
+        raise DetectflowError(
+            ErrorCode.image_too_large,
+            f"The image decodes to {width}x{height} pixels; at most {max_pixels} pixels are accepted.",
+            {"width": width, "height": height, "max_pixels": max_pixels},
+        )
     return image

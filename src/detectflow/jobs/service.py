@@ -6,7 +6,6 @@ import hashlib
 import math
 import uuid
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from anyio import to_thread
 
@@ -16,7 +15,7 @@ from detectflow.jobs.images import inspect_image
 from detectflow.jobs.kinds import JobKind, kind_of
 from detectflow.jobs.records import JobPage, JobRecord, JobStatus, WebhookState
 from detectflow.jobs.store import Admission, JobFilter, JobStore, QueuedMessage, decode_cursor, encode_cursor
-from detectflow.webhooks import is_private_target
+from detectflow.webhooks import INVALID_URL, TargetPolicy, TargetRefused, signing_key, vet_target_async
 
 __all__ = ["Enqueuer", "JobService", "retry_after_seconds", "MAX_PAGE_SIZE", "MAX_SCANNED_PER_PAGE"]
 
@@ -78,7 +77,7 @@ class JobService:
         s = self.settings
         kind = kind_of(task)
         header = inspect_image(data, s.api_max_image_pixels)
-        webhook = self._webhook(webhook_url)
+        webhook = await self._webhook(webhook_url)
         fingerprint = f"{kind.task.value}:{hashlib.sha256(data).hexdigest()}"
         job = JobRecord(
             id=uuid.uuid4().hex,
@@ -120,27 +119,24 @@ class JobService:
             headers={"Retry-After": str(wait)},
         )
 
-    def _webhook(self, url: str | None) -> WebhookState | None:
+    async def _webhook(self, url: str | None) -> WebhookState | None:
         if not url:
             return None
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise DetectflowError(
-                ErrorCode.validation_error,
-                "webhook_url must be an absolute http(s) URL.",
-                {"field": "webhook_url"},
-            )
-        if not self.settings.allows_private_webhooks and is_private_target(url):
-            raise DetectflowError(
-                ErrorCode.validation_error,
-                "webhook_url must resolve to a public address.",
-                {"field": "webhook_url"},
-            )
-        if self.settings.webhook_secret is None:
+        if signing_key(self.settings.webhook_secret) is None:
             raise DetectflowError(
                 ErrorCode.webhooks_disabled,
                 "Webhooks are disabled on this server: set DETECTFLOW_WEBHOOK_SECRET to enable them.",
             )
+        s = self.settings
+        try:  # resolved off the event loop; the worker resolves again and connects to what it vetted
+            await vet_target_async(url, TargetPolicy.of(s.webhook_allow_hosts, s.webhook_allow_cidrs))
+        except TargetRefused as exc:
+            message = (
+                "webhook_url must be an absolute http(s) URL."
+                if exc.reason == INVALID_URL
+                else "webhook_url must resolve to a public address."  # one answer for private and unknown names
+            )
+            raise DetectflowError(ErrorCode.validation_error, message, {"field": "webhook_url"}) from None
         return WebhookState(url=url)
 
     async def get(self, job_id: str, tenant: str = DEFAULT_TENANT) -> JobRecord:
@@ -198,6 +194,8 @@ class JobService:
         if data is None:
             raise DetectflowError(ErrorCode.job_not_found, f"The image of job {job_id} has expired.")
         # decoding and drawing take milliseconds of CPU: not on the event loop
-        png = await to_thread.run_sync(render_annotated_png, data, job.result.detections if job.result else [])
-        await self.store.save_annotated(job_id, png)
+        detections = job.result.detections if job.result else []
+        png = await to_thread.run_sync(render_annotated_png, data, detections, self.settings.api_max_image_pixels)
+        if len(png) <= self.settings.api_annotated_cache_max_bytes:  # a big one is rendered again, not kept
+            await self.store.save_annotated(job_id, png)
         return png

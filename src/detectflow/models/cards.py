@@ -61,7 +61,7 @@ class ModelFile(_Strict):
     path: str
     #: Computed when the card is loaded if a hand-written card leaves it out.
     sha256: str | None = None
-    precision: Literal["fp32", "fp16"] = "fp32"
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
 
 
 class SourceInfo(_Strict):
@@ -94,8 +94,11 @@ class ModelCard(_Strict):
     postprocessor_options: dict[str, Any] = Field(default_factory=dict)
     #: Class names by class index; empty means "class_<i>" (or COCO for an 80-class YOLO).
     labels: list[str] = Field(default_factory=list)
-    #: "cpu" (fp32) is required; "gpu" (usually fp16) is picked when CUDA is available.
-    files: dict[Literal["cpu", "gpu"], ModelFile] = Field(default_factory=dict)
+    #: "cpu" (fp32) is required; "gpu" (usually fp16) is picked when CUDA is available; "cpu_int8"
+    #: (static int8) is picked on CPU when ``cpu_precision`` says so.
+    files: dict[Literal["cpu", "gpu", "cpu_int8"], ModelFile] = Field(default_factory=dict)
+    #: What CPU workers load by default: ``int8`` only when the build's accuracy report against fp32 passed.
+    cpu_precision: Literal["fp32", "int8"] = "fp32"
     #: Figures measured at build time (parity, fp16 drift), recorded for the tests and docs.
     verification: dict[str, Any] = Field(default_factory=dict)
     build: dict[str, Any] = Field(default_factory=dict)
@@ -127,15 +130,15 @@ def write_card(card: ModelCard, path: Path) -> None:
     tmp.replace(path)
 
 
-def card_is_current(card_path: Path) -> bool:
-    """Whether the card exists and every file it lists is on disk with the recorded sha256."""
+def card_is_current(card_path: Path, required: tuple[str, ...] = ("cpu",)) -> bool:
+    """Whether the card exists, lists the ``required`` files, and every file it lists is on disk with its sha256."""
     if not card_path.is_file():
         return False
     try:
         card = load_card(card_path)
     except (ValueError, OSError):
         return False
-    if "cpu" not in card.files:
+    if not set(required) <= set(card.files):
         return False
     for f in card.files.values():
         p = card_path.parent / f.path

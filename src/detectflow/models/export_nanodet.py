@@ -1,8 +1,8 @@
 """Export NanoDet (TF.js graph model) to ONNX: run by the build venv's python, never imported."""
 
 # Standalone on purpose: it imports nothing from detectflow. Steps: tf2onnx conversion (opset 17),
-# canonicalization, onnxruntime basic offline optimization, parity against TensorFlow running the
-# original graph, fp16 GPU variant (onnxconverter-common, fp32 inputs/outputs) and its drift, and a
+# canonicalization, onnxruntime basic offline optimization, a dynamic batch axis, batch parity,
+# parity against TensorFlow running the original graph, fp16 GPU variant (onnxconverter-common, fp32 inputs/outputs) and its drift, and a
 # JSON report that build.py turns into the model card.
 
 from __future__ import annotations
@@ -127,6 +127,60 @@ def _canonicalize(model):
     return model
 
 
+def _dynamic_batch(model):
+    """Same graph with a dynamic batch axis ``N``: the TF.js graph fixes it at 1.
+
+    Run on the optimized graph, where the head Reshapes' target shapes are folded into constants
+    ``[1, C, -1]``: those are its only batch-bound constants. ``0``
+    (copy the input's dimension; ``allowzero`` is 0) makes them batch-agnostic without changing
+    what a batch of 1 computes. Every other op (Conv, Concat and Split on axis 1, Pad of H and W,
+    Resize by scales, Transpose) is batch-agnostic already.
+    """
+    from onnx import numpy_helper
+
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    for node in g.node:  # tf2onnx may write them as Constant nodes
+        if node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value":
+                    inits[node.output[0]] = a.t
+    producer = {o: n for n in g.node for o in n.output}
+    for node in g.node:
+        if node.op_type != "Reshape":
+            continue
+        src = node.input[1]
+        while src in producer and producer[src].op_type == "Cast":  # TF.js keeps int32 shapes: Cast to int64
+            src = producer[src].input[0]
+        if src not in inits:
+            continue
+        if any(a.name == "allowzero" and a.i for a in node.attribute):
+            raise ValueError(f"{node.name}: allowzero=1, 0 would not copy the batch")
+        t = inits[src]
+        shape = numpy_helper.to_array(t)
+        if shape.ndim == 1 and len(shape) >= 2 and shape[0] == 1:
+            fixed = shape.copy()
+            fixed[0] = 0
+            t.CopyFrom(numpy_helper.from_array(fixed, t.name))
+    for v in list(g.input) + list(g.output):
+        dim = v.type.tensor_type.shape.dim[0]
+        dim.ClearField("dim_value")
+        dim.dim_param = "N"
+    del g.value_info[:]
+    return model
+
+
+def _batch_parity(path: Path, x: np.ndarray, names: list[str]) -> float:
+    """Largest difference between a batch of 3 (the probe, mirrored, halved) and each image run alone."""
+    batch = np.concatenate([x, x[..., ::-1], x * 0.5]).astype(np.float32)
+    together = _run_onnx(path, np.ascontiguousarray(batch), names)
+    worst = 0.0
+    for i in range(len(batch)):
+        alone = _run_onnx(path, np.ascontiguousarray(batch[i : i + 1]), names)
+        worst = max(worst, *(float(np.abs(a[i : i + 1] - b).max()) for a, b in zip(together, alone)))
+    return worst
+
+
 def _optimize(src: Path, dest: Path) -> None:
     import onnxruntime as ort
 
@@ -215,6 +269,7 @@ def main() -> None:
         onnx.save(_canonicalize(onnx.load(str(raw))), str(raw))
         cpu_tmp, gpu_tmp = Path(tmp) / "cpu.onnx", Path(tmp) / "gpu.onnx"
         _optimize(raw, cpu_tmp)
+        onnx.save(_dynamic_batch(onnx.load(str(cpu_tmp))), str(cpu_tmp))  # on the folded shape constants
         onnx.save(float16.convert_float_to_float16(onnx.load(str(cpu_tmp)), keep_io_types=True), str(gpu_tmp))
 
         ref = _tf_reference(args.tfjs, x, names)
@@ -224,6 +279,9 @@ def main() -> None:
         parity = _diffs(ref, ours, names)
         parity_raw = _diffs(ref, raw_out, names)
         drift = _diffs(ours, half, names)
+        batch_parity = _batch_parity(cpu_tmp, x, names)
+        if batch_parity > 1e-4:
+            raise SystemExit(f"batch of 3 differs from single images by {batch_parity}")
         kinds = {n: "score" for n in scores} | {n: "regression" for n in dists}
         fp16_ok = all(drift[n] <= args.tolerance[kinds[n]] for n in names)
         if not fp16_ok:
@@ -240,10 +298,11 @@ def main() -> None:
         "parity_max_abs_diff": parity,
         "parity_max_abs_diff_unoptimized": parity_raw,
         "fp16_max_abs_diff": drift,
+        "batch_parity_max_abs_diff": batch_parity,
         "gpu_precision": "fp16" if fp16_ok else "fp32",
         "source_sha256": ", ".join(f"{p.name}:{_sha256(p)}" for p in (args.tfjs, args.tfjs.with_suffix(".bin"))),
         "export": " ".join(["python -m", argv[0], *[a if "/" not in a else Path(a).name for a in argv[1:]]])
-        + " (tf2onnx graph optimizer off; graph canonicalized; onnxruntime basic offline optimization)",
+        + " (tf2onnx graph optimizer off; graph canonicalized; dynamic batch axis; onnxruntime basic offline optimization)",
         "tools": {
             "python": sys.version.split()[0],
             **{p: version(p) for p in ("tensorflow-cpu", "tf2onnx", "onnx", "onnxruntime", "onnxconverter-common", "numpy")},

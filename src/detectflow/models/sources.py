@@ -26,6 +26,10 @@ __all__ = [
     "DLIB_MODELS_SDIST",
     "DLIB_RESNET_MEMBER",
     "DLIB_RESNET_SHA256",
+    "SKIMAGE_WHEEL",
+    "MATPLOTLIB_WHEEL",
+    "FACE_RECOGNITION_SDIST",
+    "pip_download_args",
     "fetch",
     "sha256_file",
     "sha256_bytes",
@@ -54,6 +58,9 @@ class PackageSource:
     filename: str
     sha256: str
     licence: str
+    #: For a "pypi" wheel built per platform: the platform tag it is pinned to (CPython 3.11), so the file and its
+    #: sha256 are the same on any host (it is only read as a zip, never installed). None for a pure wheel.
+    platform: str | None = None
 
     @property
     def spec(self) -> str:
@@ -114,6 +121,38 @@ DLIB_RESNET_MEMBER = "face_recognition_models-0.3.0/face_recognition_models/mode
 DLIB_RESNET_SHA256 = "55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30"
 
 
+#: Sample photos in ``skimage/data`` (int8 calibration and accuracy report): astronaut, camera, coffee ...
+SKIMAGE_WHEEL = PackageSource(
+    kind="pypi",
+    name="scikit-image",
+    version="0.26.0",
+    filename="scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl",
+    sha256="74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af",
+    licence="BSD-3-Clause (package); photos as credited in skimage.data",
+    platform="manylinux_2_24_x86_64",
+)
+#: ``mpl-data/sample_data/grace_hopper.jpg`` and two other sample images.
+MATPLOTLIB_WHEEL = PackageSource(
+    kind="pypi",
+    name="matplotlib",
+    version="3.11.2",
+    filename="matplotlib-3.11.2-cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64.whl",
+    sha256="07d9b9fa60cd4c393692f50d0bb03123242ddf61c99bb0e95e75feb354e7c1a8",
+    licence="matplotlib licence (PSF-style)",
+    platform="manylinux2014_x86_64",
+)
+#: ``tests/test_images/``: seven photos of two people, one face each (read from the tarball, never installed);
+#: int8 calibration and accuracy photos at build time, and the test suite's face photos.
+FACE_RECOGNITION_SDIST = PackageSource(
+    kind="pypi-sdist",
+    name="face_recognition",
+    version="1.3.0",
+    filename="face_recognition-1.3.0.tar.gz",
+    sha256="5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec",
+    licence="MIT (package); photos carry White House usage notices (used at build time, never shipped)",
+)
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
@@ -126,6 +165,37 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def pip_download_args(source: PackageSource) -> tuple[str, ...]:
+    """pip's file-selection options for a "pypi" or "pypi-sdist" source (besides ``--no-deps -d DIR``).
+
+    Parameters
+    ----------
+    source
+        A pinned PyPI package.
+
+    Returns
+    -------
+    tuple of str
+        ``--no-binary=:all:`` for an sdist; ``--only-binary=:all:`` for a wheel, with the platform, Python version,
+        implementation and ABI it is pinned to when ``source.platform`` is set.
+
+    Raises
+    ------
+    ValueError
+        When ``source`` is not a PyPI package, or is an sdist with a platform.
+    """
+    if source.kind == "pypi-sdist":
+        if source.platform is not None:
+            raise ValueError(f"{source.spec}: an sdist has no platform")
+        return ("--no-binary=:all:",)
+    if source.kind != "pypi":
+        raise ValueError(f"{source.spec}: {source.kind} is not a PyPI kind")
+    if source.platform is None:
+        return ("--only-binary=:all:",)
+    return ("--only-binary=:all:", "--platform", source.platform, "--python-version", "3.11",
+            "--implementation", "cp", "--abi", "cp311")
 
 
 def fetch(source: PackageSource, download_dir: Path = DEFAULT_DOWNLOAD_DIR) -> Path:
@@ -155,8 +225,7 @@ def fetch(source: PackageSource, download_dir: Path = DEFAULT_DOWNLOAD_DIR) -> P
         return path
     log.info("fetching %s (%s)", source.spec, source.kind)
     if source.kind in ("pypi", "pypi-sdist"):
-        binary = "--only-binary=:all:" if source.kind == "pypi" else "--no-binary=:all:"
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", binary,
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", *pip_download_args(source),
                "--disable-pip-version-check", "-q", "-d", str(download_dir), source.spec]
     elif source.kind == "npm":
         cmd = ["npm", "pack", "--silent", "--pack-destination", str(download_dir), source.spec]

@@ -6,19 +6,22 @@ import logging
 import time
 
 import dramatiq
-import httpx
 from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.images import decode_image
 from detectflow.jobs.records import WebhookState, utcnow
 from detectflow.jobs.results import DetectionResult, DetectionTimings, ImageSize, ModelRef
-from detectflow.webhooks import is_private_target, sign
+from detectflow.webhooks import TargetPolicy, deliver, sign, signing_key
 from detectflow.worker.context import WorkerContext
 
 __all__ = ["declare_actors"]
 
 log = logging.getLogger("detectflow.worker")
+
+
+class WebhookNotDelivered(Exception):
+    """A delivery attempt failed with a stable reason; Dramatiq retries it with backoff."""
 
 
 def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> tuple[dramatiq.Actor, dramatiq.Actor]:
@@ -30,7 +33,7 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> tuple[dramati
         job, data = ctx.store.load(job_id)
         if job is None or data is None:
             raise DetectflowError(ErrorCode.image_expired, "The job's image expired before it was processed.")
-        image = decode_image(data)
+        image = decode_image(data, s.api_max_image_pixels)  # the header the API read may lie
         detector = ctx.require_detector()
         t0 = time.perf_counter()
         detections = detector.detect(image)
@@ -50,36 +53,43 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> tuple[dramati
             )
         )
 
+    policy = TargetPolicy.of(s.webhook_allow_hosts, s.webhook_allow_cidrs)
+
     def deliver_webhook(job_id: str) -> None:
         job = ctx.store.get(job_id)
         if job is None or job.webhook is None or job.webhook.state == "delivered":
             return
-        secret = s.webhook_secret.get_secret_value() if s.webhook_secret else ""
-        body = job.public(s.api_public_url).model_dump_json().encode()
         attempt = CurrentMessage.get_current_message().options.get("retries", 0) + 1
         state = WebhookState(url=job.webhook.url, attempts=attempt)
-        if not s.allows_private_webhooks and is_private_target(job.webhook.url):
-            # checked again at delivery: DNS may have changed since the job was accepted
-            state.state, state.last_error = "failed", "target resolves to a private address"
+        secret = signing_key(s.webhook_secret)
+        if secret is None:  # never sign with an empty key: this worker was started without the secret
+            state.state, state.last_error = "failed", "webhooks_disabled"
+            ctx.store.set_webhook_state(job_id, state)
+            log.error("webhook not sent: DETECTFLOW_WEBHOOK_SECRET is not set on this worker")
+            return
+        body = job.public(s.api_public_url).model_dump_json().encode()
+        headers = {"Content-Type": "application/json", "User-Agent": "detectflow-webhook", **sign(secret, body)}
+        # resolved again here (DNS may have changed since the API checked) and connected to what was vetted
+        outcome = deliver(
+            job.webhook.url,
+            body,
+            headers,
+            policy,
+            timeout=s.webhook_timeout_seconds,
+            max_response_bytes=s.webhook_max_response_bytes,
+        )
+        state.last_status_code = outcome.status_code
+        if outcome.delivered:
+            state.state, state.delivered_at = "delivered", utcnow()
             ctx.store.set_webhook_state(job_id, state)
             return
-        try:
-            resp = httpx.post(
-                job.webhook.url,
-                content=body,
-                headers={"Content-Type": "application/json", "User-Agent": "detectflow-webhook", **sign(secret, body)},
-                timeout=s.webhook_timeout_seconds,
-            )
-            state.last_status_code = resp.status_code
-            resp.raise_for_status()
-        except Exception as exc:
-            state.last_error = f"{type(exc).__name__}: {exc}"[:500]
-            state.state = "failed" if attempt >= s.webhook_max_attempts else "pending"
-            ctx.store.set_webhook_state(job_id, state)
-            log.warning("webhook attempt %d failed: %s", attempt, state.last_error)
-            raise
-        state.state, state.delivered_at = "delivered", utcnow()
+        state.last_error = outcome.reason  # a stable code: receivers' and libraries' texts stay in the logs
+        final = not outcome.retryable or attempt >= s.webhook_max_attempts
+        state.state = "failed" if final else "pending"
         ctx.store.set_webhook_state(job_id, state)
+        log.warning("webhook attempt %d failed: %s", attempt, outcome.reason)
+        if not final:
+            raise WebhookNotDelivered(outcome.reason or "")
 
     job_actor = dramatiq.actor(
         detect,

@@ -21,6 +21,9 @@ __all__ = ["JobLifecycle", "WorkerPresence", "failure_of"]
 
 log = logging.getLogger("detectflow.worker")
 
+#: Exit status of a worker process whose model cannot be loaded.
+EXIT_MODEL_FAILED = 3
+
 
 def failure_of(exc: BaseException | None) -> tuple[ErrorCode, str]:
     """The (code, message) a failed job reports for the exception that ended it."""
@@ -121,8 +124,14 @@ class WorkerPresence(Middleware):
         s = self.ctx.settings
         self.ctx.worker_id = f"{socket.gethostname()}:{os.getpid()}:{broker.broker_id[:8]}"
         started = time.perf_counter()
-        self.ctx.detector = self.load_detector(self.ctx.kind.task, s)
-        self.ctx.detector.warmup()
+        try:
+            self.ctx.detector = self.load_detector(self.ctx.kind.task, s)
+            self.ctx.detector.warmup()
+        except Exception as exc:
+            # Dramatiq logs and ignores exceptions of boot hooks: a worker without its model would
+            # beat, look ready and fail every job. Exit instead, so the supervisor (or the pod) sees it.
+            log.critical("cannot load the %s model: %s: %s", self.ctx.kind.task.value, type(exc).__name__, exc)
+            raise SystemExit(EXIT_MODEL_FAILED) from exc
         info = self.ctx.detector.info
         log.info(
             "model %s loaded and warmed up on %s in %.0f ms",

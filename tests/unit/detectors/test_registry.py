@@ -66,3 +66,28 @@ def test_choose_providers_falls_back_to_cpu_with_a_log_line(caplog: pytest.LogCa
         assert choose_providers("gpu", ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
     assert "falling back to CPUExecutionProvider" in caplog.text
     assert caplog.records[-1].levelno == logging.WARNING
+
+
+def _card_with(files: dict, cpu_precision: str = "fp32"):
+    from detectflow.models.cards import ModelCard
+
+    return ModelCard(name="m", postprocessor="retinaface", cpu_precision=cpu_precision,
+                     files={k: {"path": f"m.{k}.onnx"} for k in files})
+
+
+@pytest.mark.parametrize(
+    ("files", "card_default", "gpu", "setting", "expected"),
+    [
+        (("cpu", "gpu", "cpu_int8"), "int8", True, "auto", "gpu"),  # GPU keeps its fp16 file
+        (("cpu", "gpu", "cpu_int8"), "int8", False, "auto", "cpu_int8"),  # report passed: int8 on CPU
+        (("cpu", "gpu", "cpu_int8"), "fp32", False, "auto", "cpu"),  # report failed: fp32
+        (("cpu", "gpu", "cpu_int8"), "fp32", False, "int8", "cpu_int8"),  # asked for explicitly
+        (("cpu", "gpu", "cpu_int8"), "int8", False, "fp32", "cpu"),  # one setting away
+        (("cpu",), "fp32", False, "int8", "cpu"),  # a user card without an int8 file
+        (("cpu",), "fp32", True, "auto", "cpu"),  # nor a GPU file
+    ],
+)
+def test_choose_variant_follows_device_card_and_setting(files, card_default, gpu, setting, expected) -> None:
+    from detectflow.detectors.registry import choose_variant
+
+    assert choose_variant(_card_with(files, card_default), gpu, setting) == expected

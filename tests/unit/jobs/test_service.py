@@ -158,6 +158,36 @@ def test_service_annotated_needs_a_succeeded_job(store, enqueuer):
     assert err.value.code is ErrorCode.job_not_finished and err.value.http_status == 409
 
 
+def _succeed(store, job_id):
+    from detectflow.jobs.results import DetectionResult, DetectionTimings, ImageSize, ModelRef
+
+    store.mark_running(job_id)
+    result = DetectionResult(
+        image=ImageSize(width=8, height=8),
+        detections=[],
+        model=ModelRef(name="m", version="1", sha256="0" * 64, provider="cpu"),
+        timings_ms=DetectionTimings(queued=0, inference=0, total=0),
+    )
+    store.mark_finished(job_id, JobStatus.succeeded, result=result)
+
+
+def test_service_annotated_png_is_cached_only_below_the_bound(store, enqueuer):
+    # Given two succeeded jobs, and a cache bound between a tiny PNG and a noisy 256 x 256 one
+    small, _ = run(_service(store, enqueuer).submit(_png(), Task.face))
+    noisy = np.random.default_rng(0).integers(0, 255, (256, 256, 3), np.uint8)
+    big, _ = run(_service(store, enqueuer).submit(cv2.imencode(".png", noisy)[1].tobytes(), Task.face))
+    for job in (small, big):
+        _succeed(store, job.id)
+    service = _service(store, enqueuer, api_annotated_cache_max_bytes=10_000)
+    # When both annotated images are asked for
+    small_png, big_png = run(service.annotated_png(small.id)), run(service.annotated_png(big.id))
+    # Then both are served, and only the small one is kept
+    assert len(small_png) <= 10_000 < len(big_png)
+    assert run(store.annotated(small.id)) == small_png
+    assert run(store.annotated(big.id)) is None
+    assert run(service.annotated_png(big.id)) == big_png  # rendered again, same bytes
+
+
 def test_service_lists_newest_first_in_pages(store, enqueuer):
     service = _service(store, enqueuer)
     ids = []

@@ -91,3 +91,17 @@ def test_fetch_asks_pip_for_an_sdist_when_the_source_has_no_wheel(tmp_path: Path
     (cmd,) = calls
     assert cmd[1:4] == ["-m", "pip", "download"] and "--no-deps" in cmd and "--no-binary=:all:" in cmd
     assert "--only-binary=:all:" not in cmd and cmd[-1] == "pkg==1.0"
+
+
+def test_pip_download_args_pin_a_platform_wheel_and_ask_for_an_sdist_by_kind() -> None:
+    # A pure wheel, a platform-pinned wheel (same file on any host) and an sdist: one kind-driven rule
+    assert sources.pip_download_args(sources.RETINAFACE_WHEEL) == ("--only-binary=:all:",)
+    args = sources.pip_download_args(sources.SKIMAGE_WHEEL)
+    assert args[0] == "--only-binary=:all:" and args[args.index("--platform") + 1] == "manylinux_2_24_x86_64"
+    assert args[args.index("--abi") + 1] == "cp311"
+    for sdist in (sources.DLIB_MODELS_SDIST, sources.FACE_RECOGNITION_SDIST):
+        assert sources.pip_download_args(sdist) == ("--no-binary=:all:",)
+    with pytest.raises(ValueError, match="no platform"):
+        sources.pip_download_args(PackageSource("pypi-sdist", "p", "1", "p-1.tar.gz", "", "MIT", platform="x"))
+    with pytest.raises(ValueError, match="not a PyPI kind"):
+        sources.pip_download_args(sources.HUMAN_MODELS_TARBALL)
