@@ -107,9 +107,82 @@ def test_chart_redis_is_a_persistent_statefulset_with_a_password_secret(helm: He
     (secret,) = find(docs, "Secret")
     assert len(secret["data"]["password"]) >= 40  # base64 of 32 random characters
     (c,) = sts["spec"]["template"]["spec"]["containers"]
-    assert c["command"][:2] == ["redis-server", "/etc/redis/redis.conf"]
+    assert c["command"] == ["redis-server", "/etc/redis/redis.conf"]  # no password in argv
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
-    assert env["REDIS_PASSWORD"] == {"name": secret["metadata"]["name"], "key": "password"}
+    assert env == {"REDISCLI_AUTH": {"name": secret["metadata"]["name"], "key": "password"}}  # probes only
+    (init,) = sts["spec"]["template"]["spec"]["initContainers"]
+    init_env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in init["env"]}
+    assert init_env["REDIS_PASSWORD"] == {"name": secret["metadata"]["name"], "key": "password"}
+    assert init["resources"]["limits"]["memory"] and init["resources"]["limits"]["cpu"]
+    assert "include /run/redis-auth/auth.conf" in conf["data"]["redis.conf"]
+    assert "protected-mode yes" in conf["data"]["redis.conf"]
+    assert secret["metadata"]["labels"]["detectflow.io/secret"] == "true"
+
+
+_REDIS_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
+_K8S_UNITS = {"": 1, "Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "K": 1000, "M": 1000**2, "G": 1000**3}
+
+
+def _redis_bytes(text: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([a-zA-Z]*)", text).groups()
+    return int(number) * _REDIS_UNITS[unit.lower()]
+
+
+def _quantity_bytes(text: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)([a-zA-Z]*)", text).groups()
+    return int(number) * _K8S_UNITS[unit]
+
+
+def test_chart_redis_defaults_cap_memory_below_the_limit_without_eviction(helm: Helm) -> None:
+    # Given the chart's default values with the Redis enabled
+    docs = helm.template("redis.enabled=true")
+    conf = find(docs, "ConfigMap")[0]["data"]["redis.conf"].splitlines()
+    settings = dict(line.strip().split(" ", 1) for line in conf if line.strip() and not line.lstrip().startswith("#"))
+    (c,) = find(docs, "StatefulSet")[0]["spec"]["template"]["spec"]["containers"]
+    # Then maxmemory is set, below the container's memory limit, and nothing is evicted
+    limit = _quantity_bytes(c["resources"]["limits"]["memory"])
+    assert 0 < _redis_bytes(settings["maxmemory"]) < limit
+    assert settings["maxmemory-policy"] == "noeviction"
+
+
+def test_chart_redis_network_policy_admits_only_the_pipeline_and_the_operator(helm: Helm) -> None:
+    (policy,) = find(helm.template("redis.enabled=true", "pipeline.create=true"), "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "redis"
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 6379}]
+    assert rule["from"] == [
+        {"podSelector": {"matchLabels": {"detectflow.io/pipeline": "df"}}},
+        {"podSelector": {"matchLabels": {
+            "app.kubernetes.io/name": "detectflow", "app.kubernetes.io/instance": "df",
+            "app.kubernetes.io/component": "operator",
+        }}},
+    ]  # fmt: skip
+    # Without the sample pipeline: every pipeline's pods in the namespace
+    (policy,) = find(helm.template("redis.enabled=true"), "NetworkPolicy")
+    assert policy["spec"]["ingress"][0]["from"][0] == {
+        "podSelector": {"matchExpressions": [{"key": "detectflow.io/pipeline", "operator": "Exists"}]}
+    }
+    assert not find(helm.template("redis.enabled=true", "redis.networkPolicy.enabled=false"), "NetworkPolicy")
+
+
+def test_chart_sample_pipeline_references_a_random_admin_key_secret(helm: Helm) -> None:
+    import base64
+
+    docs = helm.template("redis.enabled=true", "pipeline.create=true")
+    (dp,) = find(docs, "DetectionPipeline")
+    ref = dp["spec"]["api"]["auth"]["adminKeySecretRef"]
+    assert ref == {"name": "df-detectflow-admin-key", "key": "admin-key"}
+    (secret,) = find(docs, "Secret", ref["name"])
+    key = base64.b64decode(secret["data"]["admin-key"]).decode()
+    assert re.fullmatch(r"dfk_[A-Za-z0-9]{40}", key)
+    assert secret["metadata"]["labels"]["detectflow.io/secret"] == "true"
+    # Two renders (two installs) make two different keys; upgrades read the Secret back (lookup)
+    (other,) = find(helm.template("redis.enabled=true", "pipeline.create=true"), "Secret", ref["name"])
+    assert other["data"]["admin-key"] != secret["data"]["admin-key"]
+    # An existing Secret is referenced, not created
+    docs = helm.template("redis.enabled=true", "pipeline.create=true", "pipeline.adminKey.existingSecret=mine")
+    assert find(docs, "DetectionPipeline")[0]["spec"]["api"]["auth"]["adminKeySecretRef"]["name"] == "mine"
+    assert not find(docs, "Secret", "mine") and not find(docs, "Secret", "df-detectflow-admin-key")
 
 
 def test_chart_redis_appendfsync_always_is_rendered_and_rolls_the_pod(helm: Helm) -> None:
@@ -153,8 +226,11 @@ def test_chart_test_hook_renders_only_with_an_api_to_test(helm: Helm) -> None:
     (pod,) = find(helm.template("redis.enabled=true", "pipeline.create=true"), "Pod")
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
     assert pod["spec"]["restartPolicy"] == "Never"
-    env = {e["name"]: e["value"] for e in pod["spec"]["containers"][0]["env"]}
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in pod["spec"]["containers"][0]["env"]}
     assert env["API_URL"] == "http://df-api.detectflow-system.svc:8000"
+    # The test authenticates with the admin key, read from its Secret (never a literal)
+    assert env["API_KEY"] == {"secretKeyRef": {"name": "df-detectflow-admin-key", "key": "admin-key"}}
+    assert "Authorization" in pod["spec"]["containers"][0]["command"][2]
 
 
 @pytest.mark.parametrize(

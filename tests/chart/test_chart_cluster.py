@@ -85,13 +85,17 @@ def test_chart_install_upgrade_test_uninstall_leaves_nothing(
     dp = cluster.kubectl_json("-n", namespace, "get", "dp", release)
     assert dp["spec"]["redis"]["address"] == f"{full}-redis.{namespace}.svc:6379"
     password = cluster.kubectl_json("-n", namespace, "get", "secret", f"{full}-redis")["data"]["password"]
+    admin_key = cluster.kubectl_json("-n", namespace, "get", "secret", f"{full}-admin-key")["data"]["admin-key"]
+    assert base64.b64decode(admin_key).decode().startswith("dfk_")
+    assert dp["spec"]["api"]["auth"]["adminKeySecretRef"] == {"name": f"{full}-admin-key", "key": "admin-key"}
     # NOTES tell the next commands
     notes = out.stdout.split("NOTES:", 1)[1]
     for expected in (
         f"kubectl -n {namespace} rollout status deployment/{full}-operator",
         "kubectl get crd scaledobjects.keda.sh",
         f"kubectl -n {namespace} get dp {release}",
-        "curl -s -F task=face -F file=@photo.jpg",
+        'curl -s -H "Authorization: Bearer $DETECTFLOW_API_KEY" -F task=face -F file=@photo.jpg',
+        f"kubectl -n {namespace} get secret {full}-admin-key",
         f"helm test {release} -n {namespace}",
     ):
         assert expected in notes
@@ -109,6 +113,7 @@ def test_chart_install_upgrade_test_uninstall_leaves_nothing(
 
     wait_for(rolled, timeout=60, what="the upgraded operator")
     assert cluster.kubectl_json("-n", namespace, "get", "secret", f"{full}-redis")["data"]["password"] == password
+    assert cluster.kubectl_json("-n", namespace, "get", "secret", f"{full}-admin-key")["data"]["admin-key"] == admin_key
     history = json.loads(cluster_helm("history", release, "-n", namespace, "-o", "json").stdout)
     assert [h["revision"] for h in history] == [1, 2] and history[-1]["status"] == "deployed"
 

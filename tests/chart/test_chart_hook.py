@@ -12,7 +12,7 @@ import pytest
 
 from detectflow.cli.up import RedisServer
 from tests.chart.conftest import Helm, find
-from tests.support.processes import cli_env, start_api, start_worker
+from tests.support.processes import TEST_ADMIN_KEY, cli_env, start_api, start_worker
 
 pytestmark = [pytest.mark.redis, pytest.mark.models, pytest.mark.timeout(240)]
 
@@ -20,7 +20,15 @@ pytestmark = [pytest.mark.redis, pytest.mark.models, pytest.mark.timeout(240)]
 def _hook(helm: Helm, api_url: str, timeout: int) -> tuple[list[str], dict[str, str]]:
     (pod,) = find(helm.template(f"tests.apiUrl={api_url}", f"tests.timeoutSeconds={timeout}"), "Pod")
     container = pod["spec"]["containers"][0]
-    return container["command"], {e["name"]: e["value"] for e in container["env"]}
+    # The kubelet would fill valueFrom entries from their Secret: here the local API's admin key.
+    env = {}
+    for e in container["env"]:
+        if "valueFrom" in e:
+            assert e["name"] == "API_KEY" and "secretKeyRef" in e["valueFrom"], e
+            env[e["name"]] = TEST_ADMIN_KEY
+        else:
+            env[e["name"]] = e["value"]
+    return container["command"], env
 
 
 def test_chart_hook_script_submits_a_job_and_polls_it_to_success(

@@ -160,8 +160,12 @@ def test_operator_reports_missing_secret_then_recovers(crds: ClusterInfo, namesp
     assert auth["spec"]["secretTargetRef"] == [{"parameter": "password", "name": "redis-auth", "key": "password"}]
     gpu = kube("get", "deployment", "gpu-objects-gpu")["spec"]["template"]["spec"]
     assert gpu["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    # When the Secret is created, Then the problem clears and the GPU worker lands on the GPU node
+    # When the Secret is created without the detectflow label, Then the operator does not use it
     crds.kubectl("-n", namespace, "create", "secret", "generic", "redis-auth", "--from-literal=password=s3cret")
+    dp = wait_until(lambda: (d := kube("get", "dp", "gpu")) and condition(d, "Degraded").get("reason") == "SecretNotLabelled" and d, "SecretNotLabelled", operator)
+    assert "redis-auth" in condition(dp, "Degraded")["message"] and condition(dp, "Ready")["status"] == "False"
+    # When it is labelled, Then the problem clears and the GPU worker lands on the GPU node
+    crds.kubectl("-n", namespace, "label", "secret", "redis-auth", "detectflow.io/secret=true")
     wait_until(lambda: condition(kube("get", "dp", "gpu"), "Degraded").get("status") == "False", "Degraded False", operator)
     wait_until(lambda: _ready(kube, "gpu"), "pipeline gpu Ready", operator)
     pods = kube("get", "pods", "-l", "detectflow.io/worker=objects-gpu")["items"]
@@ -209,6 +213,45 @@ def test_operator_restart_converges_without_duplicates(crds: ClusterInfo, namesp
     assert {k: v[0] for k, v in after.items()} == {k: v[0] for k, v in before.items()}
     assert not changed, changed
     assert _ready(kube, "cpu")
+
+
+def test_operator_leaves_an_unowned_child_alone_with_conflict(crds: ClusterInfo, namespace: str, operator: Operator, kube) -> None:
+    # Given an unrelated Deployment x-api that someone else made
+    crds.kubectl("-n", namespace, "create", "deployment", "x-api", "--image=example.com/theirs:1", "--replicas=0")
+    before = kube("get", "deployment", "x-api")
+    # When a pipeline named x (whose API Deployment would be x-api) is created, with a PDB and a NetworkPolicy
+    manifest = {
+        "apiVersion": "detectflow.io/v1alpha1", "kind": "DetectionPipeline",
+        "metadata": {"name": "x", "namespace": namespace},
+        "spec": {
+            "redis": {"address": "redis:6379"}, "workers": [{"name": "faces", "task": "face"}],
+            "api": {"podDisruptionBudget": {"minAvailable": 1}}, "networkPolicy": {"enabled": True},
+        },
+    }
+    crds.apply(json.dumps(manifest))
+    # Then the pipeline says Conflict naming the object, and the object is untouched
+    dp = wait_until(lambda: (d := kube("get", "dp", "x")) and condition(d, "Degraded").get("reason") == "Conflict" and d, "Conflict", operator)
+    assert "Deployment x-api" in condition(dp, "Degraded")["message"]
+    assert condition(dp, "Ready")["status"] == "False" and condition(dp, "Ready")["reason"] == "Conflict"
+    after = kube("get", "deployment", "x-api")
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
+    assert "ownerReferences" not in after["metadata"]
+    assert after["spec"]["template"]["spec"]["containers"][0]["image"] == "example.com/theirs:1"
+    # The other children were applied, the PDB and NetworkPolicy among them
+    uid = dp["metadata"]["uid"]
+    for kind in ("poddisruptionbudget", "networkpolicy", "service"):
+        assert kube("get", kind, "x-api")["metadata"]["ownerReferences"][0]["uid"] == uid
+    # When the other Deployment goes away and the PDB and NetworkPolicy are turned off
+    crds.kubectl("-n", namespace, "delete", "deployment", "x-api")
+    crds.kubectl(
+        "-n", namespace, "patch", "dp", "x", "--type=merge",
+        "-p", json.dumps({"spec": {"api": {"podDisruptionBudget": {"minAvailable": None}}, "networkPolicy": {"enabled": False}}}),
+    )
+    # Then the pipeline takes its place and prunes the PDB and NetworkPolicy
+    wait_until(lambda: _ready(kube, "x"), "pipeline x Ready", operator)
+    assert kube("get", "deployment", "x-api")["metadata"]["ownerReferences"][0]["uid"] == uid
+    for kind in ("poddisruptionbudget", "networkpolicy"):
+        wait_until(lambda: crds.kubectl("-n", namespace, "get", kind, "x-api", check=False).returncode != 0, f"{kind} pruned", operator)
 
 
 def test_operator_uses_exactly_its_rbac(operator: Operator) -> None:

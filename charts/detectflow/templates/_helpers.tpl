@@ -77,13 +77,19 @@ detectflow.operator.rbac.RULES (deploy/rbac/); tests/chart/test_chart.py fails o
   verbs: ["create"]
 - apiGroups: [""]
   resources: ["serviceaccounts", "services"]
-  verbs: ["create", "patch"]
+  verbs: ["create", "get", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["create", "delete", "list", "patch"]
+  verbs: ["create", "delete", "get", "list", "patch"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["create", "delete", "get", "list", "patch"]
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["create", "delete", "get", "list", "patch"]
 - apiGroups: ["keda.sh"]
   resources: ["scaledobjects", "triggerauthentications"]
-  verbs: ["create", "delete", "list", "patch"]
+  verbs: ["create", "delete", "get", "list", "patch"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
@@ -138,4 +144,37 @@ upgrade keeps it), else a new random one.
 {{- else }}
 {{- printf "http://%s-api.%s.svc:8000" (include "detectflow.pipeline.name" .) .Release.Namespace }}
 {{- end }}
+{{- end }}
+
+{{/* The admin API key Secret: name and key. */}}
+{{- define "detectflow.adminKey.secretName" -}}
+{{- default (printf "%s-admin-key" (include "detectflow.fullname" .)) .Values.pipeline.adminKey.existingSecret }}
+{{- end }}
+
+{{/*
+The admin API key: the one already in the release's Secret (so an upgrade keeps it), else a
+new random one (`dfk_` + 40 alphanumerics, about 238 bits).
+*/}}
+{{- define "detectflow.adminKey.value" -}}
+{{- $key := .Values.pipeline.adminKey.key }}
+{{- $existing := lookup "v1" "Secret" .Release.Namespace (include "detectflow.adminKey.secretName" .) }}
+{{- if and $existing $existing.data (hasKey $existing.data $key) }}
+{{- index $existing.data $key | b64dec }}
+{{- else }}
+{{- printf "dfk_%s" (randAlphaNum 40) }}
+{{- end }}
+{{- end }}
+
+{{/* Whether the sample pipeline gets an admin key Secret reference. */}}
+{{- define "detectflow.adminKey.enabled" -}}
+{{- if or .Values.pipeline.adminKey.existingSecret .Values.pipeline.adminKey.create }}true{{ end }}
+{{- end }}
+
+{{/* The Secret and key the helm test pod reads its API key from. */}}
+{{- define "detectflow.tests.apiKeySecretName" -}}
+{{- default (include "detectflow.adminKey.secretName" .) .Values.tests.apiKeySecret.name }}
+{{- end }}
+
+{{- define "detectflow.tests.apiKeySecretKey" -}}
+{{- default .Values.pipeline.adminKey.key .Values.tests.apiKeySecret.key }}
 {{- end }}

@@ -12,13 +12,22 @@ import kubernetes
 
 from detectflow.operator.conditions import (
     APPLY_FAILED,
+    CONFLICT,
     FORBIDDEN,
     SECRET_NOT_FOUND,
+    SECRET_NOT_LABELLED,
     Observation,
     Problem,
 )
 from detectflow.operator.crd import DetectionPipeline
-from detectflow.operator.render import FIELD_MANAGER, PRUNABLE_KINDS, child_name, child_selector
+from detectflow.operator.render import (
+    FIELD_MANAGER,
+    PRUNABLE_KINDS,
+    SECRET_LABEL,
+    child_name,
+    child_selector,
+    referenced_secrets,
+)
 
 __all__ = [
     "ApiError",
@@ -26,15 +35,19 @@ __all__ = [
     "Client",
     "apply",
     "apply_all",
+    "check_secrets",
     "make_client",
     "observe",
-    "read_secret_value",
+    "SecretCheck",
+    "conflict",
+    "secret_labelled",
 ]
 
+#: The API group and version of KEDA's kinds.
+KEDA_GROUP_VERSION = "keda.sh/v1alpha1"
 #: Timeout of one API request (seconds).
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 15.0
 
-_KEDA_GROUP_VERSION = "keda.sh/v1alpha1"
 _PLURALS = {
     "ServiceAccount": "serviceaccounts",
     "Service": "services",
@@ -42,6 +55,8 @@ _PLURALS = {
     "TriggerAuthentication": "triggerauthentications",
     "ScaledObject": "scaledobjects",
     "Secret": "secrets",
+    "PodDisruptionBudget": "poddisruptionbudgets",
+    "NetworkPolicy": "networkpolicies",
 }
 
 
@@ -178,9 +193,39 @@ def _problem(exc: ApiError, what: str) -> Problem:
     return Problem(reason, f"{what}: {exc.message}")
 
 
+def _get(client: Client, manifest: dict[str, Any]) -> dict[str, Any] | None:
+    meta = manifest["metadata"]
+    try:
+        return client.request("GET", _path(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]))
+    except ApiError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def conflict(live: dict[str, Any] | None, uid: str) -> bool:
+    """Whether a live object stands where a child should be without being this pipeline's (by owner uid).
+
+    Parameters
+    ----------
+    live
+        The object read from the API server, or None when there is none.
+    uid
+        The pipeline's uid.
+
+    Returns
+    -------
+    bool
+        True when applying would take over an object someone else made.
+    """
+    return live is not None and not _owned_by(live, uid)
+
+
 def apply_all(client: Client, pipeline: DetectionPipeline, manifests: list[dict[str, Any]]) -> ApplyResult:
     """Apply every desired child, then delete this pipeline's children that are no longer desired.
 
+    A child is read first: one that exists without this pipeline's ownerReference (uid) is left
+    untouched and reported as a ``Conflict`` (server-side apply with force would take it over).
     KEDA kinds are skipped (and reported) when KEDA's API is not served. Refusals become
     problems in the result rather than exceptions, so one bad child does not hide the others.
 
@@ -198,13 +243,18 @@ def apply_all(client: Client, pipeline: DetectionPipeline, manifests: list[dict[
     ApplyResult
         What was applied and pruned, and the problems met.
     """
-    result = ApplyResult(keda_installed=client.is_served(_KEDA_GROUP_VERSION))
+    result = ApplyResult(keda_installed=client.is_served(KEDA_GROUP_VERSION))
     desired = {(m["kind"], m["metadata"]["name"]) for m in manifests}
     for manifest in manifests:
         what = f"{manifest['kind']} {manifest['metadata']['name']}"
-        if manifest["apiVersion"] == _KEDA_GROUP_VERSION and not result.keda_installed:
+        if manifest["apiVersion"] == KEDA_GROUP_VERSION and not result.keda_installed:
             continue
         try:
+            if conflict(_get(client, manifest), pipeline.uid):
+                result.problems.append(
+                    Problem(CONFLICT, f"{what} exists and is not owned by this pipeline: left untouched")
+                )
+                continue
             apply(client, manifest)
             result.applied.append(what)
         except ApiError as exc:
@@ -212,7 +262,7 @@ def apply_all(client: Client, pipeline: DetectionPipeline, manifests: list[dict[
     if result.problems:
         return result  # do not prune on a partial apply
     for api_version, kind in PRUNABLE_KINDS:
-        if api_version == _KEDA_GROUP_VERSION and not result.keda_installed:
+        if api_version == KEDA_GROUP_VERSION and not result.keda_installed:
             continue
         try:
             for obj in _list(client, api_version, kind, pipeline.namespace, child_selector(pipeline.name)):
@@ -230,26 +280,76 @@ def apply_all(client: Client, pipeline: DetectionPipeline, manifests: list[dict[
     return result
 
 
-def read_secret_value(client: Client, namespace: str, name: str, key: str) -> str | None:
-    """One decoded value of a Secret, or None when the Secret or key is missing.
+@dataclass
+class SecretCheck:
+    """Outcome of :func:`check_secrets`."""
 
-    Raises
-    ------
-    ApiError
-        On errors other than 404.
+    problems: list[Problem] = field(default_factory=list)
+    #: The Redis password (None without one, or when its Secret is missing or unlabelled).
+    redis_password: str | None = None
+    #: True when a referenced Secret exists without the label: nothing is applied.
+    blocked: bool = False
+
+
+def secret_labelled(secret: dict[str, Any]) -> bool:
+    """Whether a Secret carries ``detectflow.io/secret: "true"`` (opted in to use by pipelines)."""
+    return ((secret.get("metadata") or {}).get("labels") or {}).get(SECRET_LABEL) == "true"
+
+
+def check_secrets(client: Client, pipeline: DetectionPipeline) -> SecretCheck:
+    """Get each Secret the pipeline references, in its own namespace; keep only labelled ones.
+
+    A referenced Secret without the ``detectflow.io/secret: "true"`` label is not used: its
+    data is dropped, the pipeline gets ``SecretNotLabelled`` and no child is applied (so the
+    operator cannot be used to mount a Secret its owner did not offer). A missing one is
+    ``SecretNotFound`` (the pods wait for it).
+
+    Parameters
+    ----------
+    client
+        API client.
+    pipeline
+        The parsed pipeline.
+
+    Returns
+    -------
+    SecretCheck
+        Problems, the Redis password and whether applying is blocked.
     """
-    try:
-        secret = client.request("GET", _path("v1", "Secret", namespace, name))
-    except ApiError as exc:
-        if exc.status == 404:
-            return None
-        raise
-    value = (secret.get("data") or {}).get(key)
-    return base64.b64decode(value).decode() if value is not None else None
+    out = SecretCheck()
+    redis_ref = pipeline.spec.redis.password_secret_ref
+    for field_path, ref in referenced_secrets(pipeline):
+        try:
+            secret = client.request("GET", _path("v1", "Secret", pipeline.namespace, ref.name))
+        except ApiError as exc:
+            if exc.status == 404:
+                out.problems.append(
+                    Problem(SECRET_NOT_FOUND, f"Secret {ref.name} ({field_path}) not found in {pipeline.namespace}")
+                )
+            else:
+                out.problems.append(_problem(exc, f"reading Secret {ref.name}"))
+            continue
+        if not secret_labelled(secret):
+            out.blocked = True
+            out.problems.append(
+                Problem(
+                    SECRET_NOT_LABELLED,
+                    f'Secret {ref.name} ({field_path}) lacks the label {SECRET_LABEL}: "true"; nothing applied',
+                )
+            )
+            continue
+        value = (secret.get("data") or {}).get(ref.key)
+        if value is None:
+            out.problems.append(
+                Problem(SECRET_NOT_FOUND, f"Secret {ref.name} with key {ref.key} not found in {pipeline.namespace}")
+            )
+        elif ref is redis_ref:
+            out.redis_password = base64.b64decode(value).decode()
+    return out
 
 
-def observe(client: Client, pipeline: DetectionPipeline, result: ApplyResult) -> tuple[Observation, str | None]:
-    """Read the live Deployments and ScaledObjects and the Redis password.
+def observe(client: Client, pipeline: DetectionPipeline, result: ApplyResult) -> Observation:
+    """Read the live Deployments and ScaledObjects.
 
     Parameters
     ----------
@@ -262,8 +362,8 @@ def observe(client: Client, pipeline: DetectionPipeline, result: ApplyResult) ->
 
     Returns
     -------
-    tuple
-        The observation, and the Redis password (None without one or when unreadable).
+    Observation
+        The observation (the apply problems included).
     """
     obs = Observation(keda_installed=result.keda_installed, problems=list(result.problems))
     selector = child_selector(pipeline.name)
@@ -272,7 +372,7 @@ def observe(client: Client, pipeline: DetectionPipeline, result: ApplyResult) ->
             d["metadata"]["name"]: d for d in _list(client, "apps/v1", "Deployment", pipeline.namespace, selector)
         }
         scaled = (
-            {s["metadata"]["name"]: s for s in _list(client, _KEDA_GROUP_VERSION, "ScaledObject", pipeline.namespace, selector)}
+            {s["metadata"]["name"]: s for s in _list(client, KEDA_GROUP_VERSION, "ScaledObject", pipeline.namespace, selector)}
             if result.keda_installed
             else {}
         )
@@ -283,15 +383,4 @@ def observe(client: Client, pipeline: DetectionPipeline, result: ApplyResult) ->
     for worker in pipeline.spec.workers:
         obs.workers[worker.name] = deployments.get(child_name(pipeline.name, worker.name))
         obs.scaled_objects[worker.name] = scaled.get(child_name(pipeline.name, worker.name))
-    password = None
-    ref = pipeline.spec.redis.password_secret_ref
-    if ref is not None:
-        try:
-            password = read_secret_value(client, pipeline.namespace, ref.name, ref.key)
-            if password is None:
-                obs.problems.append(
-                    Problem(SECRET_NOT_FOUND, f"Secret {ref.name} with key {ref.key} not found in {pipeline.namespace}")
-                )
-        except ApiError as exc:
-            obs.problems.append(_problem(exc, f"reading Secret {ref.name}"))
-    return obs, password
+    return obs

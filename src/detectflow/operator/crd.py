@@ -197,6 +197,70 @@ class RedisSpec(_Model):
     )
 
 
+#: A loosely validated Kubernetes object (EnvVar, EnvFromSource, NetworkPolicyPeer): the
+#: apiserver checks the rendered Deployment or NetworkPolicy, so the CRD only requires an object.
+LooseObject = Annotated[
+    dict[str, Any],
+    WithJsonSchema({"type": "object", "x-kubernetes-preserve-unknown-fields": True}),
+]
+
+
+class EnvVar(_Model):
+    """One container environment variable (a Pod spec's EnvVar; ``valueFrom`` is not checked here)."""
+
+    name: str = Field(pattern=r"^[-._a-zA-Z][-._a-zA-Z0-9]*$", max_length=253, description="Variable name.")
+    value: str | None = Field(None, description="Literal value.")
+    value_from: LooseObject | None = Field(
+        None, description="A Pod spec's valueFrom (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef)."
+    )
+
+
+class AuthSpec(_Model):
+    """API keys on Kubernetes: the admin key the API creates at start."""
+
+    admin_key_secret_ref: SecretKeyRef | None = Field(
+        None,
+        description="Secret key holding an admin API key (DETECTFLOW_ADMIN_KEY, as a secretKeyRef: never a literal); "
+        "the API stores it in Redis at start. The Secret needs the label `detectflow.io/secret: \"true\"`.",
+    )
+
+
+class PodDisruptionBudgetSpec(_Model):
+    """A PodDisruptionBudget of the API pods."""
+
+    min_available: int | None = Field(
+        None, ge=0, le=50, description="API pods kept during voluntary disruptions (drains); unset: no PDB."
+    )
+
+
+class WebhooksSpec(_Model):
+    """Webhook delivery (the job's `webhook_url`)."""
+
+    secret_ref: SecretKeyRef | None = Field(
+        None,
+        description="Secret key holding the HMAC-SHA256 key signing webhooks (DETECTFLOW_WEBHOOK_SECRET on the API "
+        "and the workers); unset: requests with a webhook_url are refused. Needs the label "
+        "`detectflow.io/secret: \"true\"`.",
+    )
+
+
+class NetworkPolicySpec(_Model):
+    """A NetworkPolicy on the API pods."""
+
+    enabled: bool = Field(False, description="Render a NetworkPolicy selecting the API pods.")
+    api_ingress_from: list[LooseObject] = Field(
+        default_factory=list,
+        max_length=32,
+        description="NetworkPolicyPeers (podSelector, namespaceSelector, ipBlock) allowed to reach the API port; "
+        "empty: from anywhere. The metrics port is open only to `metricsIngressFrom`.",
+    )
+    metrics_ingress_from: list[LooseObject] = Field(
+        default_factory=list,
+        max_length=32,
+        description="NetworkPolicyPeers allowed to reach the API's metrics port (e.g. Prometheus); empty: nobody.",
+    )
+
+
 class ResourceRequirements(_Model):
     """Container resources, as in a Pod spec."""
 
@@ -221,6 +285,16 @@ class ApiSpec(_Model):
     result_ttl_seconds: int = Field(
         86400,
         alias="resultTTLSeconds", ge=60, le=30 * 86400, description="How long jobs and results are kept (DETECTFLOW_JOB_TTL_SECONDS)."
+    )
+    auth: AuthSpec = Field(default_factory=AuthSpec, description="API keys.")
+    pod_disruption_budget: PodDisruptionBudgetSpec = Field(
+        default_factory=PodDisruptionBudgetSpec, description="PodDisruptionBudget of the API pods."
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list, max_length=64, description="Extra environment variables of the API container."
+    )
+    env_from: list[LooseObject] = Field(
+        default_factory=list, max_length=16, description="EnvFromSources (configMapRef, secretRef) of the API container."
     )
 
 
@@ -334,6 +408,14 @@ class WorkerSpec(_Model):
     node_selector: dict[str, str] = Field(default_factory=dict, description="Pod nodeSelector.")
     tolerations: list[Toleration] = Field(default_factory=list, max_length=16, description="Pod tolerations.")
     autoscaling: AutoscalingSpec = Field(default_factory=AutoscalingSpec, description="KEDA scaling.")
+    env: list[EnvVar] = Field(
+        default_factory=list, max_length=64, description="Extra environment variables of the worker container."
+    )
+    env_from: list[LooseObject] = Field(
+        default_factory=list,
+        max_length=16,
+        description="EnvFromSources (configMapRef, secretRef) of the worker container.",
+    )
 
 
 class DetectionPipelineSpec(_Model):
@@ -358,6 +440,10 @@ class DetectionPipelineSpec(_Model):
     image: ImageSpec = Field(default_factory=ImageSpec, description="Container images.")
     redis: RedisSpec = Field(description="Redis connection.")
     api: ApiSpec = Field(default_factory=ApiSpec, description="REST API.")
+    webhooks: WebhooksSpec = Field(default_factory=WebhooksSpec, description="Webhook signing.")
+    network_policy: NetworkPolicySpec = Field(
+        default_factory=NetworkPolicySpec, description="NetworkPolicy of the API pods."
+    )
     workers: list[WorkerSpec] = Field(
         min_length=1,
         max_length=16,

@@ -52,8 +52,14 @@ def reconcile(
     """Create, update, resume and resync: apply the desired children and refresh status."""
     pipeline = _parse(body, status, patch)
     try:
-        result = apply.apply_all(memo.client, pipeline, render_all(pipeline))
-        obs, password = apply.observe(memo.client, pipeline, result)
+        secrets = apply.check_secrets(memo.client, pipeline)
+        if secrets.blocked:
+            result = apply.ApplyResult(keda_installed=memo.client.is_served(apply.KEDA_GROUP_VERSION))
+        else:
+            result = apply.apply_all(memo.client, pipeline, render_all(pipeline))
+        result.problems[:0] = secrets.problems
+        obs = apply.observe(memo.client, pipeline, result)
+        password = secrets.redis_password
     except (apply.ApiError, urllib3.exceptions.HTTPError) as exc:
         raise kopf.TemporaryError(f"API server: {exc}", delay=10) from exc
     if result.pruned:

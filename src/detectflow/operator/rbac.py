@@ -30,18 +30,31 @@ RULES: list[dict[str, Any]] = [
     {"apiGroups": [GROUP], "resources": [PLURAL], "verbs": ["list", "patch", "watch"]},
     {"apiGroups": [GROUP], "resources": [f"{PLURAL}/status"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
-    # Children: server-side apply (patch, plus create when the object does not exist yet); list
-    # by label (status, pruning) and delete (pruning) only for the kinds that can stop being
-    # desired (a removed worker, a removed password).
-    {"apiGroups": [""], "resources": ["serviceaccounts", "services"], "verbs": ["create", "patch"]},
-    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create", "delete", "list", "patch"]},
+    # Children: get first (an existing object without this pipeline's ownerReference is a
+    # Conflict and is left alone), then server-side apply (patch, plus create when the object
+    # does not exist yet); list by label (status, pruning) and delete (pruning) only for the
+    # kinds that can stop being desired (a removed worker, password, PDB or NetworkPolicy).
+    {"apiGroups": [""], "resources": ["serviceaccounts", "services"], "verbs": ["create", "get", "patch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["create", "delete", "get", "list", "patch"]},
+    {
+        "apiGroups": ["policy"],
+        "resources": ["poddisruptionbudgets"],
+        "verbs": ["create", "delete", "get", "list", "patch"],
+    },
+    {
+        "apiGroups": ["networking.k8s.io"],
+        "resources": ["networkpolicies"],
+        "verbs": ["create", "delete", "get", "list", "patch"],
+    },
     {
         "apiGroups": ["keda.sh"],
         "resources": ["scaledobjects", "triggerauthentications"],
-        "verbs": ["create", "delete", "list", "patch"],
+        "verbs": ["create", "delete", "get", "list", "patch"],
     },
-    # The Redis password Secret named in spec.redis.passwordSecretRef: check it exists and
-    # read queue depth for status. get only: no list, no watch.
+    # Secrets the pipeline references (Redis password, admin key, webhook secret), in the
+    # pipeline's namespace: get by name only (no list, no watch), and their data is used only
+    # when the Secret is labelled detectflow.io/secret: "true". With --namespace this is a Role
+    # in the served namespace, never cluster-wide.
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
 ]
 

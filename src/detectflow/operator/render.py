@@ -9,7 +9,16 @@ from urllib.parse import urlsplit
 
 from detectflow.jobs.kinds import kind_of
 from detectflow.keys import KeyLayout, pipeline_prefix
-from detectflow.operator.crd import GROUP, KIND, VERSION, DetectionPipeline, RedisSpec, WorkerSpec
+from detectflow.operator.crd import (
+    GROUP,
+    KIND,
+    VERSION,
+    DetectionPipeline,
+    EnvVar,
+    RedisSpec,
+    SecretKeyRef,
+    WorkerSpec,
+)
 
 __all__ = [
     "FIELD_MANAGER",
@@ -24,6 +33,8 @@ __all__ = [
     "redis_target",
     "render_all",
     "render_api_deployment",
+    "render_api_network_policy",
+    "render_api_pdb",
     "render_api_service",
     "render_scaled_object",
     "render_service_account",
@@ -35,6 +46,14 @@ __all__ = [
 FIELD_MANAGER = "detectflow-operator"
 #: Port the API listens on in its pod and the Service exposes.
 DEFAULT_API_PORT = 8000
+#: Port of the API's Prometheus /metrics in its pod (a container port, not on the Service).
+DEFAULT_API_METRICS_PORT = 9464
+#: Size cap of the writable /tmp of API and worker pods (the root filesystem is read-only).
+DEFAULT_TMP_SIZE_LIMIT = "64Mi"
+#: Resources of the model-fetching init container (it streams the file to disk).
+DEFAULT_INIT_RESOURCES = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}}
+#: Label a Secret needs before the operator reads or references it.
+SECRET_LABEL = "detectflow.io/secret"
 #: Grace period added to a worker's time limit so scale-in lets a running job finish (seconds).
 DEFAULT_GRACE_MARGIN_SECONDS = 30
 #: Where models fetched from a URI are stored in a worker pod.
@@ -47,6 +66,8 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("v1", "ServiceAccount"),
     ("v1", "Service"),
     ("apps/v1", "Deployment"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
     ("keda.sh/v1alpha1", "TriggerAuthentication"),
     ("keda.sh/v1alpha1", "ScaledObject"),
 )
@@ -55,6 +76,8 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
 #: password), so the operator prunes them; ServiceAccounts and the Service always exist.
 PRUNABLE_KINDS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "Deployment"),
+    ("policy/v1", "PodDisruptionBudget"),
+    ("networking.k8s.io/v1", "NetworkPolicy"),
     ("keda.sh/v1alpha1", "TriggerAuthentication"),
     ("keda.sh/v1alpha1", "ScaledObject"),
 )
@@ -264,9 +287,39 @@ def _redis_env(pipeline: DetectionPipeline) -> list[dict[str, Any]]:
     return env
 
 
-def _env(values: dict[str, Any], extra: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _secret_env(name: str, ref: SecretKeyRef | None) -> list[dict[str, Any]]:
+    if ref is None:
+        return []
+    return [{"name": name, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}]
+
+
+def _env(values: dict[str, Any], extra: list[dict[str, Any]], user: list[EnvVar]) -> list[dict[str, Any]]:
+    """The operator's variables sorted by name, then the user's in their order (a later entry wins)."""
     env = [{"name": k, "value": str(v)} for k, v in values.items()] + extra
-    return sorted(env, key=lambda e: e["name"])
+    ours = sorted(env, key=lambda e: e["name"])
+    return ours + [e.model_dump(by_alias=True, exclude_none=True) for e in user]
+
+
+def referenced_secrets(pipeline: DetectionPipeline) -> list[tuple[str, SecretKeyRef]]:
+    """Every Secret key the pipeline references, with the field naming it.
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline.
+
+    Returns
+    -------
+    list of tuple
+        ``(field path, ref)`` for the Redis password, the admin key and the webhook secret that are set.
+    """
+    spec = pipeline.spec
+    refs = [
+        ("spec.redis.passwordSecretRef", spec.redis.password_secret_ref),
+        ("spec.api.auth.adminKeySecretRef", spec.api.auth.admin_key_secret_ref),
+        ("spec.webhooks.secretRef", spec.webhooks.secret_ref),
+    ]
+    return [(path, ref) for path, ref in refs if ref is not None]
 
 
 def _resources(requests: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
@@ -279,7 +332,13 @@ def _resources(requests: dict[str, Any], limits: dict[str, Any]) -> dict[str, An
 
 
 _POD_SECURITY = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
-_CONTAINER_SECURITY = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+}
+_TMP_MOUNT = {"name": "tmp", "mountPath": "/tmp"}
+_TMP_VOLUME = {"name": "tmp", "emptyDir": {"sizeLimit": DEFAULT_TMP_SIZE_LIMIT}}
 
 
 def _pod_spec_common(pipeline: DetectionPipeline, service_account: str) -> dict[str, Any]:
@@ -346,10 +405,14 @@ def render_api_deployment(pipeline: DetectionPipeline, owner: dict[str, Any]) ->
             "DETECTFLOW_API_HOST": "0.0.0.0",
             "DETECTFLOW_API_MAX_QUEUE_DEPTH": api.max_queue_depth,
             "DETECTFLOW_API_MAX_UPLOAD_BYTES": api.max_upload_bytes,
+            "DETECTFLOW_API_METRICS_PORT": DEFAULT_API_METRICS_PORT,
             "DETECTFLOW_API_PORT": DEFAULT_API_PORT,
             "DETECTFLOW_JOB_TTL_SECONDS": api.result_ttl_seconds,
         },
-        _redis_env(pipeline),
+        _redis_env(pipeline)
+        + _secret_env("DETECTFLOW_ADMIN_KEY", api.auth.admin_key_secret_ref)
+        + _secret_env("DETECTFLOW_WEBHOOK_SECRET", spec.webhooks.secret_ref),
+        api.env,
     )
     container = {
         "name": "api",
@@ -357,7 +420,11 @@ def render_api_deployment(pipeline: DetectionPipeline, owner: dict[str, Any]) ->
         "imagePullPolicy": spec.image.pull_policy,
         "command": ["detectflow", "api"],
         "env": env,
-        "ports": [{"name": "http", "containerPort": DEFAULT_API_PORT, "protocol": "TCP"}],
+        **({"envFrom": list(api.env_from)} if api.env_from else {}),
+        "ports": [
+            {"name": "http", "containerPort": DEFAULT_API_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": DEFAULT_API_METRICS_PORT, "protocol": "TCP"},
+        ],
         "livenessProbe": {
             "httpGet": {"path": "/healthz", "port": "http"},
             "periodSeconds": 10,
@@ -372,6 +439,7 @@ def render_api_deployment(pipeline: DetectionPipeline, owner: dict[str, Any]) ->
         },
         "resources": _resources(api.resources.requests, api.resources.limits),
         "securityContext": _CONTAINER_SECURITY,
+        "volumeMounts": [_TMP_MOUNT],
     }
     return {
         "apiVersion": "apps/v1",
@@ -387,6 +455,7 @@ def render_api_deployment(pipeline: DetectionPipeline, owner: dict[str, Any]) ->
                 "spec": {
                     **_pod_spec_common(pipeline, child_name(pipeline.name, "api")),
                     "containers": [container],
+                    "volumes": [_TMP_VOLUME],
                 },
             },
         },
@@ -417,6 +486,67 @@ def render_api_service(pipeline: DetectionPipeline, owner: dict[str, Any]) -> di
             "selector": _selector(pipeline, "api"),
             "ports": [{"name": "http", "port": DEFAULT_API_PORT, "targetPort": "http", "protocol": "TCP"}],
         },
+    }
+
+
+def render_api_pdb(pipeline: DetectionPipeline, owner: dict[str, Any]) -> dict[str, Any] | None:
+    """PodDisruptionBudget ``<pipeline>-api`` keeping ``minAvailable`` API pods through drains.
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline.
+    owner
+        Owner reference from :func:`owner_reference`.
+
+    Returns
+    -------
+    dict or None
+        The manifest, or None without ``spec.api.podDisruptionBudget.minAvailable``.
+    """
+    min_available = pipeline.spec.api.pod_disruption_budget.min_available
+    if min_available is None:
+        return None
+    return {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": _metadata(pipeline, child_name(pipeline.name, "api"), owner, labels(pipeline, "api")),
+        "spec": {"minAvailable": min_available, "selector": {"matchLabels": _selector(pipeline, "api")}},
+    }
+
+
+def render_api_network_policy(pipeline: DetectionPipeline, owner: dict[str, Any]) -> dict[str, Any] | None:
+    """NetworkPolicy ``<pipeline>-api``: ingress to the API port from ``apiIngressFrom`` (default anywhere),
+    to the metrics port only from ``metricsIngressFrom``; egress is not restricted.
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline.
+    owner
+        Owner reference from :func:`owner_reference`.
+
+    Returns
+    -------
+    dict or None
+        The manifest, or None unless ``spec.networkPolicy.enabled``.
+    """
+    policy = pipeline.spec.network_policy
+    if not policy.enabled:
+        return None
+    api_rule: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": DEFAULT_API_PORT}]}
+    if policy.api_ingress_from:
+        api_rule["from"] = list(policy.api_ingress_from)
+    ingress = [api_rule]
+    if policy.metrics_ingress_from:
+        ingress.append(
+            {"from": list(policy.metrics_ingress_from), "ports": [{"protocol": "TCP", "port": DEFAULT_API_METRICS_PORT}]}
+        )
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(pipeline, child_name(pipeline.name, "api"), owner, labels(pipeline, "api")),
+        "spec": {"podSelector": {"matchLabels": _selector(pipeline, "api")}, "policyTypes": ["Ingress"], "ingress": ingress},
     }
 
 
@@ -491,15 +621,22 @@ def render_worker_deployment(pipeline: DetectionPipeline, worker: WorkerSpec, ow
                 "imagePullPolicy": spec.image.pull_policy,
                 "command": ["python", "-c", _FETCH_MODEL, worker.model.uri, worker.model.sha256, path],
                 "volumeMounts": [mount],
+                "resources": DEFAULT_INIT_RESOURCES,
                 "securityContext": _CONTAINER_SECURITY,
             }
         ]
         pod["volumes"] = [{"name": "models", "emptyDir": {}}]
         container["volumeMounts"] = [mount]
+    container["volumeMounts"] = [*container.get("volumeMounts", []), _TMP_MOUNT]
+    pod["volumes"] = [*pod.get("volumes", []), _TMP_VOLUME]
     limits = dict(worker.resources.limits)
     if gpu:
         limits["nvidia.com/gpu"] = worker.gpus or 1
-    container["env"] = _env(values, _redis_env(pipeline))
+    container["env"] = _env(
+        values, _redis_env(pipeline) + _secret_env("DETECTFLOW_WEBHOOK_SECRET", spec.webhooks.secret_ref), worker.env
+    )
+    if worker.env_from:
+        container["envFrom"] = list(worker.env_from)
     container["resources"] = _resources(worker.resources.requests, limits)
     container["securityContext"] = _CONTAINER_SECURITY
     pod["terminationGracePeriodSeconds"] = worker.time_limit_seconds + DEFAULT_GRACE_MARGIN_SECONDS
@@ -631,8 +768,8 @@ def render_all(pipeline: DetectionPipeline) -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        ServiceAccounts, Service, Deployments, TriggerAuthentication (with a password) and
-        ScaledObjects.
+        ServiceAccounts, Service, Deployments, the API's PodDisruptionBudget and NetworkPolicy
+        (when asked for), TriggerAuthentication (with a password) and ScaledObjects.
     """
     owner = owner_reference(pipeline)
     out: list[dict[str, Any] | None] = [
@@ -640,6 +777,8 @@ def render_all(pipeline: DetectionPipeline) -> list[dict[str, Any]]:
         render_service_account(pipeline, owner, "worker"),
         render_api_service(pipeline, owner),
         render_api_deployment(pipeline, owner),
+        render_api_pdb(pipeline, owner),
+        render_api_network_policy(pipeline, owner),
         render_trigger_authentication(pipeline, owner),
     ]
     for worker in pipeline.spec.workers:

@@ -167,3 +167,74 @@ def test_render_cli_prints_the_same_manifests(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     docs = list(yaml.safe_load_all(result.output))
     assert {d["kind"] for d in docs} == {"ServiceAccount", "Service", "Deployment", "ScaledObject"}
+
+
+def test_render_secrets_are_secret_key_refs_never_literals(make_pipeline) -> None:
+    spec = {
+        "redis": REDIS,
+        "api": {"auth": {"adminKeySecretRef": {"name": "admin", "key": "admin-key"}}},
+        "webhooks": {"secretRef": {"name": "hooks", "key": "secret"}},
+        "workers": [{"name": "a", "task": "face"}],
+    }
+    docs = {(m["kind"], m["metadata"]["name"]): m for m in render_all(make_pipeline(spec))}
+    api = docs[("Deployment", "demo-api")]["spec"]["template"]["spec"]["containers"][0]
+    worker = docs[("Deployment", "demo-a")]["spec"]["template"]["spec"]["containers"][0]
+    api_env = {e["name"]: e for e in api["env"]}
+    assert api_env["DETECTFLOW_ADMIN_KEY"] == {
+        "name": "DETECTFLOW_ADMIN_KEY", "valueFrom": {"secretKeyRef": {"name": "admin", "key": "admin-key"}}
+    }
+    assert api_env["DETECTFLOW_WEBHOOK_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "hooks", "key": "secret"}
+    worker_env = {e["name"]: e for e in worker["env"]}
+    assert worker_env["DETECTFLOW_WEBHOOK_SECRET"]["valueFrom"]["secretKeyRef"]["name"] == "hooks"
+    assert "DETECTFLOW_ADMIN_KEY" not in worker_env
+
+
+def test_render_metrics_port_is_a_container_port_not_on_the_service(make_pipeline) -> None:
+    docs = {(m["kind"], m["metadata"]["name"]): m for m in render_all(make_pipeline({"redis": REDIS, "workers": [{"name": "a", "task": "face"}]}))}
+    api = docs[("Deployment", "demo-api")]["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "metrics", "containerPort": 9464, "protocol": "TCP"} in api["ports"]
+    assert [p["port"] for p in docs[("Service", "demo-api")]["spec"]["ports"]] == [8000]
+
+
+def test_render_pods_have_read_only_root_and_writable_tmp(make_pipeline) -> None:
+    spec = {
+        "redis": REDIS,
+        "workers": [{"name": "a", "task": "face", "model": {"uri": "https://x/m.onnx", "sha256": "a" * 64}}],
+    }
+    for m in render_all(make_pipeline(spec)):
+        if m["kind"] != "Deployment":
+            continue
+        pod = m["spec"]["template"]["spec"]
+        assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
+        for c in pod["containers"]:
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True
+            assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+        for c in pod.get("initContainers", []):
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True
+            assert c["resources"]["limits"]["memory"] and c["resources"]["limits"]["cpu"]
+
+
+def test_render_network_policy_and_pdb_only_when_asked(make_pipeline) -> None:
+    base = {"redis": REDIS, "workers": [{"name": "a", "task": "face"}]}
+    kinds = {m["kind"] for m in render_all(make_pipeline(base))}
+    assert "NetworkPolicy" not in kinds and "PodDisruptionBudget" not in kinds
+    spec = {**base, "networkPolicy": {"enabled": True}, "api": {"podDisruptionBudget": {"minAvailable": 1}}}
+    docs = {m["kind"]: m for m in render_all(make_pipeline(spec))}
+    # Default: the API port from anywhere, the metrics port from nobody
+    assert docs["NetworkPolicy"]["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8000}]}]
+    assert docs["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
+    assert docs["PodDisruptionBudget"]["spec"]["selector"] == docs["NetworkPolicy"]["spec"]["podSelector"]
+
+
+def test_render_user_env_comes_after_the_operators(make_pipeline) -> None:
+    spec = {
+        "redis": REDIS,
+        "api": {"env": [{"name": "DETECTFLOW_API_DOCS", "value": "false"}], "envFrom": [{"configMapRef": {"name": "c"}}]},
+        "workers": [{"name": "a", "task": "face", "envFrom": [{"secretRef": {"name": "s"}}]}],
+    }
+    docs = {(m["kind"], m["metadata"]["name"]): m for m in render_all(make_pipeline(spec))}
+    api = docs[("Deployment", "demo-api")]["spec"]["template"]["spec"]["containers"][0]
+    assert api["env"][-1] == {"name": "DETECTFLOW_API_DOCS", "value": "false"}
+    assert api["envFrom"] == [{"configMapRef": {"name": "c"}}]
+    worker = docs[("Deployment", "demo-a")]["spec"]["template"]["spec"]["containers"][0]
+    assert worker["envFrom"] == [{"secretRef": {"name": "s"}}]
