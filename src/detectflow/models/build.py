@@ -242,6 +242,23 @@ def _fp16_within(diffs: dict[str, float], kinds: dict[str, str]) -> bool:
     return all(d <= FP16_TOLERANCE[kinds[n]] for n, d in diffs.items())
 
 
+def _install_variants(
+    name: str, tmp_cpu: Path, tmp_gpu: Path, cpu_path: Path, gpu_path: Path, drift: dict[str, float],
+    kinds: dict[str, str], say: Callable[[str], None],
+) -> bool:
+    """Move the checked fp32 and fp16 files into place; the GPU file stays fp32 when fp16 drifts too far.
+
+    Returns whether the GPU file is fp16.
+    """
+    fp16_ok = _fp16_within(drift, kinds)
+    if not fp16_ok:
+        say(f"{name}: fp16 drift {drift} beyond {FP16_TOLERANCE}; GPU variant stays fp32")
+        shutil.copyfile(tmp_cpu, tmp_gpu)
+    tmp_cpu.replace(cpu_path)
+    tmp_gpu.replace(gpu_path)
+    return fp16_ok
+
+
 # --- face: RetinaFace-MobileNet0.25 --------------------------------------------------------
 
 _FACE_MEAN_BGR = (104.0, 117.0, 123.0)
@@ -271,12 +288,7 @@ def _build_face(model_dir: Path, download_dir: Path, say: Callable[[str], None])
     drift = _max_abs_diffs(ours, half, names)
     if max(parity.values()) > 1e-4:
         raise BuildError(f"{FACE}: optimized graph differs from the shipped one: {parity}")
-    fp16_ok = _fp16_within(drift, _FACE_OUTPUT_KINDS)
-    if not fp16_ok:
-        say(f"{FACE}: fp16 drift {drift} beyond {FP16_TOLERANCE}; GPU variant stays fp32")
-        shutil.copyfile(tmp_cpu, tmp_gpu)
-    tmp_cpu.replace(cpu_path)
-    tmp_gpu.replace(gpu_path)
+    fp16_ok = _install_variants(FACE, tmp_cpu, tmp_gpu, cpu_path, gpu_path, drift, _FACE_OUTPUT_KINDS, say)
 
     card = ModelCard(
         name=FACE,
@@ -400,12 +412,7 @@ def _build_embed(model_dir: Path, download_dir: Path, say: Callable[[str], None]
     dlib_diff = _dlib_parity(dat, tmp_cpu, net.input_mean_rgb)
     if dlib_diff is not None and dlib_diff > 1e-4:
         raise BuildError(f"{EMBED}: converted graph differs from dlib's runtime by {dlib_diff}")
-    fp16_ok = _fp16_within(drift, _EMBED_OUTPUT_KINDS)
-    if not fp16_ok:
-        say(f"{EMBED}: fp16 drift {drift} beyond {FP16_TOLERANCE}; GPU variant stays fp32")
-        shutil.copyfile(tmp_cpu, tmp_gpu)
-    tmp_cpu.replace(cpu_path)
-    tmp_gpu.replace(gpu_path)
+    fp16_ok = _install_variants(EMBED, tmp_cpu, tmp_gpu, cpu_path, gpu_path, drift, _EMBED_OUTPUT_KINDS, say)
 
     card = ModelCard(
         name=EMBED,
