@@ -66,6 +66,10 @@ class Detector(Protocol):
         """Detections in pixels of ``image``, best score first."""
         ...
 
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """:meth:`detect` of each image, through the model in as few runs as their sizes allow."""
+        ...
+
     def warmup(self) -> None:
         """Run once on a dummy input so the first real job pays no start-up cost."""
         ...

@@ -6,6 +6,8 @@ import numpy as np
 
 from detectflow.detectors._common import as_bgr, prepare
 from detectflow.detectors.base import Box, Detection, ModelInfo
+from detectflow.detectors.batching import run_batched
+from detectflow.detectors.postprocess.letterbox import Transform
 from detectflow.detectors.postprocess.retinaface import decode_retinaface
 from detectflow.models.cards import ModelCard
 
@@ -43,14 +45,22 @@ class OnnxFaceDetector:
         self._options = {k: v for k, v in card.postprocessor_options.items()
                          if k in ("strides", "anchor_sizes", "variances", "nms_iou")}
         self._label = card.labels[0] if card.labels else "face"
+        #: Runs one input (leading axis 1): the session, or a MicroBatcher over :meth:`infer`.
+        self.run_one = self.infer
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in pixels of ``image`` (BGR uint8), best score first, each with five landmarks."""
-        image = as_bgr(image)
-        x, tf = prepare(image, self.card)
-        loc, conf, landmarks = self.session.run(self._outputs, {self._input: x})
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Transform]:
+        """The input tensor (leading axis 1) for ``image`` (BGR uint8) and the transform back to its pixels."""
+        return prepare(as_bgr(image), self.card)
+
+    def infer(self, x: np.ndarray) -> list[np.ndarray]:
+        """The graph's outputs for a stacked batch ``x`` (the session itself; a batcher may stand in)."""
+        return self.session.run(self._outputs, {self._input: x})
+
+    def finish(self, outputs: list[np.ndarray], x_shape: tuple[int, ...], tf: Transform) -> list[Detection]:
+        """Decoded faces of one input from its outputs (leading axis 1), in pixels of the original image."""
+        loc, conf, landmarks = outputs
         boxes, scores, points = decode_retinaface(
-            loc[0], conf[0], landmarks[0], x.shape[2], x.shape[3],
+            loc[0], conf[0], landmarks[0], x_shape[2], x_shape[3],
             score_threshold=self.score_threshold, **self._options,
         )
         boxes = tf.boxes_to_original(boxes)
@@ -64,6 +74,17 @@ class OnnxFaceDetector:
             )
             for b, s, p in zip(boxes, scores, points)
         ]
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Faces in pixels of ``image`` (BGR uint8), best score first, each with five landmarks."""
+        x, tf = self.prepare(image)
+        return self.finish(self.run_one(x), x.shape, tf)
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """:meth:`detect` of each image, same-size images through the session in one run."""
+        prepared = [self.prepare(im) for im in images]
+        outs = run_batched(self.infer, [x for x, _ in prepared])
+        return [self.finish(o, x.shape, tf) for o, (x, tf) in zip(outs, prepared)]
 
     def warmup(self) -> None:
         """One pass on a blank 640x480 image."""

@@ -6,7 +6,9 @@ import numpy as np
 
 from detectflow.detectors._common import as_bgr, prepare
 from detectflow.detectors.base import Box, Detection, ModelInfo
+from detectflow.detectors.batching import run_batched
 from detectflow.detectors.labels import COCO_LABELS, label_for
+from detectflow.detectors.postprocess.letterbox import Transform
 from detectflow.detectors.postprocess.nanodet import decode_nanodet
 from detectflow.detectors.postprocess.yolo import decode_yolo
 from detectflow.models.cards import ModelCard
@@ -58,21 +60,31 @@ class OnnxObjectDetector:
             if len(shape) == 3 and shape[1] == 4 + len(COCO_LABELS):
                 labels = list(COCO_LABELS)
         self.labels = labels
+        #: Runs one input (leading axis 1): the session, or a MicroBatcher over :meth:`infer`.
+        self.run_one = self.infer
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Objects in pixels of ``image`` (BGR uint8), best score first."""
-        image = as_bgr(image)
-        x, tf = prepare(image, self.card)
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Transform]:
+        """The input tensor (leading axis 1) for ``image`` (BGR uint8) and the transform back to its pixels."""
+        return prepare(as_bgr(image), self.card)
+
+    def infer(self, x: np.ndarray) -> list[np.ndarray]:
+        """The graph's outputs for a stacked batch ``x`` (the session itself; a batcher may stand in)."""
+        if self.card.postprocessor == "nanodet":
+            return self.session.run(self._scores + self._dists, {self._input: x})
+        return self.session.run(None, {self._input: x})[:1]
+
+    def finish(self, outputs: list[np.ndarray], x_shape: tuple[int, ...], tf: Transform) -> list[Detection]:
+        """Decoded objects of one input from its outputs (leading axis 1), in pixels of the original image."""
         h, w = self.card.input.size
         if self.card.postprocessor == "nanodet":
-            outs = self.session.run(self._scores + self._dists, {self._input: x})
             n = len(self._scores)
             o = {k: v for k, v in self._options.items() if k in ("strides", "reg_max", "cell_offset", "nms_iou", "max_det")}
             boxes, scores, classes = decode_nanodet(
-                [a[0] for a in outs[:n]], [a[0] for a in outs[n:]], h, w, score_threshold=self.score_threshold, **o
+                [a[0] for a in outputs[:n]], [a[0] for a in outputs[n:]], h, w,
+                score_threshold=self.score_threshold, **o,
             )
         else:
-            (out,) = self.session.run(None, {self._input: x})[:1]
+            (out,) = outputs
             o = {k: v for k, v in self._options.items() if k in ("nms_iou", "max_det", "num_classes")}
             if self.labels and "num_classes" not in o:
                 o["num_classes"] = len(self.labels)
@@ -87,6 +99,17 @@ class OnnxObjectDetector:
             for b, s, c in zip(boxes, scores, classes)
         ]
         return [d for d in dets if d.box.width > 0 and d.box.height > 0]
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Objects in pixels of ``image`` (BGR uint8), best score first."""
+        x, tf = self.prepare(image)
+        return self.finish(self.run_one(x), x.shape, tf)
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """:meth:`detect` of each image, through the session in one run (every input has the card's size)."""
+        prepared = [self.prepare(im) for im in images]
+        outs = run_batched(self.infer, [x for x, _ in prepared])
+        return [self.finish(o, x.shape, tf) for o, (x, tf) in zip(outs, prepared)]
 
     def warmup(self) -> None:
         """One pass on a blank image of the input size."""

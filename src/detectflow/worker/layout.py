@@ -36,14 +36,17 @@ def available_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
     return max(1, cores)
 
 
-def choose_layout(cores: int, threads: int = 0, intra_op_threads: int = 0) -> WorkerLayout:
+def choose_layout(cores: int, threads: int = 0, intra_op_threads: int = 0, max_batch: int = 1) -> WorkerLayout:
     """The layout for ``cores``, honouring explicit settings (0: choose).
 
     On CPU a session runs fastest per core with one intra-op thread, so the default runs one job
     per core, each on one thread (measured: 2 x 1 gives 1.36x the images/s of 1 x 2 for RetinaFace
     on 2 cores; docs/performance.md). With ``threads`` given, the cores left are shared out as
-    intra-op threads.
+    intra-op threads. With dynamic batching (``max_batch`` above 1) the default holds ``max_batch``
+    jobs per core, so batches can fill, and the sessions keep one intra-op thread (one batch runner per core).
     """
+    if max_batch > 1 and not threads:
+        return WorkerLayout(cores * max_batch, intra_op_threads or 1)
     threads = threads or cores
     intra = intra_op_threads or max(1, cores // threads)
     return WorkerLayout(threads, intra)

@@ -28,3 +28,8 @@ def test_available_cores_follows_the_container_cpu_limit(tmp_path: Path):
     assert available_cores(cpu_max) == 1
     cpu_max.write_text("max 100000\n")
     assert available_cores(cpu_max) == unlimited
+
+
+def test_choose_layout_with_batching_holds_max_batch_jobs_per_core():
+    assert choose_layout(2, max_batch=4) == WorkerLayout(8, 1)
+    assert choose_layout(2, threads=3, max_batch=4) == WorkerLayout(3, 1)
