@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from detectflow.detectors._common import as_bgr, prepare
-from detectflow.detectors.base import Box, Detection, ModelInfo
-from detectflow.detectors.batching import run_batched
+from detectflow.detectors.base import Box, Detection, ModelInfo, StagedDetector
 from detectflow.detectors.postprocess.letterbox import Transform
 from detectflow.detectors.postprocess.retinaface import decode_retinaface
 from detectflow.models.cards import ModelCard
@@ -14,7 +13,7 @@ from detectflow.models.cards import ModelCard
 __all__ = ["OnnxFaceDetector"]
 
 
-class OnnxFaceDetector:
+class OnnxFaceDetector(StagedDetector):
     """Detector for a card whose postprocessor is ``retinaface``; labels every detection ``face``.
 
     Parameters
@@ -33,6 +32,7 @@ class OnnxFaceDetector:
 
     def __init__(self, session, card: ModelCard, info: ModelInfo, score_threshold: float = 0.5,
                  task: str = "face") -> None:
+        super().__init__()
         if card.postprocessor != "retinaface":
             raise ValueError(f"{card.name}: OnnxFaceDetector needs postprocessor 'retinaface', not {card.postprocessor!r}")
         self.task = task
@@ -45,8 +45,6 @@ class OnnxFaceDetector:
         self._options = {k: v for k, v in card.postprocessor_options.items()
                          if k in ("strides", "anchor_sizes", "variances", "nms_iou")}
         self._label = card.labels[0] if card.labels else "face"
-        #: Runs one input (leading axis 1): the session, or a MicroBatcher over :meth:`infer`.
-        self.run_one = self.infer
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Transform]:
         """The input tensor (leading axis 1) for ``image`` (BGR uint8) and the transform back to its pixels."""
@@ -74,17 +72,6 @@ class OnnxFaceDetector:
             )
             for b, s, p in zip(boxes, scores, points)
         ]
-
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in pixels of ``image`` (BGR uint8), best score first, each with five landmarks."""
-        x, tf = self.prepare(image)
-        return self.finish(self.run_one(x), x.shape, tf)
-
-    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        """:meth:`detect` of each image, same-size images through the session in one run."""
-        prepared = [self.prepare(im) for im in images]
-        outs = run_batched(self.infer, [x for x, _ in prepared])
-        return [self.finish(o, x.shape, tf) for o, (x, tf) in zip(outs, prepared)]
 
     def warmup(self) -> None:
         """One pass on a blank 640x480 image."""

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from detectflow.detectors._common import as_bgr, prepare
-from detectflow.detectors.base import Box, Detection, ModelInfo
-from detectflow.detectors.batching import run_batched
+from detectflow.detectors.base import Box, Detection, ModelInfo, StagedDetector
 from detectflow.detectors.labels import COCO_LABELS, label_for
 from detectflow.detectors.postprocess.letterbox import Transform
 from detectflow.detectors.postprocess.nanodet import decode_nanodet
@@ -16,7 +15,7 @@ from detectflow.models.cards import ModelCard
 __all__ = ["OnnxObjectDetector"]
 
 
-class OnnxObjectDetector:
+class OnnxObjectDetector(StagedDetector):
     """Detector for a card whose postprocessor is ``nanodet`` or ``yolo``; labels from the card.
 
     Parameters
@@ -35,6 +34,7 @@ class OnnxObjectDetector:
 
     def __init__(self, session, card: ModelCard, info: ModelInfo, score_threshold: float = 0.35,
                  task: str = "object") -> None:
+        super().__init__()
         if card.postprocessor not in ("nanodet", "yolo"):
             raise ValueError(f"{card.name}: OnnxObjectDetector cannot decode {card.postprocessor!r} outputs")
         inp = session.get_inputs()[0]
@@ -60,8 +60,6 @@ class OnnxObjectDetector:
             if len(shape) == 3 and shape[1] == 4 + len(COCO_LABELS):
                 labels = list(COCO_LABELS)
         self.labels = labels
-        #: Runs one input (leading axis 1): the session, or a MicroBatcher over :meth:`infer`.
-        self.run_one = self.infer
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Transform]:
         """The input tensor (leading axis 1) for ``image`` (BGR uint8) and the transform back to its pixels."""
@@ -99,17 +97,6 @@ class OnnxObjectDetector:
             for b, s, c in zip(boxes, scores, classes)
         ]
         return [d for d in dets if d.box.width > 0 and d.box.height > 0]
-
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Objects in pixels of ``image`` (BGR uint8), best score first."""
-        x, tf = self.prepare(image)
-        return self.finish(self.run_one(x), x.shape, tf)
-
-    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
-        """:meth:`detect` of each image, through the session in one run (every input has the card's size)."""
-        prepared = [self.prepare(im) for im in images]
-        outs = run_batched(self.infer, [x for x, _ in prepared])
-        return [self.finish(o, x.shape, tf) for o, (x, tf) in zip(outs, prepared)]
 
     def warmup(self) -> None:
         """One pass on a blank image of the input size."""
