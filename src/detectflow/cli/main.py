@@ -60,7 +60,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run a Dramatiq worker for one task (replaces this process, so signals reach Dramatiq)."""
-    from detectflow.detectors.batching import choose_max_batch
+    from detectflow.worker.layout import choose_max_batch
     from detectflow.detectors.runtime import choose_providers
     from detectflow.jobs.kinds import kind_of
     from detectflow.worker.layout import available_cores, choose_layout

@@ -10,28 +10,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MicroBatcher", "choose_max_batch", "group_by_shape", "run_batched", "split_outputs", "DEFAULT_MAX_BATCH_DELAY_MS", "DEFAULT_GPU_MAX_BATCH"]
+__all__ = ["MicroBatcher", "group_by_shape", "run_batched", "split_outputs", "DEFAULT_MAX_BATCH_DELAY_MS"]
 
 #: How long the first input of a batch waits for company, ms (the latency batching may add at low load).
 DEFAULT_MAX_BATCH_DELAY_MS = 2.0
 
-#: Batch size ``worker_max_batch=0`` (auto) chooses on a GPU, inputs.
-DEFAULT_GPU_MAX_BATCH = 8
-
 #: Runs a model on a stacked batch (leading axis = inputs), returns its outputs (same leading axis).
 BatchFn = Callable[[np.ndarray], Sequence[np.ndarray]]
-
-
-def choose_max_batch(setting: int, gpu: bool) -> int:
-    """The batch size a worker uses: ``setting`` when given (1 = off), else auto.
-
-    Auto batches on a GPU, where one run of 8 costs little more than one of 1, and not on CPU, where
-    a single-threaded session per core already keeps every core busy and batching measured no gain
-    (bench/batching.py; docs/performance.md).
-    """
-    if setting:
-        return setting
-    return DEFAULT_GPU_MAX_BATCH if gpu else 1
 
 
 def group_by_shape(inputs: Sequence[np.ndarray]) -> list[list[int]]:

@@ -8,14 +8,14 @@ from pathlib import Path
 from detectflow.config import Settings, Task
 from detectflow.detectors._common import model_info
 from detectflow.detectors.base import Detector
-from detectflow.detectors.batching import MicroBatcher, choose_max_batch
+from detectflow.detectors.batching import MicroBatcher
 from detectflow.detectors.onnx_embed import OnnxFaceEmbedder
 from detectflow.detectors.onnx_face import OnnxFaceDetector
 from detectflow.detectors.onnx_object import OnnxObjectDetector
 from detectflow.detectors.runtime import choose_providers, create_session, session_provider
 from detectflow.models.cards import ModelCard, ModelFile, card_path_for, load_card
 from detectflow.models.sources import sha256_file
-from detectflow.worker.layout import available_cores
+from detectflow.worker.layout import available_cores, choose_max_batch
 
 __all__ = ["ModelNotFoundError", "choose_variant", "load_detector", "load_embedder", "resolve_model"]
 

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 from detectflow.detectors.batching import (
-    DEFAULT_GPU_MAX_BATCH,
     MicroBatcher,
-    choose_max_batch,
     group_by_shape,
     run_batched,
     split_outputs,
@@ -103,8 +101,3 @@ def test_micro_batcher_refuses_inputs_once_closed():
     batcher.close()
     with pytest.raises(RuntimeError, match="closed"):
         batcher(_row(1))
-
-
-@pytest.mark.parametrize(("setting", "gpu", "expected"), [(0, False, 1), (0, True, DEFAULT_GPU_MAX_BATCH), (4, False, 4), (1, True, 1)])
-def test_choose_max_batch_auto_batches_only_on_gpu(setting, gpu, expected):
-    assert choose_max_batch(setting, gpu) == expected
