@@ -1,0 +1,72 @@
+// Jobs: the listing with its status and task filters, refreshed while the view is open.
+
+import { json } from "./api.js";
+import { $, el, say, took, when } from "./dom.js";
+
+const REFRESH_MS = 2000; // live status: the listing is read again this often while shown
+let timer = null;
+let cursor = null;
+
+function query(extra = {}) {
+  const params = new URLSearchParams({ limit: "25", ...extra });
+  const status = $("#filter-status").value;
+  const task = $("#filter-task").value;
+  if (status) params.set("status", status);
+  if (task) params.set("task", task);
+  return `/v1/jobs?${params}`;
+}
+
+function row(job) {
+  const detections = job.result && job.result.detections ? job.result.detections.length : "";
+  return el("tr", { class: "job", dataset: { id: job.id, status: job.status, task: job.task } },
+    el("td", {}, el("a", { href: `#submit/${job.id}`, class: "mono" }, job.id)),
+    el("td", {}, job.task),
+    el("td", {}, el("span", { class: `badge ${job.status}` }, job.status)),
+    el("td", {}, when(job.created_at)),
+    el("td", {}, took(job.started_at, job.finished_at)),
+    el("td", {}, detections));
+}
+
+async function load() {
+  try {
+    const page = await json(query());
+    $("#jobs tbody").replaceChildren(...page.items.map(row));
+    if (!page.items.length) $("#jobs tbody").append(el("tr", {}, el("td", { colspan: "6", class: "hint" }, "no jobs")));
+    cursor = page.next_cursor;
+    $("#jobs-more").hidden = !cursor;
+    $("#jobs-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    say($("#jobs-error"), "");
+  } catch (error) {
+    say($("#jobs-error"), `Cannot list jobs: ${error.message}`);
+  }
+}
+
+async function more() {
+  if (!cursor) return;
+  stop(); // older pages are not refreshed: the listing stays where the user scrolled
+  try {
+    const page = await json(query({ cursor }));
+    $("#jobs tbody").append(...page.items.map(row));
+    cursor = page.next_cursor;
+    $("#jobs-more").hidden = !cursor;
+  } catch (error) {
+    say($("#jobs-error"), `Cannot list jobs: ${error.message}`);
+  }
+}
+
+export function startJobs() {
+  stop();
+  load();
+  timer = setInterval(load, REFRESH_MS);
+}
+
+export function stop() {
+  if (timer) clearInterval(timer);
+  timer = null;
+}
+
+export function setupJobs() {
+  $("#filter-status").addEventListener("change", startJobs);
+  $("#filter-task").addEventListener("change", startJobs);
+  $("#jobs-more").addEventListener("click", more);
+}
