@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import FastAPI
+from starlette.exceptions import HTTPException
+from starlette.responses import PlainTextResponse
 from starlette.staticfiles import StaticFiles
 
 __all__ = ["UI_DIR", "CONSOLE_PATH", "console_headers", "install_console"]
@@ -61,7 +63,11 @@ class _SecuredStatic:
                 message["headers"] = list(message.get("headers", [])) + self.headers
             await send(message)
 
-        await self.files(scope, receive, send_secured)
+        try:
+            await self.files(scope, receive, send_secured)
+        except HTTPException as exc:  # a missing file: answered here, so it carries the headers too
+            answer = PlainTextResponse(str(exc.detail), status_code=exc.status_code, headers=exc.headers)
+            await answer(scope, receive, send_secured)
 
 
 def install_console(app: FastAPI, directory: Path = UI_DIR) -> None:

@@ -20,6 +20,18 @@ export function lineWidth(width, height) {
   return Math.max(2, Math.round(Math.min(width, height) / 150));
 }
 
+/** What to draw of a result: its detections, or the faces of a recognition result (named when matched). */
+export function shapesOf(result) {
+  if (!result) return [];
+  if (Array.isArray(result.detections)) return result.detections;
+  return (result.faces || []).map((f) => ({
+    label: f.match ? f.match.subject_name || f.match.decision : "face",
+    score: f.quality ? f.quality.score : f.score ?? 0,
+    box: f.box,
+    landmarks: f.landmarks,
+  }));
+}
+
 /** Draw `image` (a loaded <img> or ImageBitmap) and the detections of `result` on `canvas`. */
 export function drawResult(canvas, image, result) {
   const width = image.naturalWidth || image.width;
@@ -28,7 +40,7 @@ export function drawResult(canvas, image, result) {
   canvas.height = height;
   const ctx = canvas.getContext("2d");
   ctx.drawImage(image, 0, 0, width, height);
-  const detections = (result && result.detections) || [];
+  const detections = shapesOf(result);
   const sx = result && result.image ? width / result.image.width : 1;
   const sy = result && result.image ? height / result.image.height : 1;
   const lw = lineWidth(width, height);

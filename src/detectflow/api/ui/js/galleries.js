@@ -1,7 +1,7 @@
 // Galleries: subjects and their faces; enrol faces by dropping photos on a subject.
 // The galleries API may be absent on a server: its listing answering 404 shows "not available".
 
-import { call, json, post, itemsOf, ApiError } from "./api.js";
+import { call, json, post, itemsOf, ApiError, FINAL } from "./api.js";
 import { $, el, say, dropZone } from "./dom.js";
 
 let selected = null; // the open gallery's id
@@ -67,7 +67,14 @@ async function enrol(subject, files, card) {
   const line = card.querySelector(".status");
   line.textContent = `enrolling ${files.length} photo(s)...`;
   try {
-    await call(`${galleryPath(selected)}/subjects/${encodeURIComponent(subject)}/faces`, { method: "POST", body: form });
+    const path = `${galleryPath(selected)}/subjects/${encodeURIComponent(subject)}/faces`;
+    let answer = await (await call(path, { method: "POST", body: form })).json().catch(() => ({}));
+    // an enrolment answered as a job (202): follow it to its end before showing the faces
+    while (answer && answer.links && answer.status && !FINAL.has(answer.status)) {
+      line.textContent = `enrolment job ${answer.id}: ${answer.status}`;
+      answer = await json(`/v1/jobs/${encodeURIComponent(answer.id)}?wait=20`);
+    }
+    if (answer && answer.status === "failed") throw new Error(answer.error ? answer.error.message : "the job failed");
     await openGallery(selected, $("#gallery-title").textContent);
   } catch (error) {
     line.textContent = `not enrolled: ${error.message}`;

@@ -17,7 +17,8 @@ function query(extra = {}) {
 }
 
 function row(job) {
-  const detections = job.result && job.result.detections ? job.result.detections.length : "";
+  const found = job.result ? job.result.detections || job.result.faces : null;
+  const detections = found ? found.length : "";
   return el("tr", { class: "job", dataset: { id: job.id, status: job.status, task: job.task } },
     el("td", {}, el("a", { href: `#submit/${job.id}`, class: "mono" }, job.id)),
     el("td", {}, job.task),

@@ -2,7 +2,7 @@
 
 import { call, json, objectUrl, ApiError, FINAL } from "./api.js";
 import { $, el, say, dropZone } from "./dom.js";
-import { caption, colourOf, drawResult, loadImage } from "./draw.js";
+import { caption, colourOf, drawResult, loadImage, shapesOf } from "./draw.js";
 
 const LONG_POLL_SECONDS = 20; // the API allows up to 30
 let current = null; // {id, abort, urls}
@@ -82,11 +82,12 @@ async function render(job, mine) {
   const canvas = $("#canvas");
   drawResult(canvas, image, boxes ? result : { detections: [] });
   canvas.dataset.jobId = job.id;
-  canvas.dataset.drawn = boxes ? String((result.detections || []).length) : "0";
+  const shapes = shapesOf(result);
+  canvas.dataset.drawn = boxes ? String(shapes.length) : "0";
   $("#caption").textContent = `${result.image ? `${result.image.width}x${result.image.height}, ` : ""}${source}`;
   const list = $("#detections");
   list.replaceChildren(
-    ...(result.detections || []).map((d) =>
+    ...shapes.map((d) =>
       el(
         "li",
         {
