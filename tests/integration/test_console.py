@@ -176,15 +176,16 @@ def test_console_job_list_shows_the_job_and_filters_it(page) -> None:
     # Then it shows the job with its live status and task
     assert row.get_attribute("data-status") == "succeeded"
     assert "succeeded" in row.inner_text() and "face" in row.inner_text()
-    # and the filters ask the API for matching jobs only
+    # and the filters ask the API for matching jobs only (the table says which filter it shows)
     page.select_option("#filter-status", "failed")
-    page.wait_for_selector(f"tr.job[data-id='{job_id}']", state="detached")
+    page.wait_for_selector("#jobs[data-filter='failed/any'] tbody td.hint")
+    assert page.locator("tr.job").count() == 0
     page.select_option("#filter-status", "succeeded")
     page.select_option("#filter-task", "object")
-    page.wait_for_selector("#jobs tbody td.hint")
+    page.wait_for_selector("#jobs[data-filter='succeeded/object'] tbody td.hint")
     assert page.locator("tr.job").count() == 0
     page.select_option("#filter-task", "face")
-    page.wait_for_selector(f"tr.job[data-id='{job_id}']")
+    page.wait_for_selector(f"#jobs[data-filter='succeeded/face'] tr.job[data-id='{job_id}']")
     # and after a reload (the key kept, the dropped file gone) a row opens the job: the server's
     # annotated PNG with the detections listed
     page.reload()

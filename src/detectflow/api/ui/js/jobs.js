@@ -6,6 +6,8 @@ import { $, el, say, took, when } from "./dom.js";
 const REFRESH_MS = 2000; // live status: the listing is read again this often while shown
 let timer = null;
 let cursor = null;
+let latest = 0; // only the newest listing is shown: an older one answering late (filters changed) is dropped
+let settled = 0; // the newest listing that has answered: a refresh waits for it, so a slow API is not flooded
 
 function query(extra = {}) {
   const params = new URLSearchParams({ limit: "25", ...extra });
@@ -28,9 +30,17 @@ function row(job) {
     el("td", {}, detections));
 }
 
+function filter() {
+  return `${$("#filter-status").value || "any"}/${$("#filter-task").value || "any"}`;
+}
+
 async function load() {
+  const mine = ++latest;
+  const shown = filter();
   try {
     const page = await json(query());
+    if (mine !== latest) return;
+    $("#jobs").dataset.filter = shown;
     $("#jobs tbody").replaceChildren(...page.items.map(row));
     if (!page.items.length) $("#jobs tbody").append(el("tr", {}, el("td", { colspan: "6", class: "hint" }, "no jobs")));
     cursor = page.next_cursor;
@@ -38,15 +48,23 @@ async function load() {
     $("#jobs-updated").textContent = `updated ${new Date().toLocaleTimeString()}`;
     say($("#jobs-error"), "");
   } catch (error) {
-    say($("#jobs-error"), `Cannot list jobs: ${error.message}`);
+    if (mine === latest) say($("#jobs-error"), `Cannot list jobs: ${error.message}`);
+  } finally {
+    if (mine === latest) settled = mine;
   }
+}
+
+function refresh() {
+  if (settled === latest) load();
 }
 
 async function more() {
   if (!cursor) return;
   stop(); // older pages are not refreshed: the listing stays where the user scrolled
+  const mine = ++latest;
   try {
     const page = await json(query({ cursor }));
+    if (mine !== latest) return;
     $("#jobs tbody").append(...page.items.map(row));
     cursor = page.next_cursor;
     $("#jobs-more").hidden = !cursor;
@@ -58,7 +76,7 @@ async function more() {
 export function startJobs() {
   stop();
   load();
-  timer = setInterval(load, REFRESH_MS);
+  timer = setInterval(refresh, REFRESH_MS);
 }
 
 export function stop() {
