@@ -167,7 +167,7 @@ def test_console_draws_the_astronauts_face_box_on_the_canvas(page, stack: str, t
     assert elsewhere.sum() < 50
 
 
-def test_console_job_list_shows_the_job_and_filters_it(page) -> None:
+def test_console_job_list_shows_the_job_and_filters_it(page, stack: str) -> None:
     # Given a job the console submitted
     job_id = _submit_astronaut(page)
     # When the job list is opened
@@ -186,6 +186,10 @@ def test_console_job_list_shows_the_job_and_filters_it(page) -> None:
     assert page.locator("tr.job").count() == 0
     page.select_option("#filter-task", "face")
     page.wait_for_selector(f"#jobs[data-filter='succeeded/face'] tr.job[data-id='{job_id}']")
+    # and a job submitted meanwhile (by another client) appears and turns succeeded without a reload
+    other = httpx.post(f"{stack}/v1/jobs", headers=AUTH, files={"file": ("a.png", image_bytes("astronaut"))},
+                       data={"task": "face"}).json()["id"]  # fmt: skip
+    page.wait_for_selector(f"tr.job[data-id='{other}'][data-status=succeeded]", timeout=DEFAULT_JOB_TIMEOUT_MS)
     # and after a reload (the key kept, the dropped file gone) a row opens the job: the server's
     # annotated PNG with the detections listed
     page.reload()
@@ -229,3 +233,33 @@ def test_console_sign_out_forgets_the_key(page) -> None:
     page.reload()
     page.wait_for_selector("body[data-ready=true]")
     assert page.is_visible("#signin") and page.is_hidden("#console")
+
+
+def test_console_shows_the_apis_refusal_of_a_file_that_is_no_image(page) -> None:
+    _sign_in(page)
+    page.wait_for_selector("#view-submit:not([hidden])")
+    # When a text file goes through the file picker (the drop zone's keyboard path opens it)
+    page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not an image"}])
+    # Then the API's refusal is shown, and no job is watched
+    error = page.wait_for_selector("#submit-error:not([hidden])")
+    assert error.inner_text().startswith("Not submitted: ")
+    assert page.is_hidden("#result") and page.evaluate("location.hash") in ("", "#submit")
+
+
+def test_console_with_a_tenants_key_shows_only_what_the_key_may_see(page, stack: str) -> None:
+    # Given a key of another tenant that may read and write jobs, but is no admin
+    created = httpx.post(f"{stack}/v1/keys", headers=AUTH, json={
+        "tenant": f"t{uuid.uuid4().hex[:8]}", "name": "console", "scopes": ["jobs:read", "jobs:write"]})  # fmt: skip
+    assert created.status_code == 201, created.text
+    # When it signs in
+    _sign_in(page, created.json()["key"])
+    page.wait_for_selector("#view-submit:not([hidden])")
+    # Then its job list is its tenant's: empty, though the admin's tenant has jobs
+    page.click("#tabs a[data-view=jobs]")
+    page.wait_for_selector("#jobs[data-filter='any/any'] tbody td.hint")
+    assert page.locator("tr.job").count() == 0
+    # and the workers view shows no workers or queue depths, only a notice
+    page.click("#tabs a[data-view=workers]")
+    notice = page.wait_for_selector("#workers-admin:not([hidden])")
+    assert "admin key only" in notice.inner_text()
+    assert page.locator("tr.queue").count() == 0

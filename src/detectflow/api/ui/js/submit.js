@@ -131,6 +131,12 @@ async function renderVideo(job, mine) {
 
 export function setupSubmit() {
   dropZone($("#drop"), (files) => submitFile(files[0]));
+  $("#drop").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      $("#file").click(); // the keyboard's way to the file picker
+    }
+  });
   $("#file").addEventListener("change", (event) => {
     const [file] = event.target.files;
     if (file) submitFile(file);
