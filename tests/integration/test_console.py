@@ -167,7 +167,7 @@ def test_console_draws_the_astronauts_face_box_on_the_canvas(page, stack: str, t
     assert elsewhere.sum() < 50
 
 
-def test_console_job_list_shows_the_job_and_filters_it(page, stack: str) -> None:
+def test_console_job_list_shows_the_job_and_filters_it(page, stack: str, tmp_path: Path) -> None:
     # Given a job the console submitted
     job_id = _submit_astronaut(page)
     # When the job list is opened
@@ -190,6 +190,7 @@ def test_console_job_list_shows_the_job_and_filters_it(page, stack: str) -> None
     other = httpx.post(f"{stack}/v1/jobs", headers=AUTH, files={"file": ("a.png", image_bytes("astronaut"))},
                        data={"task": "face"}).json()["id"]  # fmt: skip
     page.wait_for_selector(f"tr.job[data-id='{other}'][data-status=succeeded]", timeout=DEFAULT_JOB_TIMEOUT_MS)
+    page.screenshot(path=str(tmp_path / "jobs.png"))
     # and after a reload (the key kept, the dropped file gone) a row opens the job: the server's
     # annotated PNG with the detections listed
     page.reload()
@@ -199,7 +200,7 @@ def test_console_job_list_shows_the_job_and_filters_it(page, stack: str) -> None
     assert "annotated PNG" in page.inner_text("#caption")
 
 
-def test_console_workers_view_shows_the_face_worker_and_queue_depth(page) -> None:
+def test_console_workers_view_shows_the_face_worker_and_queue_depth(page, tmp_path: Path) -> None:
     _sign_in(page)
     page.wait_for_selector("#view-submit:not([hidden])")
     page.click("#tabs a[data-view=workers]")
@@ -208,9 +209,10 @@ def test_console_workers_view_shows_the_face_worker_and_queue_depth(page) -> Non
     assert "retinaface" in face.inner_text()
     assert page.locator("tr.queue[data-task=object]").get_attribute("data-workers") == "0"
     assert page.is_hidden("#workers-admin")
+    page.screenshot(path=str(tmp_path / "workers.png"))
 
 
-def test_console_galleries_view_follows_what_the_server_offers(page, stack: str) -> None:
+def test_console_galleries_view_follows_what_the_server_offers(page, stack: str, tmp_path: Path) -> None:
     _sign_in(page)
     page.wait_for_selector("#view-submit:not([hidden])")
     page.click("#tabs a[data-view=galleries]")
@@ -222,6 +224,7 @@ def test_console_galleries_view_follows_what_the_server_offers(page, stack: str)
         notice = page.wait_for_selector("#galleries-unavailable:not([hidden])")
         assert "not available on this server" in notice.inner_text()
         assert page.is_hidden("#galleries-panel")
+    page.screenshot(path=str(tmp_path / "galleries.png"))
 
 
 def test_console_sign_out_forgets_the_key(page) -> None:

@@ -53,11 +53,15 @@ def console_headers() -> dict[str, str]:
 class _SecuredStatic:
     """Starlette's StaticFiles with :func:`console_headers` added to every answer (404s included)."""
 
+    #: The route the request metrics label console requests with (one label, not one per file).
+    path = CONSOLE_PATH
+
     def __init__(self, directory: Path) -> None:
         self.files = StaticFiles(directory=directory, html=True)
         self.headers = [(k.lower().encode(), v.encode()) for k, v in console_headers().items()]
 
     async def __call__(self, scope, receive, send):
+        scope["route"] = self  # the scope the middleware sees: the router updates it in place
         async def send_secured(message):
             if message["type"] == "http.response.start":
                 message["headers"] = list(message.get("headers", [])) + self.headers

@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from detectflow.api.console import UI_DIR, console_headers, install_console
+from detectflow.api.metrics import Metrics
+from detectflow.api.middleware import RequestContextMiddleware
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -43,6 +45,20 @@ def test_install_console_serves_the_files_with_the_headers() -> None:
     for answer in (page, module, missing):
         for name, value in console_headers().items():
             assert answer.headers[name] == value
+
+
+def test_console_requests_are_counted_under_one_route_label() -> None:
+    # Given the console behind the API's request middleware
+    app = FastAPI()
+    install_console(app)
+    metrics = Metrics()
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, max_body_bytes=1024)
+    with TestClient(app) as client:
+        client.get("/ui/")
+        client.get("/ui/js/api.js")
+    # Then both are labelled /ui, not "unmatched" and not one label per file
+    seen = {s.labels["route"] for m in metrics.requests.collect() for s in m.samples if s.name.endswith("_total")}
+    assert seen == {"/ui"}
 
 
 def test_console_page_and_modules_reference_only_shipped_files() -> None:
