@@ -11,6 +11,7 @@ import redis
 from fastapi import FastAPI
 
 import detectflow
+from detectflow.api.console import install_console
 from detectflow.api.errors import install_error_handlers
 from detectflow.api.metrics import Metrics, serve_metrics
 from detectflow.api.middleware import RequestContextMiddleware
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.include_router(jobs.router)
     app.include_router(keys.router)
     app.include_router(health.router)
+    install_console(app)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=app.state.metrics,

@@ -286,7 +286,7 @@ def register(app: typer.Typer) -> None:
                     ready, next_check = _is_ready(api_url, tasks, admin_key), now + 0.3
                     if ready:
                         _say(
-                            f"[bold green]detectflow is up[/]: API {api_url}  (docs {api_url}/docs)\n"
+                            f"[bold green]detectflow is up[/]: API {api_url}  (console {api_url}/ui, docs {api_url}/docs)\n"
                             f"  try: detectflow detect photo.jpg --task face\n  Ctrl-C stops everything."
                         )
                 time.sleep(0.1)
