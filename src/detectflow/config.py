@@ -178,6 +178,16 @@ class Settings(BaseSettings):
     worker_max_retries: int = Field(3, ge=0, description="Retries of a job after a transient error (bad images are not retried).")
     worker_min_backoff_ms: int = Field(500, ge=0, description="First retry delay, ms (exponential).")
     worker_max_backoff_ms: int = Field(30_000, ge=0, description="Longest retry delay, ms.")
+    worker_metrics_port: int = Field(
+        9465,
+        ge=0,
+        le=65535,
+        description="Port of a worker's Prometheus /metrics (shared by its processes); 0: none. "
+        "`detectflow up` gives its N-th worker this port + N - 1.",
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Bind address of a worker's /metrics (0.0.0.0 in containers)."
+    )
     worker_dead_after_seconds: float = Field(
         30.0, gt=0, description="A worker silent this long is dead: live workers requeue the jobs it held."
     )

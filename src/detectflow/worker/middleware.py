@@ -15,6 +15,7 @@ from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.results import DetectionResult
 from detectflow.logs import job_id_var, request_id_var
 from detectflow.worker.broker import WakeupRedisBroker
+from detectflow.worker import metrics
 from detectflow.worker.context import WorkerContext
 
 __all__ = ["JobLifecycle", "WorkerPresence", "failure_of"]
@@ -55,6 +56,7 @@ class JobLifecycle(Middleware):
             job_id, result, self.ctx.kind.task.value, result.timings_ms.inference / 1000
         )
         if applied:
+            metrics.job_finished(self.ctx.kind.task.value, "succeeded", result)
             log.info("job succeeded with %d detections", len(result.detections))
             if has_webhook:
                 self.webhook_actor.send(job_id)
@@ -63,6 +65,7 @@ class JobLifecycle(Middleware):
         """The failure path: store the reason (-> failed), then send the webhook."""
         applied, has_webhook = self.ctx.store.mark_failed(job_id, self.ctx.kind.task.value, code, text)
         if applied:
+            metrics.job_finished(self.ctx.kind.task.value, "failed")
             log.warning("job failed: %s: %s", code.value, text)
             if has_webhook:
                 self.webhook_actor.send(job_id)
@@ -133,6 +136,7 @@ class WorkerPresence(Middleware):
             log.critical("cannot load the %s model: %s: %s", self.ctx.kind.task.value, type(exc).__name__, exc)
             raise SystemExit(EXIT_MODEL_FAILED) from exc
         info = self.ctx.detector.info
+        metrics.model_loaded(self.ctx.kind.task.value, info.name, info.provider, time.perf_counter() - started)
         log.info(
             "model %s loaded and warmed up on %s in %.0f ms",
             info.name,
