@@ -38,6 +38,15 @@ def run(
         float, typer.Option(min=1, help="Re-apply and refresh status this often (seconds).")
     ] = 15.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            min=0, max=65535, envvar="DETECTFLOW_OPERATOR_METRICS_PORT", help="Serve Prometheus /metrics here; 0: off."
+        ),
+    ] = 0,
+    metrics_host: Annotated[
+        str, typer.Option(envvar="DETECTFLOW_OPERATOR_METRICS_HOST", help="Bind address of /metrics.")
+    ] = "0.0.0.0",
 ) -> None:
     """Run the operator until interrupted (SIGINT/SIGTERM)."""
     if ctx.invoked_subcommand is not None:
@@ -50,7 +59,7 @@ def run(
 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
     registry = kopf.OperatorRegistry()
-    register(registry, resync_seconds=resync_seconds)
+    register(registry, resync_seconds=resync_seconds, metrics_port=metrics_port, metrics_host=metrics_host)
     kopf.run(
         registry=registry,
         clusterwide=not namespace,
