@@ -16,9 +16,12 @@ __all__ = ["Outcome", "Runner"]
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a runner hands back: the result to store, and the seconds spent in the model (for metrics)."""
+    """What a runner hands back: the result to store, and the seconds spent in the model (for metrics).
 
-    result: BaseModel
+    A result of None leaves the job running: its work goes on in other messages (a video's segments).
+    """
+
+    result: BaseModel | None
     inference_s: float
     summary: str = ""
 

@@ -1,0 +1,147 @@
+"""Video jobs: split a video into segments (one message each), run a segment, merge the last one's result."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from detectflow.jobs.errors import DetectflowError, ErrorCode
+from detectflow.jobs.records import utcnow
+from detectflow.jobs.results import ModelRef
+from detectflow.video import storage
+from detectflow.video.inspect import inspect_video
+from detectflow.video.models import VideoInfoOut, VideoOptions, VideoResult, VideoTimings
+from detectflow.video.plan import plan_segments, timestamp_ms
+from detectflow.video.probe import read_frames, temp_video
+from detectflow.video.tracks import stitch_segments, summarize_labels, summarize_tracks, track_segment
+from detectflow.worker.tasks.base import Outcome
+
+if TYPE_CHECKING:
+    from detectflow.jobs.records import JobRecord
+    from detectflow.worker.context import WorkerContext
+
+__all__ = ["run_video", "run_segment", "merge_segments"]
+
+log = logging.getLogger("detectflow.worker")
+
+
+def run_video(ctx: WorkerContext, job: JobRecord, data: bytes) -> Outcome:
+    """Plan a video job and put one message per segment on the task's queue (the job stays running).
+
+    The stream is probed again here (the container the API read may lie). A redelivered split
+    writes the same plan and sends the segments again: a segment recorded twice counts once.
+    """
+    s = ctx.settings
+    options = job.video_options or VideoOptions()
+    header = inspect_video(data, options, s)
+    segments = plan_segments(header.indices, s.video_segment_frames, s.video_max_segments)
+    info = header.info
+    plan = {
+        "fps": info.fps,
+        "frame_count": info.frame_count,
+        "width": info.width,
+        "height": info.height,
+        "track": options.track,
+        "sample_fps": options.sample_fps,
+        "segments": [list(seg.frames) for seg in segments],
+    }
+    storage.save_plan(ctx.store.client, ctx.store.keys, job.id, plan, s.job_ttl_seconds)
+    if ctx.segment_actor is None:  # pragma: no cover - main.py declares it
+        raise RuntimeError("the segment actor is not declared")
+    for seg in segments:
+        ctx.segment_actor.send(job.id, seg.index)
+    return Outcome(None, 0.0, f"split into {len(segments)} segments of {len(header.indices)} frames")
+
+
+def _detect_segment(ctx: WorkerContext, job_id: str, frames: list[int], fps: float) -> dict[str, Any]:
+    data = storage.video_bytes(ctx.store.client, ctx.store.keys, job_id)
+    if data is None:
+        raise DetectflowError(ErrorCode.image_expired, "The job's video expired before it was processed.")
+    detector = ctx.require_detector()
+    out, decode_s, inference_s, missing = [], 0.0, 0.0, 0
+    with temp_video(data) as path:
+        t0 = time.perf_counter()
+        for index, image in read_frames(path, frames):
+            t1 = time.perf_counter()
+            decode_s += t1 - t0
+            if image is None:
+                missing += 1
+                t0 = time.perf_counter()
+                continue
+            dets = detector.detect(image)
+            t0 = time.perf_counter()
+            inference_s += t0 - t1
+            out.append({"index": index, "timestamp_ms": timestamp_ms(index, fps), "detections": [d.to_dict() for d in dets]})
+    if not out:
+        raise DetectflowError(
+            ErrorCode.invalid_video, "No frame of this part of the video could be decoded: it is corrupt or truncated."
+        )
+    return {"frames": out, "decode_s": decode_s, "inference_s": inference_s, "missing": missing}
+
+
+def run_segment(ctx: WorkerContext, job_id: str, index: int) -> Outcome | None:
+    """Detect (and track) one segment's frames, record it, and merge the job when it is the last to finish.
+
+    Returns
+    -------
+    Outcome or None
+        The merged result when this segment completed the job; None otherwise.
+    """
+    s = ctx.settings
+    plan = storage.load_plan(ctx.store.client, ctx.store.keys, job_id)
+    if plan is None:
+        raise DetectflowError(ErrorCode.image_expired, "The job's plan expired before this segment ran.")
+    segment = _detect_segment(ctx, job_id, plan["segments"][index], plan["fps"])
+    if plan["track"]:
+        track_segment(segment["frames"])
+    added, done, total = storage.finish_segment(ctx.store.client, ctx.store.keys, job_id, index, segment, s.job_ttl_seconds)
+    log.info("segment %d/%d done (%d frames)%s", index + 1, total, len(segment["frames"]), "" if added else " again")
+    if done < total:
+        return None
+    job = ctx.store.get(job_id)
+    parts = storage.load_segments(ctx.store.client, ctx.store.keys, job_id, total)
+    if job is None or parts is None:
+        raise DetectflowError(ErrorCode.image_expired, "The job or its segments expired before the merge.")
+    result, frames = merge_segments(job, plan, parts, ModelRef(**ctx.require_detector().info.to_dict()))
+    storage.save_frames(ctx.store.client, ctx.store.keys, job_id, frames, s.job_ttl_seconds)
+    storage.drop_segments(ctx.store.client, ctx.store.keys, job_id, total)
+    inference_s = sum(p["inference_s"] for p in parts)
+    return Outcome(result, inference_s, f"{len(frames)} frames, {len(result.tracks)} tracks, {total} segments")
+
+
+def merge_segments(
+    job: JobRecord, plan: dict[str, Any], parts: list[dict[str, Any]], model: ModelRef
+) -> tuple[VideoResult, list[dict[str, Any]]]:
+    """The job's result and its frames from its finished segments, in order (pure).
+
+    Tracks are stitched across segment boundaries when the job tracks.
+    """
+    if plan["track"]:
+        frames = stitch_segments([p["frames"] for p in parts])
+    else:
+        frames = [f for p in parts for f in p["frames"]]
+    tracks = summarize_tracks(frames) if plan["track"] else []
+    now = utcnow()
+    started = job.started_at or now
+    fps, count = plan["fps"], plan["frame_count"]
+    result = VideoResult(
+        video=VideoInfoOut(
+            duration_ms=round(count * 1000.0 / fps, 3),
+            fps=round(fps, 3),
+            width=plan["width"],
+            height=plan["height"],
+            frames_sampled=len(frames),
+        ),
+        tracks=tracks,
+        labels=summarize_labels(frames, tracks),
+        segments=len(parts),
+        model=model,
+        timings_ms=VideoTimings(
+            queued=round((started - job.created_at).total_seconds() * 1000, 3),
+            inference=round(sum(p["inference_s"] for p in parts) * 1000, 3),
+            decode=round(sum(p["decode_s"] for p in parts) * 1000, 3),
+            total=round((now - job.created_at).total_seconds() * 1000, 3),
+        ),
+    )
+    return result, frames
