@@ -9,7 +9,7 @@ import pytest
 from tests.integration.conftest import submit, wait_job
 from tests.support.images import image_bytes
 from tests.support.processes import wait_for
-from tests.support.videos import truncated, video_bytes, video_path
+from tests.support.videos import audio_only_mkv, truncated, video_bytes, video_path
 from tests.unit.video.test_probe import write_clip
 
 pytestmark = [pytest.mark.redis, pytest.mark.models, pytest.mark.slow]
@@ -99,6 +99,7 @@ def test_video_options_window_and_cap_the_sampled_frames(client, run_worker):
         (lambda tmp: truncated("carphone_pristine"), "truncated.mp4", 400, "invalid_video"),
         (lambda tmp: write_clip(tmp / "empty.avi", 0).read_bytes(), "empty.avi", 400, "invalid_video"),
         (lambda tmp: b"\x00\x00\x00\x20ftypisom" + b"\x00" * 4000, "header-only.mp4", 400, "invalid_video"),
+        (lambda tmp: audio_only_mkv(), "audio-only.mkv", 400, "invalid_video"),
         (lambda tmp: b"just some text, renamed" * 50, "renamed.mp4", 415, "unsupported_media_type"),
         (lambda tmp: b"ID3\x04" + b"\x00" * 4000, "song.mp3.mp4", 415, "unsupported_media_type"),
     ],

@@ -16,8 +16,8 @@ CONTAINER_MEDIA_TYPES = {
 _EBML = b"\x1a\x45\xdf\xa3"
 #: QuickTime files written without an ftyp box start with one of these top-level atoms.
 _QT_ATOMS = (b"moov", b"mdat", b"wide", b"free", b"skip")
-#: How far into an EBML header the DocType is looked for (bytes).
-_EBML_HEADER_BYTES = 64
+#: How far into an EBML header the DocType is looked for (bytes; sizes may take up to 8 bytes each).
+_EBML_HEADER_BYTES = 256
 
 
 def sniff_container(data: bytes) -> str | None:
@@ -26,7 +26,7 @@ def sniff_container(data: bytes) -> str | None:
     Parameters
     ----------
     data
-        The file's bytes (the first 64 are enough).
+        The file's bytes (the first 256 are enough).
 
     Returns
     -------

@@ -37,3 +37,9 @@ def test_sniff_container_names_each_container_by_its_magic_bytes(head, container
 )
 def test_sniff_container_refuses_what_is_no_video_container(head):
     assert sniff_container(head) is None
+
+
+def test_sniff_container_reads_a_doctype_written_with_long_sizes():
+    from tests.support.videos import audio_only_mkv
+
+    assert sniff_container(audio_only_mkv()) == "mkv"
