@@ -186,3 +186,19 @@ def test_progress_shows_while_running_and_cancel_stops_the_segments_left(client,
     assert final["status"] == "cancelled" and final["result"] is None
     assert "skipping segment" in worker.log.read_text()
     assert int(store.client.hget(store.keys.job(job_id), "video_segments_done")) < 21
+
+
+def test_a_video_truncated_after_its_header_fails_at_decode_time_and_the_worker_goes_on(client, run_worker, tmp_path):
+    # Given an AVI whose header announces 50 frames (5 s) but whose second half is cut off
+    worker = run_worker("face")
+    clip = write_clip(tmp_path / "cut.avi", 50, size=(160, 120)).read_bytes()
+    cut = clip[: len(clip) // 2]
+    # When it is submitted (the header is whole, so the API accepts it) with every frame sampled
+    resp = submit(client, cut, name="cut.avi", sample_fps="10")
+    assert resp.status_code == 202, resp.text
+    # Then the job fails with a code: the last segment has no frame left to decode
+    failed = wait_job(client, resp.json()["id"], timeout=120)
+    assert failed["status"] == "failed" and failed["error"]["code"] == "invalid_video", failed
+    # And the same worker process runs the next video
+    ok = wait_job(client, submit(client, video_bytes("carphone_pristine"), name="c.mp4", max_frames="2").json()["id"])
+    assert ok["status"] == "succeeded" and worker.popen.poll() is None

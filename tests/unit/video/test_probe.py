@@ -16,10 +16,10 @@ _FOURCC = {"avi": "MJPG", "webm": "VP90", "mkv": "MJPG", "mp4": "mp4v"}
 
 
 def write_clip(path: Path, frames: int, fps: float = 10.0, size=(64, 48)) -> Path:
-    """A clip whose frame i is filled with grey level 20 * i."""
+    """A clip whose frame i is filled with grey level 20 * i (modulo 256)."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*_FOURCC[path.suffix[1:]]), fps, size)
     for i in range(frames):
-        writer.write(np.full((size[1], size[0], 3), 20 * i, np.uint8))
+        writer.write(np.full((size[1], size[0], 3), 20 * i % 256, np.uint8))
     writer.release()
     return path
 
