@@ -56,3 +56,33 @@ def test_video_progress_estimates_the_time_left():
                                      "segments_total": 4, "eta_seconds": 15.0}  # fmt: skip
     assert job.model_copy(update={"status": JobStatus.succeeded}).video_progress() is None
     assert _job().video_progress() is None  # not split yet
+
+
+def test_video_files_are_written_once_per_process_and_evicted_when_unused():
+    from detectflow.worker.tasks.video import _VideoFiles
+
+    files, loads = _VideoFiles(keep=1), []
+
+    def load(name):
+        return lambda: loads.append(name) or name.encode()
+
+    with files.open("a", load("a")) as a1, files.open("a", load("a")) as a2:
+        assert a1 == a2 and a1.read_bytes() == b"a" and loads == ["a"]
+        with files.open("b", load("b")) as b:
+            assert a1.exists()  # over the bound but in use: kept
+        assert b.exists()
+    assert not a1.exists() and b.exists()  # a evicted once unused; b is the one kept
+    with files.open("b", load("b")):
+        pass
+    assert loads == ["a", "b"]
+
+
+def test_video_files_report_an_expired_video():
+    import pytest
+
+    from detectflow.jobs.errors import DetectflowError
+    from detectflow.worker.tasks.video import _VideoFiles
+
+    with pytest.raises(DetectflowError) as err, _VideoFiles().open("gone", lambda: None):
+        pass
+    assert err.value.code == "image_expired"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from detectflow.jobs.errors import DetectflowError, ErrorCode
@@ -54,13 +59,64 @@ def run_video(ctx: WorkerContext, job: JobRecord, data: bytes) -> Outcome:
     return Outcome(None, 0.0, f"split into {len(segments)} segments of {len(header.indices)} frames")
 
 
+#: Videos of recent jobs kept on disk by each worker process (files).
+DEFAULT_KEPT_VIDEOS = 2
+
+
+class _VideoFiles:
+    """The videos of the last few jobs this process ran segments of, as temporary files.
+
+    A worker usually runs several segments of one job in a row: the video is read from the store
+    and written to disk once per process instead of once per segment. A file is removed when it
+    is evicted and no thread is reading it.
+    """
+
+    def __init__(self, keep: int = DEFAULT_KEPT_VIDEOS) -> None:
+        self.keep = keep
+        self._lock = threading.Lock()
+        self._files: OrderedDict[str, list] = OrderedDict()  # job id -> [path, readers, exit]
+
+    @contextlib.contextmanager
+    def open(self, job_id: str, load) -> Iterator[Path]:
+        with self._lock:
+            entry = self._files.get(job_id)
+            if entry is not None:
+                self._files.move_to_end(job_id)
+                entry[1] += 1
+        if entry is None:
+            data = load()
+            if data is None:
+                raise DetectflowError(ErrorCode.image_expired, "The job's video expired before it was processed.")
+            cm = temp_video(data)
+            fresh = [cm.__enter__(), 1, cm]
+            with self._lock:
+                entry = self._files.setdefault(job_id, fresh)
+                if entry is not fresh:  # another thread wrote it meanwhile
+                    entry[1] += 1
+                    cm.__exit__(None, None, None)
+                self._evict()
+        try:
+            yield entry[0]
+        finally:
+            with self._lock:
+                entry[1] -= 1
+                self._evict()
+
+    def _evict(self) -> None:
+        for job_id in list(self._files)[: max(0, len(self._files) - self.keep)]:
+            path, readers, cm = self._files[job_id]
+            if readers == 0:
+                del self._files[job_id]
+                cm.__exit__(None, None, None)
+
+
+_videos = _VideoFiles()
+
+
 def _detect_segment(ctx: WorkerContext, job_id: str, frames: list[int], fps: float) -> dict[str, Any]:
-    data = storage.video_bytes(ctx.store.client, ctx.store.keys, job_id)
-    if data is None:
-        raise DetectflowError(ErrorCode.image_expired, "The job's video expired before it was processed.")
     detector = ctx.require_detector()
     out, decode_s, inference_s, missing = [], 0.0, 0.0, 0
-    with temp_video(data) as path:
+    with _videos.open(job_id, lambda: storage.video_bytes(ctx.store.client, ctx.store.keys, job_id)) as path:
         t0 = time.perf_counter()
         for index, image in read_frames(path, frames):
             t1 = time.perf_counter()
