@@ -94,6 +94,16 @@ def test_post_bad_form_is_validation_error(client, data, files):
     _assert_error(client.post("/v1/jobs", data=data, **kwargs), 422, "validation_error")
 
 
+def test_post_unparsable_body_is_validation_error_422(client):
+    # found by the schema fuzzer: a JSON body that is not UTF-8 was a 400 no operation declares
+    resp = client.post("/v1/keys", content=b"\xe9\xff\x05", headers={"Content-Type": "application/json"})
+    _assert_error(resp, 422, "validation_error")
+    broken = client.post(
+        "/v1/jobs", content=b"--b\r\nno headers", headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+    _assert_error(broken, 422, "validation_error")
+
+
 def test_post_bad_webhook_url_is_validation_error(client):
     _assert_error(submit(client, image_bytes("astronaut"), webhook_url="ftp://example"), 422, "validation_error")
 
