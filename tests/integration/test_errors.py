@@ -104,6 +104,13 @@ def test_post_unparsable_body_is_validation_error_422(client):
     _assert_error(broken, 422, "validation_error")
 
 
+@pytest.mark.parametrize("value", ["0.0", "1767225600", "-5"])
+def test_list_created_after_a_number_is_validation_error(client, value):
+    # found by the schema fuzzer: a number was read as a Unix time where RFC 3339 is declared
+    _assert_error(client.get("/v1/jobs", params={"created_after": value}), 422, "validation_error")
+    assert client.get("/v1/jobs", params={"created_after": "2026-01-01T00:00:00Z"}).status_code == 200
+
+
 def test_post_bad_webhook_url_is_validation_error(client):
     _assert_error(submit(client, image_bytes("astronaut"), webhook_url="ftp://example"), 422, "validation_error")
 
