@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,11 +11,8 @@ import httpx
 import pytest
 
 from detectflow.cli.up import RedisServer
-from tests.support.processes import AUTH, Proc, cli_env, start_api, start_worker, wait_for
+from tests.support.processes import AUTH, Proc, cli_env, start_api, start_worker
 from tests.support.up import dramatiq_worker_processes
-
-pytestmark = pytest.mark.redis
-
 
 @dataclass
 class Platform:
@@ -61,6 +58,28 @@ class Platform:
             proc.stop()
 
 
+#: Figures the tier's tests measured, printed at the end of the run (`make test` shows them without -s).
+FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figures() -> Callable[[str], None]:
+    """``figures(line)`` prints a measured figure now and again in the run's summary."""
+
+    def add(line: str) -> None:
+        print(line)
+        FIGURES.append(line)
+
+    return add
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if FIGURES:
+        terminalreporter.section("fuzz and overload figures")
+        for line in FIGURES:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="module")
 def platform(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     """A platform of this module's own (start its API and workers in the test or a module fixture)."""
@@ -68,5 +87,3 @@ def platform(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
     yield p
     p.stop()
 
-
-__all__ = ["Platform", "wait_for"]

@@ -49,7 +49,7 @@ def _keep(case: Mutant, where: Path) -> Path:
     return path
 
 
-def test_media_fuzz_every_case_gets_a_stable_code_and_no_worker_dies(platform: Platform, tmp_path: Path):
+def test_media_fuzz_every_case_gets_a_stable_code_and_no_worker_dies(platform: Platform, tmp_path: Path, figures):
     # Given the API and one face and one object worker (limits high enough that no case meets a quota)
     limits = {"key_rate_limit_per_second": 100_000, "key_burst": 100_000, "key_max_queued_jobs": 1_000_000}
     platform.start_api(api_max_queue_depth=100_000, **limits)
@@ -100,7 +100,7 @@ def test_media_fuzz_every_case_gets_a_stable_code_and_no_worker_dies(platform: P
                 problems.append(f"{case.describe()}: job failed without a stable code: {job.get('error')!r}")
     drained = time.monotonic()
 
-    print(
+    figures(
         f"media fuzz: {count} cases (seed {DEFAULT_SEED}) submitted in {submitted - started:.1f} s,"
         f" {len(accepted)} jobs ended {drained - submitted:.1f} s later; answers {dict(sorted(answers.items()))};"
         f" jobs {dict(sorted(outcomes.items()))}"

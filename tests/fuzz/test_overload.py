@@ -109,7 +109,7 @@ async def _offer(url: str, data: bytes, rate: float, seconds: float) -> list[Ans
         return await asyncio.gather(*tasks)
 
 
-def test_overload_three_times_capacity_sheds_with_429_and_loses_nothing(platform: Platform):
+def test_overload_three_times_capacity_sheds_with_429_and_loses_nothing(platform: Platform, figures):
     seconds = float(os.environ.get("DETECTFLOW_OVERLOAD_SECONDS", DEFAULT_OVERLOAD_SECONDS))
     # Given the API (the queue capped at DEFAULT_QUEUE_DEPTH, the key's rate limit out of the way) and one
     # single-threaded face worker: the workers, not the API, are what 3x their capacity overloads
@@ -135,7 +135,7 @@ def test_overload_three_times_capacity_sheds_with_429_and_loses_nothing(platform
         accepted = [a.job_id for a in answers if a.status == 202]
         refused = [a for a in answers if a.status == 429]
         p50, p99 = (statistics.quantiles([a.seconds for a in answers], n=100)[i] for i in (49, 98))
-        print(
+        figures(
             f"overload: capacity {capacity:.1f} jobs/s, offered {rate:.1f}/s for {seconds:.0f} s"
             f" ({len(answers)} POSTs in {offered_for:.1f} s): {len(accepted)} x 202, {len(refused)} x 429;"
             f" POST p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms;"
@@ -155,5 +155,5 @@ def test_overload_three_times_capacity_sheds_with_429_and_loses_nothing(platform
         bound = 60 + 3 * DEFAULT_QUEUE_DEPTH / capacity
         for job_id in accepted:
             _wait_succeeded(client, job_id, max(1.0, bound - (time.monotonic() - drain_started)))
-        print(f"overload: the backlog drained in {time.monotonic() - drain_started:.1f} s (bound {bound:.0f} s)")
+        figures(f"overload: the backlog drained in {time.monotonic() - drain_started:.1f} s (bound {bound:.0f} s)")
         wait_for(lambda: client.get("/readyz").status_code == 200, 10, what="the API to stay ready")

@@ -96,13 +96,13 @@ def _existing(url: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("auth", ["admin", "anonymous", "admin-existing"])
-def test_schema_every_operation_conforms(api_schema, platform: Platform, auth: str):
+def test_schema_every_operation_conforms(api_schema, platform: Platform, auth: str, figures):
     # Given the running API, and for "admin-existing" path parameters naming a real job and key
     started = time.monotonic()
     path_parameters = _existing(platform.url) if auth == "admin-existing" else None
     # When every operation is called with generated valid and invalid requests
     sent, failures, empty = _fuzz(api_schema, None if auth == "anonymous" else AUTH, path_parameters)
-    print(
+    figures(
         f"schema fuzz ({auth}): {sent} cases in {time.monotonic() - started:.1f} s, {len(failures)} failures;"
         f" nothing schema-invalid to send for: {', '.join(empty) or 'none'}"
     )
