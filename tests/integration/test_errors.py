@@ -111,6 +111,15 @@ def test_list_created_after_a_number_is_validation_error(client, value):
     assert client.get("/v1/jobs", params={"created_after": "2026-01-01T00:00:00Z"}).status_code == 200
 
 
+@pytest.mark.parametrize("field, value", [("max_queued_jobs", "1"), ("burst", True), ("rate_limit_per_second", "5")])
+def test_create_key_limit_as_a_string_or_boolean_is_validation_error(client, field, value):
+    # found by the schema fuzzer: "max_queued_jobs": "1" was coerced where the document declares a number
+    body = {"tenant": "strict", "name": "k", "scopes": ["jobs:read"]}
+    _assert_error(client.post("/v1/keys", json={**body, field: value}), 422, "validation_error")
+    number = 1.5 if field == "rate_limit_per_second" else 1
+    assert client.post("/v1/keys", json={**body, field: number}).status_code == 201
+
+
 def test_post_bad_webhook_url_is_validation_error(client):
     _assert_error(submit(client, image_bytes("astronaut"), webhook_url="ftp://example"), 422, "validation_error")
 
