@@ -40,6 +40,7 @@ DEFAULT_REDIS_BYTES_PER_JOB = 16 * 1024
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: int
+    at: float  # when it was sent, seconds into the run
     seconds: float
     job_id: str | None
     retry_after: str | None
@@ -94,11 +95,13 @@ async def _offer(url: str, data: bytes, rate: float, seconds: float) -> list[Ans
 
         async def one() -> Answer:
             started = time.perf_counter()
+            at = loop.time() - start
             resp = await client.post("/v1/jobs", files={"file": ("a.jpg", data)}, data={"task": "face"})
             took = time.perf_counter() - started
             body = resp.json()
             return Answer(
                 resp.status_code,
+                at,
                 took,
                 body.get("id") if resp.status_code == 202 else None,
                 resp.headers.get("retry-after"),
@@ -149,7 +152,8 @@ def test_overload_three_times_capacity_sheds_with_429_and_loses_nothing(platform
         assert statuses <= {202, 429}, sorted(statuses)
         assert refused and accepted, "3x capacity must both be admitted and shed"
         assert all(a.code == "queue_full" and a.retry_after for a in refused)
-        assert p99 <= DEFAULT_P99_BOUND_SECONDS, f"POST p99 {p99:.2f} s"
+        slow = [f"{a.at:.1f}s:{a.seconds:.1f}s" for a in answers if a.seconds > DEFAULT_P99_BOUND_SECONDS]
+        assert p99 <= DEFAULT_P99_BOUND_SECONDS, f"POST p99 {p99:.2f} s; slow (sent at: took) {slow[:40]}"
         # and memory stays bounded: the API's by a constant, Redis's by what was accepted
         assert rss_after - rss_before <= DEFAULT_API_RSS_GROWTH_MB
         assert redis_after - redis_before <= len(accepted) * (len(data) + DEFAULT_REDIS_BYTES_PER_JOB) + 16 * 2**20
