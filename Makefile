@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export DETECTFLOW_CACHE ?= $(HOME)/.cache/detectflow
 
-.PHONY: help bootstrap up models test test-unit test-deps chart-test bench lint cluster-build servers-build browser cluster-up cluster-down clean
+.PHONY: help bootstrap up models test test-unit test-deps chart-test fuzz overload bench lint cluster-build servers-build browser cluster-up cluster-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -36,6 +36,12 @@ bench: bootstrap models  ## benchmarks (detectflow, the Celery stack, the model 
 lint: bootstrap  ## static checks: ruff (errors), hadolint on the Dockerfiles, helm lint on the chart
 	$(BIN)/ruff check src tests bench
 	scripts/lint.sh
+
+fuzz: bootstrap models  ## the fuzz tier at full size: schemathesis 200 cases per operation and mode, 2,000 mutated images
+	DETECTFLOW_FUZZ_SCHEMA_CASES=200 DETECTFLOW_FUZZ_MEDIA_CASES=2000 scripts/test.sh tests/fuzz/test_schema.py tests/fuzz/test_media.py
+
+overload: bootstrap models  ## 3x the measured worker capacity for 60 s: only 202 and 429, nothing lost
+	DETECTFLOW_OVERLOAD_SECONDS=60 scripts/test.sh tests/fuzz/test_overload.py
 
 chart-test: bootstrap models cluster-build  ## the chart, KEDA and image tiers only
 	scripts/test.sh tests/chart tests/keda tests/images

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Run the test suite; "no tests collected" (pytest exit 5) is a failure.
+# The fuzz tier (tests/fuzz) runs at a bounded size here; DETECTFLOW_FUZZ_SCHEMA_CASES, DETECTFLOW_FUZZ_MEDIA_CASES
+# and DETECTFLOW_OVERLOAD_SECONDS scale it (`make fuzz`, `make overload`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)

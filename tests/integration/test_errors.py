@@ -94,6 +94,32 @@ def test_post_bad_form_is_validation_error(client, data, files):
     _assert_error(client.post("/v1/jobs", data=data, **kwargs), 422, "validation_error")
 
 
+def test_post_unparsable_body_is_validation_error_422(client):
+    # found by the schema fuzzer: a JSON body that is not UTF-8 was a 400 no operation declares
+    resp = client.post("/v1/keys", content=b"\xe9\xff\x05", headers={"Content-Type": "application/json"})
+    _assert_error(resp, 422, "validation_error")
+    broken = client.post(
+        "/v1/jobs", content=b"--b\r\nno headers", headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+    _assert_error(broken, 422, "validation_error")
+
+
+@pytest.mark.parametrize("value", ["0.0", "1767225600", "-5"])
+def test_list_created_after_a_number_is_validation_error(client, value):
+    # found by the schema fuzzer: a number was read as a Unix time where RFC 3339 is declared
+    _assert_error(client.get("/v1/jobs", params={"created_after": value}), 422, "validation_error")
+    assert client.get("/v1/jobs", params={"created_after": "2026-01-01T00:00:00Z"}).status_code == 200
+
+
+@pytest.mark.parametrize("field, value", [("max_queued_jobs", "1"), ("burst", True), ("rate_limit_per_second", "5")])
+def test_create_key_limit_as_a_string_or_boolean_is_validation_error(client, field, value):
+    # found by the schema fuzzer: "max_queued_jobs": "1" was coerced where the document declares a number
+    body = {"tenant": "strict", "name": "k", "scopes": ["jobs:read"]}
+    _assert_error(client.post("/v1/keys", json={**body, field: value}), 422, "validation_error")
+    number = 1.5 if field == "rate_limit_per_second" else 1
+    assert client.post("/v1/keys", json={**body, field: number}).status_code == 201
+
+
 def test_post_bad_webhook_url_is_validation_error(client):
     _assert_error(submit(client, image_bytes("astronaut"), webhook_url="ftp://example"), 422, "validation_error")
 

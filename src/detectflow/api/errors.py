@@ -57,7 +57,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         err = _from_http(exc)
         resp = error_response(err)
-        resp.status_code = exc.status_code if exc.status_code in HTTP_STATUS.values() else err.http_status
+        # FastAPI's only 400 is a body it could not parse (JSON that is not UTF-8, broken multipart): a
+        # validation_error like any other malformed body, so 422 as its code says, not an undeclared 400
+        known = exc.status_code in HTTP_STATUS.values() and exc.status_code != 400
+        resp.status_code = exc.status_code if known else err.http_status
         return resp
 
     @app.exception_handler(redis.ConnectionError)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from detectflow.jobs.records import utcnow
 
@@ -44,6 +44,15 @@ class ApiKeyBase(BaseModel):
 
 class ApiKeyCreate(ApiKeyBase):
     """``POST /v1/keys``."""
+
+    @field_validator("rate_limit_per_second", "burst", "max_queued_jobs", mode="before")
+    @classmethod
+    def _numbers_only(cls, value: object) -> object:
+        # the document declares numbers: "1" and true are refused, not coerced (stored records are
+        # read back from strings, so the strictness is the request's, not ApiKeyBase's)
+        if isinstance(value, str | bool):
+            raise ValueError("a JSON number, not a string or a boolean")
+        return value
 
 
 class ApiKeyPublic(ApiKeyBase):

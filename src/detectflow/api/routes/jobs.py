@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
+from pydantic import BeforeValidator
 
 from detectflow.api.deps import JobServiceDep, SettingsDep, authorize
 from detectflow.api.openapi import RATE_LIMIT_HEADERS, errors, headers
@@ -72,6 +73,15 @@ _JOB_HEADERS = headers(
         }
     },
 )
+
+
+def _rfc3339_only(value: object) -> object:
+    """Refuse a number where an RFC 3339 time is declared (Pydantic would read it as a Unix time)."""
+    try:
+        float(str(value))
+    except ValueError:
+        return value
+    raise ValueError("an RFC 3339 date-time, not a number")
 
 
 def _base_url(request: Request, public_url: str) -> str:
@@ -189,7 +199,9 @@ async def list_jobs(
     status: Annotated[JobStatus | None, Query(description="Only jobs in this status.")] = None,
     task: Annotated[Task | None, Query(description="Only jobs of this task.")] = None,
     created_after: Annotated[
-        datetime | None, Query(description="Only jobs created after this time (RFC 3339).")
+        datetime | None,
+        BeforeValidator(_rfc3339_only),
+        Query(description="Only jobs created after this time (RFC 3339)."),
     ] = None,
 ) -> JobPage:
     where = JobFilter(status=status, task=task, created_after=created_after)
