@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from detectflow.config import Task, get_settings
+from detectflow.config import Pool, get_settings
 
 app = typer.Typer(
     name="detectflow",
@@ -53,18 +53,18 @@ def api(
 
 @app.command()
 def worker(
-    task: Annotated[Task, typer.Option(help="Which queue to serve.")] = Task.face,
+    task: Annotated[Pool, typer.Option(help="Which pool's queue to serve.")] = Pool.face,
     processes: Annotated[int | None, typer.Option(help="Processes [default: DETECTFLOW_WORKER_PROCESSES].")] = None,
     threads: Annotated[
         int | None, typer.Option(help="Jobs at once per process [default: DETECTFLOW_WORKER_THREADS, else one per core].")
     ] = None,
 ) -> None:
     """Run a Dramatiq worker for one task (replaces this process, so signals reach Dramatiq)."""
-    from detectflow.jobs.kinds import kind_of
+    from detectflow.jobs.kinds import kinds_of_pool
     from detectflow.worker.layout import available_cores, choose_layout
 
     s = get_settings()
-    kind = kind_of(task)
+    kind = kinds_of_pool(task)[0]  # a pool's kinds share its queues
     # CPU: one job per core, one intra-op thread each, unless set; a GPU worker keeps one job in hand
     default_threads = 1 if s.device == "gpu" else 0
     layout = choose_layout(available_cores(), threads or s.worker_threads or default_threads, s.intra_op_threads)

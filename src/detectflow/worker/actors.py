@@ -27,13 +27,11 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> tuple[dramati
     s = ctx.settings
     kind = ctx.kind
 
-    run = runner_for(kind.task)
-
     def run_job(job_id: str) -> None:
         job, data = ctx.store.load(job_id)
         if job is None or data is None:
             raise DetectflowError(ErrorCode.image_expired, "The job's image expired before it was processed.")
-        ctx.hand_over(run(ctx, job, data))
+        ctx.hand_over(runner_for(job.task)(ctx, job, data))  # the pool's kinds share one actor
 
     policy = TargetPolicy.of(s.webhook_allow_hosts, s.webhook_allow_cidrs)
 

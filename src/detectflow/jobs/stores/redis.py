@@ -22,7 +22,7 @@ __all__ = ["AsyncRedisJobStore", "RedisJobStore", "client_options", "connect", "
 #: How often an idle pooled connection is pinged before reuse (seconds).
 HEALTH_CHECK_SECONDS = 30
 
-_JSON_FIELDS = ("error", "result", "webhook")
+_JSON_FIELDS = ("error", "result", "webhook", "options")
 
 # Conditional transition: KEYS[1] job hash, KEYS[2] per-state counters; ARGV = [allowed "a,b",
 # new_status, incr_attempts 0|1, final 0|1, done channel, job id, field, value, ...]. A final
@@ -168,6 +168,8 @@ def _job_fields(keys: KeyLayout, job: JobRecord) -> list[str]:
     fields = {k: _encode(v) for k, v in job.model_dump(exclude_none=True).items() if k not in _JSON_FIELDS}
     if job.webhook is not None:
         fields["webhook"] = job.webhook.model_dump_json()
+    if job.options is not None:
+        fields["options"] = json.dumps(job.options, separators=(",", ":"))
     fields["unfinished_key"] = keys.unfinished(job.tenant)  # the final transition leaves the quota
     return [x for kv in fields.items() for x in kv]
 
