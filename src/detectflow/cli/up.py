@@ -217,8 +217,12 @@ def register(app: typer.Typer) -> None:
         lock = _lock_state_dir(state)
         _check_port_free(host, port)
         if build_models:
-            for name in dict.fromkeys(m for t in tasks for m in POOL_MODELS[t]):
-                subprocess.run(_cli("models", "build", "--only", name), check=True)
+            names = list(dict.fromkeys(m for t in tasks for m in POOL_MODELS[t]))
+            if set(tasks) == set(Pool):  # every model: one process checks them all (each start costs seconds)
+                subprocess.run(_cli("models", "build"), check=True)
+            else:
+                for name in names:
+                    subprocess.run(_cli("models", "build", "--only", name), check=True)
         env = dict(os.environ)
         if s.log_format == "auto":  # children log through our terminal, or not
             env["DETECTFLOW_LOG_FORMAT"] = "text" if sys.stderr.isatty() else "json"
