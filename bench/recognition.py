@@ -165,14 +165,20 @@ def measure_enrol(requests: int = 10, per_request: int = 8) -> dict:
 
 def run(sizes=DEFAULT_SIZES, max_ann: int = DEFAULT_MAX_ANN) -> dict:
     started = time.time()
-    res = {"embed": measure_embed(), "match": measure_match(sizes, max_ann), "enrol": measure_enrol()}
+    load = [os.getloadavg()[0]]
+    res = {"embed": measure_embed(), "match": measure_match(sizes, max_ann)}
+    load.append(os.getloadavg()[0])
+    res["enrol"] = measure_enrol()
+    load.append(os.getloadavg()[0])
     res["seconds"] = time.time() - started
+    res["load"] = " / ".join(f"{x:.1f}" for x in load) + " (start / after the match / end)"
     res["max_ann"] = max_ann
     return res
 
 
 def render(res: dict) -> str:
     e, en = res["embed"], res["enrol"]
+    built_min = max((r["build_s"] for r in res["match"] if "build_s" in r), default=0.0) / 60
     rows = []
     for r in res["match"]:
         ann = (f"{r['ann_p50']:.2f} / {r['ann_p99']:.2f} | {r['recall']:.3f} | {r['build_s']:.0f}"
@@ -197,10 +203,19 @@ efSearch 256); recall@1 is the share of queries whose nearest subject is exact s
 | --- | --- | --- | --- | --- |
 {chr(10).join(rows)}
 
-Galleries of more than {res['max_ann']:,} faces get no HNSW index in `make bench`: building it for 1M faces
-takes tens of minutes on 2 shared cores (about 2 minutes per 100k at M 32 here). The synthetic
-embeddings are isotropic in 128 dimensions, the hardest case for a graph index (real face embeddings lie
-closer to a low-dimensional manifold), so the recall here is a floor.
+Galleries of more than {res['max_ann']:,} faces get no HNSW index in `make bench` (`--recognition-max-ann`
+raises the bound): the build grows a little faster than linearly, so 1M faces would take over
+{built_min * 10:.0f} minutes on these cores ({built_min:.1f} minutes for the largest one built here), beyond
+the bench's budget; recall@1 at 1M is therefore not measured. The synthetic embeddings are isotropic in
+128 dimensions, the hardest case for a graph index (real face embeddings lie closer to a low-dimensional
+manifold), so the recall here is a floor. Machine load average during this section: {res.get('load', '?')}
+on {os.cpu_count()} cores: latencies are inflated by the other processes (the p99 most).
+
+Why faiss: `python -m bench.ann_choice 100000` (once, with hnswlib and usearch installed beside it; same
+synthetic gallery, M 16, efConstruction 100, efSearch 64) built the 100k index in 14.2 s with faiss,
+64.6 s with usearch and 118.5 s with hnswlib, with query p50 / p99 of 0.24 / 0.35 ms, 0.46 / 0.60 ms and
+0.24 / 13.0 ms; recall@1 at those settings was 0.76-0.82 for all three, hence efSearch 256 and M 32 in
+detectflow. Exact search stays the default up to `DETECTFLOW_RECOGNITION_ANN_MIN_FACES` (100,001).
 
 Enrolment through the API (`POST /v1/galleries/{{g}}/subjects/{{s}}/faces`, {en['per_request']} images per
 request, one recognition worker process): **{en['faces_per_s']:.1f} faces/s** ({en['faces']} faces in {en['seconds']:.1f} s).
