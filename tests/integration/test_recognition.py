@@ -113,6 +113,11 @@ def test_recognition_enrol_recognize_verify_match_and_export(client, run_worker)
     copied = client.post(f"/v1/galleries/{copy.json()['id']}/match", json={"embeddings": queries}).json()
     assert [r["match"]["decision"] for r in copied["results"]] == ["unknown", "match"]
     assert np.allclose(exported["subjects"][0]["faces"][0]["embedding"], face["embedding"], atol=1e-6)
+    # a gallery's own thresholds decide its jobs: obama2 is ~0.38 from obama, uncertain between 0.3 and 0.45
+    strict_gallery = client.post("/v1/galleries/import",
+                                 json={**exported, "thresholds": {"match": 0.3, "uncertain": 0.45}}).json()  # fmt: skip
+    judged = _done(client, submit(client, _photo("obama2"), task="recognize", gallery=strict_gallery["id"]))
+    assert judged["faces"][0]["match"]["decision"] == "uncertain" and judged["faces"][0]["match"]["subject_id"] == obama
 
     # deleting the face changes the version: the worker's cached matrix is refreshed, obama2 is unknown now
     face_id = faces[0]["id"]
