@@ -356,6 +356,9 @@ def main() -> None:
     ap.add_argument("--no-tuned", action="store_true", help="measure detectflow with its defaults only")
     ap.add_argument("--write", type=Path, help="write the report (markdown) here")
     ap.add_argument("--video-rounds", type=int, default=3, help="rounds of the video section (bench/video.py); 0: none")
+    ap.add_argument("--no-recognition", action="store_true", help="skip the face recognition section")
+    ap.add_argument("--recognition-max-ann", type=int, default=100_000,
+                    help="largest synthetic gallery given an HNSW index (1M takes tens of minutes)")
     args = ap.parse_args()
     args.tuned = [] if args.no_tuned else (args.tuned or [DEFAULT_TUNED])
 
@@ -443,6 +446,12 @@ def main() -> None:
         print(section)
         if args.write:
             replace_section(args.write, "video", section)
+    if not args.no_recognition:  # its own process: one BLAS thread, and nothing left of the stacks above
+        import subprocess
+        import sys
+
+        cmd = [sys.executable, "-m", "bench.recognition", "--max-ann", str(args.recognition_max_ann)]
+        subprocess.run([*cmd, *(["--write", str(args.write)] if args.write else [])], check=True)
 
 
 # --- the report ----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["Settings", "Task", "get_settings", "settings_reference", "DEFAULT_CACHE_DIR"]
+__all__ = ["Settings", "Task", "Pool", "get_settings", "settings_reference", "DEFAULT_CACHE_DIR"]
 
 #: Where models, the embedded Redis state and build tools are cached.
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "detectflow"
@@ -39,10 +39,22 @@ DEFAULT_API_KEEPALIVE_SECONDS = 5
 
 
 class Task(StrEnum):
-    """A task a client submits (see ``jobs.kinds`` for what each takes and returns); each has its queue and pool."""
+    """A task a client submits (see ``jobs.kinds`` for what each takes and returns and which pool serves it)."""
 
     face = "face"
     object = "object"
+    embed = "embed"
+    enrol = "enrol"
+    recognize = "recognize"
+    verify = "verify"
+
+
+class Pool(StrEnum):
+    """A worker pool: what `detectflow worker --task` serves, with its queue ``detect.<pool>`` and its models."""
+
+    face = "face"
+    object = "object"
+    recognition = "recognition"
 
 
 class Settings(BaseSettings):
@@ -188,7 +200,7 @@ class Settings(BaseSettings):
     )
 
     # --- worker
-    worker_task: Task = Field(Task.face, description="Task served by `detectflow worker` (its --task sets it).")
+    worker_task: Pool = Field(Pool.face, description="Pool served by `detectflow worker` (its --task sets it).")
     worker_processes: int = Field(1, ge=1, description="Worker processes, each with its own model session.")
     worker_threads: int = Field(
         0, ge=0, description="Jobs at once per process (also the prefetch); 0: one per core the process may use."
@@ -231,6 +243,21 @@ class Settings(BaseSettings):
     object_model: str = Field("nanodet-g", description="As `face_model`, for the object task (e.g. `yolo:/models/yolo11n.onnx`).")
     embed_model: str = Field(
         "dlib-resnet-v1", description="Face embedder for recognition: a built-in name or an ONNX path with its card."
+    )
+    recognition_match_distance: float = Field(
+        0.5, gt=0, le=2, description="Default distance at or under which a face is a gallery's subject (`match`)."
+    )
+    recognition_uncertain_distance: float = Field(
+        0.6, gt=0, le=2, description="Default distance at or under which a face is `uncertain`; above: `unknown`."
+    )
+    recognition_max_match_batch: int = Field(
+        1000, ge=1, le=100_000, description="Most embeddings one `POST /v1/galleries/{g}/match` matches."
+    )
+    recognition_max_enrol_images: int = Field(
+        50, ge=1, le=1000, description="Most images one enrolment request carries."
+    )
+    recognition_ann_min_faces: int = Field(
+        100_001, ge=1, description="Galleries with at least this many faces are searched with the HNSW index."
     )
     device: Literal["auto", "cpu", "gpu"] = Field("auto", description="`auto` uses CUDA/TensorRT when present, else CPU.")
     intra_op_threads: int = Field(
@@ -301,11 +328,11 @@ class Settings(BaseSettings):
 
     def model_for(self, task: Task) -> str:
         """Model name or path configured for ``task``."""
-        return self.face_model if task is Task.face else self.object_model
+        return self.object_model if task == Task.object else self.face_model
 
     def score_threshold_for(self, task: Task) -> float:
         """Score threshold configured for ``task``."""
-        return self.face_score_threshold if task is Task.face else self.object_score_threshold
+        return self.object_score_threshold if task == Task.object else self.face_score_threshold
 
 
 @lru_cache

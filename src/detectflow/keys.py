@@ -88,6 +88,40 @@ class KeyLayout:
         """String: ``<job id> <fingerprint>`` bound to a tenant's Idempotency-Key."""
         return f"{self.prefix}:tenant:{tenant}:idem:{key}"
 
+    # --- galleries (face recognition), tenant-scoped ------------------------------------
+    def galleries(self, tenant: str) -> str:
+        """Set: a tenant's gallery ids."""
+        return f"{self.prefix}:tenant:{tenant}:galleries"
+
+    def gallery(self, tenant: str, gallery_id: str) -> str:
+        """Hash: a gallery's record (``record``, JSON) and its ``version`` (bumped by every change of its faces)."""
+        return f"{self.prefix}:tenant:{tenant}:gallery:{gallery_id}"
+
+    def gallery_subjects(self, tenant: str, gallery_id: str) -> str:
+        """Hash: subject id -> the subject's record (JSON)."""
+        return f"{self.prefix}:tenant:{tenant}:gallery:{gallery_id}:subjects"
+
+    def gallery_faces(self, tenant: str, gallery_id: str) -> str:
+        """Hash: face id -> the face's record (JSON: subject, box, quality, source; no embedding)."""
+        return f"{self.prefix}:tenant:{tenant}:gallery:{gallery_id}:faces"
+
+    def gallery_vectors(self, tenant: str, gallery_id: str) -> str:
+        """Hash: face id -> its embedding (little-endian float32 bytes)."""
+        return f"{self.prefix}:tenant:{tenant}:gallery:{gallery_id}:vectors"
+
+    def subject_faces(self, tenant: str, gallery_id: str, subject_id: str) -> str:
+        """Set: a subject's face ids."""
+        return f"{self.prefix}:tenant:{tenant}:gallery:{gallery_id}:subject:{subject_id}:faces"
+
+    def gallery_keys(self, tenant: str, gallery_id: str) -> tuple[str, ...]:
+        """Every key of one gallery but its subjects' face sets."""
+        return (
+            self.gallery(tenant, gallery_id),
+            self.gallery_subjects(tenant, gallery_id),
+            self.gallery_faces(tenant, gallery_id),
+            self.gallery_vectors(tenant, gallery_id),
+        )
+
     # --- API keys --------------------------------------------------------------------
     def api_key(self, key_id: str) -> str:
         """Hash: an API key's record (its hash, tenant, scopes, limits; never the key)."""

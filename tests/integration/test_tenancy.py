@@ -150,3 +150,39 @@ def test_fifty_concurrent_submissions_with_one_idempotency_key_make_one_job(api)
     assert len({r.json()["id"] for r in answers}) == 1
     with httpx.Client(base_url=api, headers=AUTH) as c:
         assert len(c.get("/v1/jobs").json()["items"]) == 1
+
+
+def test_tenant_b_cannot_see_or_use_tenant_as_gallery(client, make_client):
+    scopes = ["jobs:write", "jobs:read", "galleries:read", "galleries:write"]
+
+    def key(tenant: str) -> dict[str, str]:
+        resp = client.post("/v1/keys", json={"tenant": tenant, "name": "g", "scopes": scopes})
+        assert resp.status_code == 201, resp.text
+        return {"Authorization": f"Bearer {resp.json()['key']}"}
+
+    a, b = make_client(headers=key("gallery-a")), make_client(headers=key("gallery-b"))
+    g = a.post("/v1/galleries", json={"name": "a's"}).json()["id"]
+    s = a.post(f"/v1/galleries/{g}/subjects", json={"name": "someone"}).json()["id"]
+    assert [x["id"] for x in a.get("/v1/galleries").json()["items"]] == [g]
+    # B lists none, and every route on A's gallery answers 404 as for an unknown one
+    assert b.get("/v1/galleries").json()["items"] == []
+    photo = image_bytes("astronaut")
+    answers = [
+        b.get(f"/v1/galleries/{g}"),
+        b.get(f"/v1/galleries/{g}/export"),
+        b.get(f"/v1/galleries/{g}/subjects"),
+        b.get(f"/v1/galleries/{g}/subjects/{s}"),
+        b.get(f"/v1/galleries/{g}/subjects/{s}/faces"),
+        b.post(f"/v1/galleries/{g}/subjects", json={"name": "intruder"}),
+        b.post(f"/v1/galleries/{g}/subjects/{s}/faces", files={"file": ("a.png", photo)}),
+        b.post(f"/v1/galleries/{g}/match", json={"embeddings": [[0.0] * 128]}),
+        submit(b, photo, task="recognize", gallery=g),
+        submit(b, photo, task="verify", gallery=g, subject=s),
+        b.delete(f"/v1/galleries/{g}/subjects/{s}"),
+        b.delete(f"/v1/galleries/{g}"),
+    ]
+    for resp in answers:
+        assert resp.status_code == 404, (resp.request.method, resp.request.url.path, resp.text)
+        assert resp.json()["error"]["code"] in ("gallery_not_found", "subject_not_found")
+    # A's gallery is untouched
+    assert a.get(f"/v1/galleries/{g}").json()["subjects"] == 1

@@ -16,10 +16,14 @@ from detectflow.api.errors import install_error_handlers
 from detectflow.api.metrics import Metrics, serve_metrics
 from detectflow.api.middleware import RequestContextMiddleware
 from detectflow.api.openapi import install_openapi, operation_id
-from detectflow.api.routes import health, jobs, keys, video
+from detectflow.api.routes import galleries, health, jobs, keys, video
 from detectflow.auth.store import KeyStore
 from detectflow.api.waiter import JobWaiter
 from detectflow.config import Settings, get_settings
+from detectflow.galleries.ann import indexer_for
+from detectflow.galleries.cache import GalleryCache
+from detectflow.galleries.service import GalleryService
+from detectflow.galleries.store import GalleryStore
 from detectflow.jobs.service import Enqueuer, JobService
 from detectflow.jobs.stores.redis import AsyncRedisJobStore, RedisJobStore, client_options, connect_async
 
@@ -100,10 +104,14 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.state.jobs = JobService(store, enqueuer or DramatiqEnqueuer(broker), settings)
     app.state.waiter = waiter
     app.state.keys = KeyStore(aclient, settings.redis_prefix)
+    gallery_store = GalleryStore(broker.client, settings.redis_prefix)
+    cache = GalleryCache(gallery_store, indexer_for(settings.recognition_ann_min_faces))
+    app.state.galleries = GalleryService(gallery_store, cache, settings)
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(jobs.router)
     app.include_router(video.router)
+    app.include_router(galleries.router)
     app.include_router(keys.router)
     app.include_router(health.router)
     install_console(app)

@@ -16,10 +16,11 @@ from detectflow.auth.records import Principal, Scope
 from detectflow.auth.store import KeyStore, Verdict
 from detectflow.auth.tokens import parse_bearer
 from detectflow.config import Settings
+from detectflow.galleries.service import GalleryService
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.service import DEFAULT_TENANT, JobService
 
-__all__ = ["SettingsDep", "JobServiceDep", "KeyStoreDep", "authorize", "ANONYMOUS", "rate_limit_headers"]
+__all__ = ["SettingsDep", "JobServiceDep", "KeyStoreDep", "GalleryServiceDep", "authorize", "ANONYMOUS", "rate_limit_headers"]
 
 #: Who every request is when authentication is disabled.
 ANONYMOUS = Principal("anonymous", DEFAULT_TENANT, frozenset(Scope))
@@ -40,9 +41,14 @@ async def get_key_store(request: Request) -> KeyStore:
     return request.app.state.keys
 
 
+async def get_gallery_service(request: Request) -> GalleryService:
+    return request.app.state.galleries
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 JobServiceDep = Annotated[JobService, Depends(get_job_service)]
 KeyStoreDep = Annotated[KeyStore, Depends(get_key_store)]
+GalleryServiceDep = Annotated[GalleryService, Depends(get_gallery_service)]
 
 
 def rate_limit_headers(verdict: Verdict) -> dict[str, str]:

@@ -7,8 +7,8 @@ import logging
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from detectflow.config import Settings, Task
-from detectflow.jobs.kinds import kind_of
+from detectflow.config import Pool, Settings
+from detectflow.keys import detect_queue
 from detectflow.jobs.stores.redis import RedisJobStore
 
 __all__ = ["Metrics", "serve_metrics"]
@@ -27,10 +27,10 @@ class _RedisCollector:
     def collect(self):
         try:
             counts = self.store.job_counts()
-            depth = {t: self.store.queue_depth(kind_of(t).queue) for t in Task}
-            oldest = {t: self.store.oldest_waiting_seconds(kind_of(t).queue) for t in Task}
-            hists = {t: self.store.inference_histogram(t.value) for t in Task}
-            workers = {t: len(self.store.live_workers(t.value, self.settings.api_worker_stale_seconds)) for t in Task}
+            depth = {t: self.store.queue_depth(detect_queue(t.value)) for t in Pool}
+            oldest = {t: self.store.oldest_waiting_seconds(detect_queue(t.value)) for t in Pool}
+            hists = {t: self.store.inference_histogram(t.value) for t in Pool}
+            workers = {t: len(self.store.live_workers(t.value, self.settings.api_worker_stale_seconds)) for t in Pool}
         except Exception:  # Redis down: /readyz says so; metrics of this process still work
             log.debug("redis metrics unavailable", exc_info=True)
             return
@@ -46,7 +46,7 @@ class _RedisCollector:
         )
         w = GaugeMetricFamily("detectflow_workers", "Worker processes seen recently.", labels=["task"])
         inf = HistogramMetricFamily("detectflow_inference_seconds", "Model inference time per job.", labels=["task"])
-        for t in Task:
+        for t in Pool:
             q.add_metric([t.value], depth[t])
             age.add_metric([t.value], oldest[t])
             w.add_metric([t.value], workers[t])

@@ -86,6 +86,16 @@ _EXAMPLES: dict[ErrorCode, tuple[str, dict[str, Any]]] = {
         {"queued_jobs": 1000, "max_queued_jobs": 1000, "retry_after_seconds": 10},
     ),
     ErrorCode.key_not_found: ("No API key 3b9f0c1d2e4a5b6c7d8e.", {}),
+    ErrorCode.gallery_not_found: ("No gallery 5e0c2b7f4a9d4c1e8f3a6b2d1c0e9f8a.", {}),
+    ErrorCode.subject_not_found: ("No subject 9a1b... in gallery 5e0c....", {}),
+    ErrorCode.face_not_found: ("No face 7c2d... of subject 9a1b....", {}),
+    ErrorCode.match_batch_too_large: (
+        "5000 embeddings: at most 1000 are matched in one request; split the batch.",
+        {"embeddings": 5000, "max_embeddings": 1000},
+    ),
+    ErrorCode.embedding_dimension_mismatch: (
+        "Embedding 3 has 512 floats; this gallery's have 128.", {"index": 3, "dimension": 128}
+    ),
     ErrorCode.internal_error: ("Internal server error.", {}),
 }
 

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from detectflow.config import Task, get_settings
+from detectflow.config import Pool, get_settings
 
 app = typer.Typer(
     name="detectflow",
@@ -53,7 +53,7 @@ def api(
 
 @app.command()
 def worker(
-    task: Annotated[Task, typer.Option(help="Which queue to serve.")] = Task.face,
+    task: Annotated[Pool, typer.Option(help="Which pool's queue to serve.")] = Pool.face,
     processes: Annotated[int | None, typer.Option(help="Processes [default: DETECTFLOW_WORKER_PROCESSES].")] = None,
     threads: Annotated[
         int | None, typer.Option(help="Jobs at once per process [default: DETECTFLOW_WORKER_THREADS, else one per core].")
@@ -62,11 +62,11 @@ def worker(
     """Run a Dramatiq worker for one task (replaces this process, so signals reach Dramatiq)."""
     from detectflow.worker.layout import choose_max_batch
     from detectflow.detectors.runtime import choose_providers
-    from detectflow.jobs.kinds import kind_of
+    from detectflow.jobs.kinds import kinds_of_pool
     from detectflow.worker.layout import available_cores, choose_layout
 
     s = get_settings()
-    kind = kind_of(task)
+    kind = kinds_of_pool(task)[0]  # a pool's kinds share its queues
     gpu = s.device != "cpu" and choose_providers(s.device)[0] != "CPUExecutionProvider"
     max_batch = choose_max_batch(s.worker_max_batch, gpu)
     # CPU: one job per core, one intra-op thread each, unless set; a GPU worker keeps one job in hand;
@@ -80,6 +80,8 @@ def worker(
     env["DETECTFLOW_WORKER_TASK"] = task.value
     env["DETECTFLOW_WORKER_THREADS"] = str(threads)
     env["DETECTFLOW_INTRA_OP_THREADS"] = str(layout.intra_op_threads)
+    # numpy's BLAS (gallery search) gets the same threads per job as onnxruntime, not one per core each
+    env.setdefault("OPENBLAS_NUM_THREADS", str(layout.intra_op_threads or 1))
     # One message in hand per thread: a busy pod never hoards jobs another pod could run.
     env["dramatiq_queue_prefetch"] = str(threads)
     # Dramatiq's worker processes log through pipes: decide "auto" here, where the terminal is known.

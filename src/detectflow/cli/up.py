@@ -22,12 +22,19 @@ from rich.markup import escape
 
 from detectflow.cli.supervisor import Child, RestartPolicy, Supervisor
 from detectflow.cli.client import admin_key_path, ensure_admin_key
-from detectflow.config import Settings, Task, get_settings
+from detectflow.config import Pool, Settings, get_settings
 from detectflow.webhooks import LOOPBACK_CIDRS
 
 __all__ = ["register", "find_redis_server", "RedisServer", "free_port"]
 
 console = Console(stderr=True, soft_wrap=True)  # log lines are never wrapped
+
+#: The models (`detectflow models build --only`) each worker pool loads.
+POOL_MODELS: dict[Pool, tuple[str, ...]] = {
+    Pool.face: ("face",),
+    Pool.object: ("object",),
+    Pool.recognition: ("face", "embed"),
+}
 
 
 def _die_with_parent() -> None:
@@ -187,7 +194,7 @@ def register(app: typer.Typer) -> None:
         port: Annotated[int, typer.Option(help="API port.")] = 8000,
         redis_url: Annotated[str | None, typer.Option(help="Use this Redis instead of starting one.")] = None,
         workers: Annotated[int, typer.Option(min=1, help="Worker processes per task.")] = 1,
-        task: Annotated[list[Task] | None, typer.Option(help="Tasks to serve [default: all].")] = None,
+        task: Annotated[list[Pool] | None, typer.Option(help="Worker pools to run [default: all].")] = None,
         build_models: Annotated[bool, typer.Option(help="Build missing models first.")] = True,
         appendfsync: Annotated[
             str | None,
@@ -204,14 +211,18 @@ def register(app: typer.Typer) -> None:
                 console.print(f"[red]--appendfsync must be always, everysec or no, not {appendfsync!r}[/]")
                 raise typer.Exit(2)
             s = s.model_copy(update={"redis_appendfsync": appendfsync})
-        tasks = task or list(Task)
+        tasks = task or list(Pool)
         state = s.state_dir
         state.mkdir(parents=True, exist_ok=True)
         lock = _lock_state_dir(state)
         _check_port_free(host, port)
         if build_models:
-            for t in tasks:
-                subprocess.run(_cli("models", "build", "--only", t.value), check=True)
+            names = list(dict.fromkeys(m for t in tasks for m in POOL_MODELS[t]))
+            if set(tasks) == set(Pool):  # every model: one process checks them all (each start costs seconds)
+                subprocess.run(_cli("models", "build"), check=True)
+            else:
+                for name in names:
+                    subprocess.run(_cli("models", "build", "--only", name), check=True)
         env = dict(os.environ)
         if s.log_format == "auto":  # children log through our terminal, or not
             env["DETECTFLOW_LOG_FORMAT"] = "text" if sys.stderr.isatty() else "json"
@@ -333,7 +344,7 @@ def _check_port_free(host: str, port: int) -> None:
             raise typer.Exit(1) from None
 
 
-def _is_ready(api_url: str, tasks: list[Task], admin_key: str | None = None) -> bool:
+def _is_ready(api_url: str, tasks: list[Pool], admin_key: str | None = None) -> bool:
     try:
         headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
         body = httpx.get(f"{api_url}/readyz", timeout=1, headers=headers).json()

@@ -31,6 +31,11 @@ class ErrorCode(StrEnum):
     rate_limited = "rate_limited"
     quota_exceeded = "quota_exceeded"
     key_not_found = "key_not_found"
+    gallery_not_found = "gallery_not_found"
+    subject_not_found = "subject_not_found"
+    face_not_found = "face_not_found"
+    match_batch_too_large = "match_batch_too_large"
+    embedding_dimension_mismatch = "embedding_dimension_mismatch"
     not_found = "not_found"
     method_not_allowed = "method_not_allowed"
     service_unavailable = "service_unavailable"
@@ -40,6 +45,7 @@ class ErrorCode(StrEnum):
     model_error = "model_error"
     timeout = "timeout"
     worker_error = "worker_error"
+    no_face = "no_face"
 
 
 #: HTTP status of each request error code.
@@ -66,6 +72,11 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.rate_limited: 429,
     ErrorCode.quota_exceeded: 429,
     ErrorCode.key_not_found: 404,
+    ErrorCode.gallery_not_found: 404,
+    ErrorCode.subject_not_found: 404,
+    ErrorCode.face_not_found: 404,
+    ErrorCode.match_batch_too_large: 413,
+    ErrorCode.embedding_dimension_mismatch: 422,
     ErrorCode.service_unavailable: 503,
     ErrorCode.internal_error: 500,
 }
@@ -82,6 +93,9 @@ JOB_FAILURE_CODES = frozenset(
         ErrorCode.model_error,
         ErrorCode.timeout,
         ErrorCode.worker_error,
+        ErrorCode.no_face,
+        ErrorCode.gallery_not_found,
+        ErrorCode.subject_not_found,
     }
 )
 

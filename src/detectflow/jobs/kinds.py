@@ -6,11 +6,13 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict
 
-from detectflow.config import Task
+from detectflow.config import Pool, Task
 from detectflow.jobs.results import DetectionResult
+from detectflow.jobs.results_recognition import EmbedResult, EnrolResult, RecognizeResult, VerifyResult
+from detectflow.jobs.options import EnrolOptions, RecognizeOptions, VerifyOptions
 from detectflow.keys import detect_queue, webhook_queue
 
-__all__ = ["JobKind", "DetectOptions", "KINDS", "kind_of"]
+__all__ = ["JobKind", "DetectOptions", "KINDS", "kind_of", "kinds_of_pool"]
 
 
 class DetectOptions(BaseModel):
@@ -35,6 +37,8 @@ class JobKind:
         The model of the stored result.
     summary
         One line for the API reference.
+    pool
+        The worker pool that runs it (its queue, actor and models); by default the pool named as the task.
     """
 
     task: Task
@@ -42,21 +46,27 @@ class JobKind:
     options: type[BaseModel]
     result: type[BaseModel]
     summary: str
+    pool: Pool | None = None
+
+    @property
+    def served_by(self) -> Pool:
+        """The pool whose workers run this kind's jobs."""
+        return self.pool or Pool(self.task.value)
 
     @property
     def queue(self) -> str:
-        """Dramatiq queue of this kind's jobs."""
-        return detect_queue(self.task.value)
+        """Dramatiq queue of this kind's jobs (one per pool)."""
+        return detect_queue(self.served_by.value)
 
     @property
     def webhook_queue(self) -> str:
         """Dramatiq queue of this kind's webhook deliveries."""
-        return webhook_queue(self.task.value)
+        return webhook_queue(self.served_by.value)
 
     @property
     def actor_name(self) -> str:
-        """Name of the Dramatiq actor that runs this kind's jobs."""
-        return f"detect_{self.task.value}"
+        """Name of the Dramatiq actor that runs this kind's jobs (one per pool: it runs the job's task's runner)."""
+        return f"detect_{self.served_by.value}"
 
     @property
     def segment_actor_name(self) -> str:
@@ -66,7 +76,7 @@ class JobKind:
     @property
     def webhook_actor_name(self) -> str:
         """Name of the Dramatiq actor that delivers this kind's webhooks."""
-        return f"deliver_webhook_{self.task.value}"
+        return f"deliver_webhook_{self.served_by.value}"
 
 
 #: Every kind of job, by the task name a client submits.
@@ -77,7 +87,23 @@ KINDS: dict[Task, JobKind] = {
     Task.object: JobKind(
         Task.object, frozenset({"image", "video"}), DetectOptions, DetectionResult, "Objects of the 80 COCO classes."
     ),
-}
+    Task.embed: JobKind(
+        Task.embed, frozenset({"image"}), DetectOptions, EmbedResult,
+        "Faces, each with its 128-d embedding and quality.", Pool.recognition,
+    ),
+    Task.enrol: JobKind(
+        Task.enrol, frozenset({"images"}), EnrolOptions, EnrolResult,
+        "Faces of one or many images enrolled into a gallery's subject.", Pool.recognition,
+    ),
+    Task.recognize: JobKind(
+        Task.recognize, frozenset({"image"}), RecognizeOptions, RecognizeResult,
+        "Faces, each matched 1:N against a gallery.", Pool.recognition,
+    ),
+    Task.verify: JobKind(
+        Task.verify, frozenset({"images"}), VerifyOptions, VerifyResult,
+        "Two faces (two images, or an image and a subject): the same person or not.", Pool.recognition,
+    ),
+}  # fmt: skip
 
 
 def kind_of(task: Task | str) -> JobKind:
@@ -89,3 +115,8 @@ def kind_of(task: Task | str) -> JobKind:
         For a task no kind declares.
     """
     return KINDS[Task(task)]
+
+
+def kinds_of_pool(pool: Pool | str) -> list[JobKind]:
+    """The kinds a worker pool runs (they share its queue and actor)."""
+    return [k for k in KINDS.values() if k.served_by == Pool(pool)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -12,6 +12,7 @@ from detectflow.config import Task
 from detectflow.jobs.errors import ErrorCode
 from detectflow.jobs.results import DetectionResult
 from detectflow.video.models import VideoOptions, VideoProgress, VideoResult
+from detectflow.jobs.results_recognition import EmbedResult, EnrolResult, RecognizeResult, VerifyResult
 
 __all__ = [
     "JobStatus",
@@ -80,7 +81,7 @@ class JobLinks(BaseModel):
 
 
 #: The result of any kind of job (the union grows with the kinds declared in ``jobs.kinds``).
-JobResult = DetectionResult | VideoResult
+JobResult = DetectionResult | VideoResult | EmbedResult | RecognizeResult | EnrolResult | VerifyResult
 
 
 class JobBase(BaseModel):
@@ -105,6 +106,7 @@ class JobRecord(JobBase):
 
     tenant: str = Field("default", description="The tenant whose API key submitted the job.")
     webhook: WebhookState | None = None
+    options: dict[str, Any] | None = Field(None, description="The kind's validated options (``jobs.kinds``).")
     request_id: str | None = None
     idempotency_key: str | None = None
     image_sha256: str = ""

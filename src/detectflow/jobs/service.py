@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import uuid
 from typing import NamedTuple, Protocol
 
 from anyio import to_thread
+from pydantic import BaseModel
 
 from detectflow.config import Settings, Task
+from detectflow.jobs.bundle import pack_images, unpack_images
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.images import inspect_image
 from detectflow.jobs.kinds import JobKind, kind_of
@@ -56,6 +59,24 @@ def retry_after_seconds(depth: int, limit: int, drain_per_s: float) -> int:
     return max(MIN_RETRY_AFTER, min(MAX_RETRY_AFTER, math.ceil(excess / drain_per_s)))
 
 
+def _drawable(result) -> list:
+    """The boxes of a result to draw: its detections, or its faces (recognition kinds) labelled by their match."""
+    if result is None:
+        return []
+    if hasattr(result, "detections"):
+        return result.detections
+    from detectflow.jobs.results import Detection
+
+    out = []
+    for f in getattr(result, "faces", None) or []:
+        if getattr(f, "box", None) is None or not hasattr(f, "quality"):
+            continue
+        match = getattr(f, "match", None)
+        label = (match.subject_name or match.decision) if match is not None else "face"
+        out.append(Detection(label=label, score=f.quality.score, box=f.box, landmarks=f.landmarks))
+    return out
+
+
 class JobService:
     """The job lifecycle as the API sees it (asyncio: the API's event loop runs it)."""
 
@@ -66,9 +87,10 @@ class JobService:
 
     async def submit(
         self,
-        data: bytes,
+        data: bytes | list[bytes],
         task: Task,
         *,
+        options: BaseModel | None = None,
         tenant: str = DEFAULT_TENANT,
         max_queued_jobs: int | None = None,
         webhook_url: str | None = None,
@@ -87,25 +109,32 @@ class JobService:
         """
         s = self.settings
         kind = kind_of(task)
-        media = await self._media(data, kind, video)
-        header = media[1]
+        if isinstance(data, list):  # several images (enrol, verify): one stored bundle
+            header = [inspect_image(image, s.api_max_image_pixels) for image in data][0]
+            data, video_options = pack_images(data), None
+        else:
+            video_options, header = await self._media(data, kind, video)
+        options_dict = options.model_dump(mode="json", exclude_none=True) if options is not None else None
         webhook = await self._webhook(webhook_url)
         digest = hashlib.sha256(data).hexdigest()
         fingerprint = f"{kind.task.value}:{digest}"
-        if media[0] is not None:  # the same video with other options is another request
-            fingerprint += ":" + media[0].model_dump_json()
+        if options_dict:  # the same image with other options is another request
+            fingerprint += ":" + json.dumps(options_dict, sort_keys=True)
+        if video_options is not None:  # the same video with other options too
+            fingerprint += ":" + video_options.model_dump_json()
         job = JobRecord(
             id=uuid.uuid4().hex,
             task=kind.task,
             tenant=tenant,
             webhook=webhook,
+            options=options_dict,
             request_id=request_id,
             idempotency_key=idempotency_key,
             image_sha256=digest,
             image_format=header.format,
             image_width=header.width,
             image_height=header.height,
-            **({"media": "video", "video_options": media[0]} if media[0] is not None else {}),
+            **({"media": "video", "video_options": video_options} if video_options is not None else {}),
         )
         admission = Admission(s.api_max_queue_depth, max_queued_jobs, idempotency_key, fingerprint)
         done = await self.store.submit(job, data, self.enqueuer.message(kind, job.id), admission)
@@ -120,11 +149,11 @@ class JobService:
                 )
             return await self.get(done.job_id, tenant), False
         limit = s.api_max_queue_depth if done.outcome == "queue_full" else max_queued_jobs or done.count
-        wait = retry_after_seconds(done.count, limit, await self.store.drain_rate(kind.task.value))
+        wait = retry_after_seconds(done.count, limit, await self.store.drain_rate(kind.served_by.value))
         if done.outcome == "queue_full":
             raise DetectflowError(
                 ErrorCode.queue_full,
-                f"The {kind.task.value} queue holds {done.count} unfinished jobs (limit {limit}); retry later.",
+                f"The {kind.served_by.value} queue holds {done.count} unfinished jobs (limit {limit}); retry later.",
                 {"queue_depth": done.count, "max_queue_depth": limit, "retry_after_seconds": wait},
                 headers={"Retry-After": str(wait)},
             )
@@ -231,8 +260,9 @@ class JobService:
         data = await self.store.image(job_id)
         if data is None:
             raise DetectflowError(ErrorCode.job_not_found, f"The image of job {job_id} has expired.")
+        data = unpack_images(data)[0]  # a job of several images draws its first
         # decoding and drawing take milliseconds of CPU: not on the event loop
-        detections = job.result.detections if job.result else []
+        detections = _drawable(job.result)
         png = await to_thread.run_sync(render_annotated_png, data, detections, self.settings.api_max_image_pixels)
         if len(png) <= self.settings.api_annotated_cache_max_bytes:  # a big one is rendered again, not kept
             await self.store.save_annotated(job_id, png)

@@ -22,7 +22,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from detectflow import __version__
-from detectflow.config import Task
+from detectflow.config import Pool
 
 __all__ = [
     "GROUP",
@@ -484,7 +484,10 @@ class WorkerSpec(_Model):
     )
 
     name: str = Field(pattern=_DNS_LABEL, min_length=1, max_length=40, description="Worker name (DNS label).")
-    task: Task = Field(description="Detection task: face or object; the worker consumes queue detect.<task>.")
+    task: Pool = Field(
+        description="Worker pool: face, object or recognition (embed, enrol, recognize, verify jobs); "
+        "the worker consumes queue detect.<task>."
+    )
     model: ModelSpec | None = Field(None, description="Model to load (default: the task's built-in model).")
     device: Literal["cpu", "gpu"] = Field("cpu", description="cpu, or gpu (GPU image, nvidia.com/gpu limit).")
     gpus: int | None = Field(None, ge=1, le=8, description="nvidia.com/gpu per pod with device gpu (default 1).")

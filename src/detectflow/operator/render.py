@@ -11,8 +11,7 @@ from urllib.parse import urlsplit
 from kubernetes.utils.quantity import parse_quantity
 
 from detectflow.worker.layout import choose_max_batch
-from detectflow.jobs.kinds import kind_of
-from detectflow.keys import KeyLayout, pipeline_prefix
+from detectflow.keys import KeyLayout, detect_queue, pipeline_prefix
 from detectflow.operator.crd import (
     GROUP,
     KIND,
@@ -282,7 +281,7 @@ def queue_keys(prefix: str, task: str) -> dict[str, str]:
         ``{"unfinished": <the queue's .msgs hash>, "delayed": <its .DQ.msgs hash>}``
         (:meth:`detectflow.keys.KeyLayout.depth_keys`).
     """
-    unfinished, delayed = KeyLayout(prefix).depth_keys(kind_of(task).queue)
+    unfinished, delayed = KeyLayout(prefix).depth_keys(detect_queue(str(task)))
     return {"unfinished": unfinished, "delayed": delayed}
 
 
@@ -790,7 +789,8 @@ def render_worker_deployment(pipeline: DetectionPipeline, worker: WorkerSpec, ow
         "command": ["detectflow", "worker", "--task", task],
         "ports": [{"name": "metrics", "containerPort": DEFAULT_WORKER_METRICS_PORT, "protocol": "TCP"}],
     }
-    model_env = f"DETECTFLOW_{task.upper()}_MODEL"
+    # the recognition pool's model is its embedder (its face detector is the built-in one)
+    model_env = "DETECTFLOW_EMBED_MODEL" if task == "recognition" else f"DETECTFLOW_{task.upper()}_MODEL"
     if worker.model and worker.model.name:
         values[model_env] = worker.model.name
     elif worker.model and worker.model.uri:

@@ -33,7 +33,7 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> tuple[dramati
         job, data = ctx.store.load(job_id)
         if job is None or data is None:
             raise DetectflowError(ErrorCode.image_expired, "The job's image expired before it was processed.")
-        ctx.hand_over(runner_for(kind.task, job.media)(ctx, job, data))
+        ctx.hand_over(runner_for(job.task, job.media)(ctx, job, data))  # the pool's kinds share one actor
 
     policy = TargetPolicy.of(s.webhook_allow_hosts, s.webhook_allow_cidrs)
 
@@ -62,14 +62,14 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> tuple[dramati
         )
         state.last_status_code = outcome.status_code
         if outcome.delivered:
-            metrics.webhook_attempted(kind.task.value, "delivered")
+            metrics.webhook_attempted(kind.served_by.value, "delivered")
             state.state, state.delivered_at = "delivered", utcnow()
             ctx.store.set_webhook_state(job_id, state)
             return
         state.last_error = outcome.reason  # a stable code: receivers' and libraries' texts stay in the logs
         final = not outcome.retryable or attempt >= s.webhook_max_attempts
         state.state = "failed" if final else "pending"
-        metrics.webhook_attempted(kind.task.value, "failed" if final else "retried")
+        metrics.webhook_attempted(kind.served_by.value, "failed" if final else "retried")
         ctx.store.set_webhook_state(job_id, state)
         log.warning("webhook attempt %d failed: %s", attempt, outcome.reason)
         if not final:

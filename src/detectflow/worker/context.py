@@ -1,4 +1,4 @@
-"""Per-process worker state: settings, store, the kind served, the detector (loaded once, before consuming)."""
+"""Per-process worker state: settings, store, the kind served, its models (loaded once, before consuming)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectflow.config import Settings
+
+from detectflow.config import Pool, Settings
 from detectflow.detectors.base import Detector
 from detectflow.jobs.kinds import JobKind
 from detectflow.jobs.stores.redis import RedisJobStore
@@ -21,6 +22,10 @@ class WorkerContext:
     store: RedisJobStore
     kind: JobKind
     detector: Detector | None = None
+    #: The face embedder (recognition pool only): an ``OnnxFaceEmbedder``.
+    embedder: Any = None
+    #: The galleries' embedding matrices, refreshed by version (recognition pool only): a ``GalleryCache``.
+    galleries: Any = None
     worker_id: str = ""
     #: The actor that runs one segment of a video job (declared by actors.declare_segment_actor).
     segment_actor: Any = None
@@ -34,6 +39,16 @@ class WorkerContext:
     def take_outcome(self) -> Outcome | None:
         outcome, self._local.outcome = getattr(self._local, "outcome", None), None
         return outcome
+
+    @property
+    def needs_embedder(self) -> bool:
+        """Whether the pool served embeds faces (it loads the embedder beside the face detector)."""
+        return self.kind.served_by is Pool.recognition
+
+    def require_embedder(self):
+        if self.embedder is None:
+            raise RuntimeError("the embedder is not loaded: the worker has not booted")
+        return self.embedder
 
     def require_detector(self) -> Detector:
         if self.detector is None:

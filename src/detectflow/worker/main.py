@@ -6,7 +6,7 @@ from dramatiq.common import dq_name
 from dramatiq.middleware import CurrentMessage
 
 from detectflow.config import get_settings
-from detectflow.jobs.kinds import kind_of
+from detectflow.jobs.kinds import kinds_of_pool
 from detectflow.jobs.stores.redis import RedisJobStore
 from detectflow.logs import setup_logging
 from detectflow.worker.actors import declare_actors, declare_segment_actor
@@ -16,23 +16,35 @@ from detectflow.worker.metrics import WorkerMetrics
 from detectflow.worker.middleware import JobLifecycle, WorkerPresence
 
 
-def _load_detector(task, settings):
+def _load_detector(pool, settings):
+    from detectflow.config import Task
     from detectflow.detectors.registry import load_detector
 
-    return load_detector(task, settings)
+    return load_detector(Task.object if pool == Task.object else Task.face, settings)  # recognition: faces
+
+
+def _load_embedder(settings):
+    from detectflow.detectors.registry import load_embedder
+
+    return load_embedder(settings)
 
 
 settings = get_settings()
 setup_logging(settings.log_level, settings.log_format)
 broker = make_broker(settings)
-kind = kind_of(settings.worker_task)
+kind = kinds_of_pool(settings.worker_task)[0]  # the pool's kinds share its queue and actor
 store = RedisJobStore(broker.client, settings.redis_prefix, settings.job_ttl_seconds)
 ctx = WorkerContext(settings=settings, store=store, kind=kind)
+if ctx.needs_embedder:
+    from detectflow.galleries.cache import GalleryCache
+    from detectflow.galleries.store import GalleryStore
+
+    ctx.galleries = GalleryCache(GalleryStore(broker.client, settings.redis_prefix))
 _, webhook_actor = declare_actors(broker, ctx)
 declare_segment_actor(broker, ctx)
 broker.add_middleware(CurrentMessage())
 broker.add_middleware(JobLifecycle(ctx, webhook_actor))
-broker.add_middleware(WorkerPresence(ctx, _load_detector, [kind.queue, dq_name(kind.queue)]))
+broker.add_middleware(WorkerPresence(ctx, _load_detector, [kind.queue, dq_name(kind.queue)], _load_embedder))
 broker.add_middleware(
-    WorkerMetrics(kind.task.value, kind.actor_name, settings.worker_metrics_host, settings.worker_metrics_port)
+    WorkerMetrics(kind.served_by.value, kind.actor_name, settings.worker_metrics_host, settings.worker_metrics_port)
 )

@@ -55,19 +55,19 @@ class JobLifecycle(Middleware):
     def succeed(self, job_id: str, outcome: Outcome) -> None:
         """The success path: store the result (running -> succeeded), then send the webhook."""
         applied, has_webhook = self.ctx.store.mark_succeeded(
-            job_id, outcome.result, self.ctx.kind.task.value, outcome.inference_s
+            job_id, outcome.result, self.ctx.kind.served_by.value, outcome.inference_s
         )
         if applied:
-            metrics.job_finished(self.ctx.kind.task.value, "succeeded", outcome)
+            metrics.job_finished(self.ctx.kind.served_by.value, "succeeded", outcome)
             log.info("job succeeded: %s", outcome.summary or "done")
             if has_webhook:
                 self.webhook_actor.send(job_id)
 
     def fail(self, job_id: str, code: ErrorCode, text: str) -> None:
         """The failure path: store the reason (-> failed), then send the webhook."""
-        applied, has_webhook = self.ctx.store.mark_failed(job_id, self.ctx.kind.task.value, code, text)
+        applied, has_webhook = self.ctx.store.mark_failed(job_id, self.ctx.kind.served_by.value, code, text)
         if applied:
-            metrics.job_finished(self.ctx.kind.task.value, "failed")
+            metrics.job_finished(self.ctx.kind.served_by.value, "failed")
             log.warning("job failed: %s: %s", code.value, text)
             if has_webhook:
                 self.webhook_actor.send(job_id)
@@ -124,9 +124,10 @@ class WorkerPresence(Middleware):
     ``queues`` are the queues (their ``.DQ`` included) whose dead workers' messages this process requeues.
     """
 
-    def __init__(self, ctx: WorkerContext, load_detector, queues: list[str]) -> None:
+    def __init__(self, ctx: WorkerContext, load_detector, queues: list[str], load_embedder=None) -> None:
         self.ctx = ctx
         self.load_detector = load_detector
+        self.load_embedder = load_embedder
         self.queues = queues
         self.interval = max(1.0, ctx.settings.worker_dead_after_seconds / 6)
         self._stop = threading.Event()
@@ -137,15 +138,18 @@ class WorkerPresence(Middleware):
         self.ctx.worker_id = f"{socket.gethostname()}:{os.getpid()}:{broker.broker_id[:8]}"
         started = time.perf_counter()
         try:
-            self.ctx.detector = self.load_detector(self.ctx.kind.task, s)
+            self.ctx.detector = self.load_detector(self.ctx.kind.served_by, s)
             self.ctx.detector.warmup()
+            if self.ctx.needs_embedder:
+                self.ctx.embedder = self.load_embedder(s)
+                self.ctx.embedder.warmup()
         except Exception as exc:
             # Dramatiq logs and ignores exceptions of boot hooks: a worker without its model would
             # beat, look ready and fail every job. Exit instead, so the supervisor (or the pod) sees it.
-            log.critical("cannot load the %s model: %s: %s", self.ctx.kind.task.value, type(exc).__name__, exc)
+            log.critical("cannot load the %s model: %s: %s", self.ctx.kind.served_by.value, type(exc).__name__, exc)
             raise SystemExit(EXIT_MODEL_FAILED) from exc
         info = self.ctx.detector.info
-        metrics.model_loaded(self.ctx.kind.task.value, info.name, info.provider, time.perf_counter() - started)
+        metrics.model_loaded(self.ctx.kind.served_by.value, info.name, info.provider, time.perf_counter() - started)
         log.info(
             "model %s loaded and warmed up on %s in %.0f ms",
             info.name,
@@ -161,7 +165,7 @@ class WorkerPresence(Middleware):
     def before_worker_shutdown(self, broker, worker):
         self._stop.set()
         try:
-            self.ctx.store.forget_worker(self.ctx.kind.task.value, self.ctx.worker_id)
+            self.ctx.store.forget_worker(self.ctx.kind.served_by.value, self.ctx.worker_id)
         except Exception:  # Redis may be gone already; presence expires by itself
             log.debug("could not remove presence record", exc_info=True)
 
@@ -175,7 +179,7 @@ class WorkerPresence(Middleware):
     def _beat(self, broker: WakeupRedisBroker) -> None:
         info = self.ctx.detector.info if self.ctx.detector else None
         self.ctx.store.beat(
-            self.ctx.kind.task.value,
+            self.ctx.kind.served_by.value,
             self.ctx.worker_id,
             {
                 "pid": os.getpid(),

@@ -10,8 +10,8 @@ from detectflow.api.openapi import headers
 from detectflow.api.schemas import Health, Readiness, WorkerSeen
 from detectflow.auth.records import Scope
 from detectflow.auth.tokens import parse_bearer
-from detectflow.config import Settings, Task
-from detectflow.jobs.kinds import kind_of
+from detectflow.config import Pool, Settings
+from detectflow.keys import detect_queue
 
 router = APIRouter(tags=["health"])
 
@@ -54,12 +54,12 @@ def _readiness(store, settings: Settings) -> Readiness:
         store.client.ping()
     except Exception as exc:
         return Readiness(status="unavailable", redis=f"unreachable: {type(exc).__name__}")
-    workers = {t.value: store.live_workers(t.value, settings.api_worker_stale_seconds) for t in Task}
+    workers = {t.value: store.live_workers(t.value, settings.api_worker_stale_seconds) for t in Pool}
     ready = not settings.api_require_workers or all(workers.values())
     return Readiness(
         status="ok" if ready else "no_workers",
         redis="ok",
         workers={t: [WorkerSeen(id=w["id"], model=w.get("model"), provider=w.get("provider")) for w in ws]
                  for t, ws in workers.items()},  # fmt: skip
-        queue_depth={t.value: store.queue_depth(kind_of(t).queue) for t in Task},
+        queue_depth={t.value: store.queue_depth(detect_queue(t.value)) for t in Pool},
     )

@@ -8,11 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
 from pydantic import BeforeValidator
 
-from detectflow.api.deps import JobServiceDep, SettingsDep, authorize
+from detectflow.api.deps import GalleryServiceDep, JobServiceDep, SettingsDep, authorize
 from detectflow.api.openapi import RATE_LIMIT_HEADERS, errors, headers
 from detectflow.auth.records import Principal, Scope
 from detectflow.config import Task
 from detectflow.jobs.errors import DetectflowError, ErrorCode
+from detectflow.jobs.options import MAX_TOP_K, options_for
 from detectflow.jobs.records import JobPage, JobPublic, JobStatus
 from detectflow.jobs.service import MAX_PAGE_SIZE
 from detectflow.jobs.store import JobFilter
@@ -88,6 +89,17 @@ def _base_url(request: Request, public_url: str) -> str:
     return public_url or str(request.base_url).rstrip("/")
 
 
+async def _read(file: UploadFile, settings) -> bytes:
+    data = await file.read(settings.api_max_upload_bytes + 1)
+    if len(data) > settings.api_max_upload_bytes:
+        raise DetectflowError(
+            ErrorCode.payload_too_large,
+            f"The file exceeds {settings.api_max_upload_bytes} bytes.",
+            {"max_upload_bytes": settings.api_max_upload_bytes},
+        )
+    return data
+
+
 @router.post(
     "",
     status_code=202,
@@ -119,20 +131,35 @@ def _base_url(request: Request, public_url: str) -> str:
             ErrorCode.idempotency_key_reused,
             ErrorCode.webhooks_disabled,
             ErrorCode.queue_full,
+            ErrorCode.gallery_not_found,
+            ErrorCode.subject_not_found,
         ),
     },
-    summary="Submit an image or a video for detection",
+    summary="Submit an image or a video for detection or recognition",
 )
 async def create_job(
     request: Request,
     response: Response,
     service: JobServiceDep,
+    galleries: GalleryServiceDep,
     settings: SettingsDep,
     principal: Submitter,
     file: Annotated[
         UploadFile, File(description="The image (JPEG, PNG, WebP, BMP, TIFF) or video (MP4, MOV, MKV, WebM, AVI).")
     ],
-    task: Annotated[Task, Form(description="What to detect.", examples=["face"])],
+    task: Annotated[Task, Form(description="What to do (docs/recognition.md for the recognition tasks).", examples=["face"])],
+    gallery: Annotated[str | None, Form(description="recognize, verify: the gallery's id.")] = None,
+    subject: Annotated[str | None, Form(description="verify: compare with this subject of `gallery`.")] = None,
+    reference: Annotated[
+        UploadFile | None, File(description="verify: the second image (instead of a subject).")
+    ] = None,
+    top_k: Annotated[int | None, Form(ge=1, le=MAX_TOP_K, description="recognize: candidates per face (3).")] = None,
+    match_threshold: Annotated[
+        float | None, Form(gt=0, le=2, description="recognize, verify: overrides the gallery's `match` distance.")
+    ] = None,
+    uncertain_threshold: Annotated[
+        float | None, Form(gt=0, le=2, description="recognize, verify: overrides the `uncertain` distance.")
+    ] = None,
     webhook_url: Annotated[
         str | None, Form(description="POSTed the job JSON when it ends.", examples=["https://example.org/hooks/df"])
     ] = None,
@@ -151,16 +178,25 @@ async def create_job(
     track: Annotated[bool | None, Form(description="Videos: follow detections as tracks (default true).")] = None,
 ) -> JobPublic:
     video = video_options(sample_fps=sample_fps, max_frames=max_frames, start_ms=start_ms, end_ms=end_ms, track=track)
-    data = await file.read(settings.api_max_upload_bytes + 1)
-    if len(data) > settings.api_max_upload_bytes:
-        raise DetectflowError(
-            ErrorCode.payload_too_large,
-            f"The file exceeds {settings.api_max_upload_bytes} bytes.",
-            {"max_upload_bytes": settings.api_max_upload_bytes},
-        )
+    try:
+        options = options_for(
+            task, gallery_id=gallery, subject_id=subject, top_k=top_k, match=match_threshold,
+            uncertain=uncertain_threshold, has_reference=reference is not None,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise DetectflowError(ErrorCode.validation_error, str(exc)) from None
+    if gallery is not None:  # a tenant's gallery exists, and so does the subject: or 404 now, not a failed job
+        if subject is not None:
+            await galleries.get_subject(principal.tenant, gallery, subject)
+        else:
+            await galleries.get(principal.tenant, gallery)
+    data: bytes | list[bytes] = await _read(file, settings)
+    if reference is not None:
+        data = [data, await _read(reference, settings)]
     job, created = await service.submit(
         data,
         task,
+        options=options,
         tenant=principal.tenant,
         max_queued_jobs=principal.max_queued_jobs,
         webhook_url=webhook_url,

@@ -22,7 +22,7 @@ __all__ = ["AsyncRedisJobStore", "RedisJobStore", "client_options", "connect", "
 #: How often an idle pooled connection is pinged before reuse (seconds).
 HEALTH_CHECK_SECONDS = 30
 
-_JSON_FIELDS = ("error", "result", "webhook", "video_options")
+_JSON_FIELDS = ("error", "result", "webhook", "video_options", "options")
 
 # Conditional transition: KEYS[1] job hash, KEYS[2] per-state counters; ARGV = [allowed "a,b",
 # new_status, incr_attempts 0|1, final 0|1, done channel, job id, field, value, ...]. A final
@@ -170,6 +170,8 @@ def _job_fields(keys: KeyLayout, job: JobRecord) -> list[str]:
         fields["webhook"] = job.webhook.model_dump_json()
     if job.video_options is not None:
         fields["video_options"] = job.video_options.model_dump_json()
+    if job.options is not None:
+        fields["options"] = json.dumps(job.options, separators=(",", ":"))
     fields["unfinished_key"] = keys.unfinished(job.tenant)  # the final transition leaves the quota
     return [x for kv in fields.items() for x in kv]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from detectflow.config import Task
 from detectflow.worker.tasks.base import Outcome, Runner
 from detectflow.worker.tasks.detect import run_detect
+from detectflow.worker.tasks.recognition import run_embed, run_enrol, run_recognize, run_verify
 from detectflow.worker.tasks.video import run_video
 
 __all__ = ["Outcome", "Runner", "RUNNERS", "VIDEO_RUNNERS", "runner_for"]
@@ -14,6 +15,10 @@ __all__ = ["Outcome", "Runner", "RUNNERS", "VIDEO_RUNNERS", "runner_for"]
 RUNNERS: dict[Task, Runner] = {
     Task.face: run_detect,
     Task.object: run_detect,
+    Task.embed: run_embed,
+    Task.enrol: run_enrol,
+    Task.recognize: run_recognize,
+    Task.verify: run_verify,
 }
 
 

@@ -1,0 +1,1 @@
+"""Face galleries: tenant-scoped subjects and their enrolled face embeddings, and matching against them."""

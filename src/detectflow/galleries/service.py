@@ -1,0 +1,166 @@
+"""GalleryService: galleries, subjects, faces, export/import and batch match as the API sees them (HTTP-free)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from anyio import to_thread
+from pydantic import BaseModel, Field
+
+from detectflow.config import Settings
+from detectflow.galleries.cache import GalleryCache
+from detectflow.galleries.match import match_embeddings
+from detectflow.galleries.records import (
+    Face,
+    Gallery,
+    GalleryCreate,
+    GalleryExport,
+    Subject,
+    SubjectCreate,
+)
+from detectflow.galleries.store import GalleryStore
+from detectflow.jobs.errors import DetectflowError, ErrorCode
+from detectflow.jobs.options import MAX_TOP_K, Thresholds
+from detectflow.jobs.results_recognition import Candidate, Match
+
+__all__ = ["GalleryService", "MatchRequest", "MatchResponse", "MatchAnswer"]
+
+
+class MatchRequest(BaseModel):
+    """``POST /v1/galleries/{g}/match``: embeddings (e.g. from ``embed`` jobs) to match 1:N, in order."""
+
+    embeddings: list[list[float]] = Field(min_length=1, description="Up to 1,000 embeddings (128 floats each).")
+    top_k: int = Field(3, ge=1, le=MAX_TOP_K)
+    thresholds: Thresholds | None = Field(None, description="Overrides the gallery's thresholds.")
+
+
+class MatchAnswer(BaseModel):
+    match: Match
+    candidates: list[Candidate]
+
+
+class MatchResponse(BaseModel):
+    gallery_id: str
+    gallery_version: int
+    thresholds: Thresholds
+    results: list[MatchAnswer] = Field(description="One per embedding, in the request's order.")
+
+
+def _gallery_missing(gallery_id: str) -> DetectflowError:
+    return DetectflowError(ErrorCode.gallery_not_found, f"No gallery {gallery_id}.")
+
+
+class GalleryService:
+    """Every call is one tenant's; another tenant's gallery is ``gallery_not_found``, as an unknown one."""
+
+    def __init__(self, store: GalleryStore, cache: GalleryCache, settings: Settings) -> None:
+        self.store = store
+        self.cache = cache
+        self.settings = settings
+
+    async def _run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await to_thread.run_sync(fn, *args)  # the store's client is synchronous
+
+    # --- galleries --------------------------------------------------------------------
+    async def create(self, tenant: str, spec: GalleryCreate) -> Gallery:
+        return await self._run(self.store.create_gallery, tenant, spec, self._model_name())
+
+    def _model_name(self) -> str:
+        return self.settings.embed_model
+
+    async def list(self, tenant: str) -> list[Gallery]:
+        return await self._run(self.store.list_galleries, tenant)
+
+    async def get(self, tenant: str, gallery_id: str) -> Gallery:
+        gallery = await self._run(self.store.get_gallery, tenant, gallery_id)
+        if gallery is None:
+            raise _gallery_missing(gallery_id)
+        return gallery
+
+    async def delete(self, tenant: str, gallery_id: str) -> None:
+        if not await self._run(self.store.delete_gallery, tenant, gallery_id):
+            raise _gallery_missing(gallery_id)
+
+    # --- subjects ---------------------------------------------------------------------
+    async def create_subject(self, tenant: str, gallery_id: str, spec: SubjectCreate) -> Subject:
+        subject = await self._run(self.store.create_subject, tenant, gallery_id, spec)
+        if subject is None:
+            raise _gallery_missing(gallery_id)
+        return subject
+
+    async def list_subjects(self, tenant: str, gallery_id: str) -> list[Subject]:
+        await self.get(tenant, gallery_id)
+        return await self._run(self.store.list_subjects, tenant, gallery_id)
+
+    async def get_subject(self, tenant: str, gallery_id: str, subject_id: str) -> Subject:
+        await self.get(tenant, gallery_id)
+        subject = await self._run(self.store.get_subject, tenant, gallery_id, subject_id)
+        if subject is None:
+            raise DetectflowError(ErrorCode.subject_not_found, f"No subject {subject_id} in gallery {gallery_id}.")
+        return subject
+
+    async def delete_subject(self, tenant: str, gallery_id: str, subject_id: str) -> None:
+        await self.get(tenant, gallery_id)
+        if not await self._run(self.store.delete_subject, tenant, gallery_id, subject_id):
+            raise DetectflowError(ErrorCode.subject_not_found, f"No subject {subject_id} in gallery {gallery_id}.")
+
+    # --- faces ------------------------------------------------------------------------
+    async def list_faces(self, tenant: str, gallery_id: str, subject_id: str) -> list[Face]:
+        await self.get_subject(tenant, gallery_id, subject_id)
+        return await self._run(self.store.list_faces, tenant, gallery_id, subject_id)
+
+    async def delete_face(self, tenant: str, gallery_id: str, subject_id: str, face_id: str) -> None:
+        await self.get_subject(tenant, gallery_id, subject_id)
+        if not await self._run(self.store.delete_face, tenant, gallery_id, subject_id, face_id):
+            raise DetectflowError(ErrorCode.face_not_found, f"No face {face_id} of subject {subject_id}.")
+
+    # --- export, import, match --------------------------------------------------------
+    async def export(self, tenant: str, gallery_id: str) -> GalleryExport:
+        data = await self._run(self.store.export, tenant, gallery_id)
+        if data is None:
+            raise _gallery_missing(gallery_id)
+        return data
+
+    async def import_(self, tenant: str, data: GalleryExport) -> Gallery:
+        for s in data.subjects:
+            for f in s.faces:
+                if len(f.embedding) != data.dimension:
+                    raise DetectflowError(
+                        ErrorCode.embedding_dimension_mismatch,
+                        f"Face {f.id} has {len(f.embedding)} floats; the export declares dimension {data.dimension}.",
+                        {"face_id": f.id, "dimension": data.dimension},
+                    )
+        return await self._run(self.store.import_gallery, tenant, data)
+
+    async def match(self, tenant: str, gallery_id: str, request: MatchRequest) -> MatchResponse:
+        """Exact (or, for a large gallery, approximate) 1:N search of up to ``recognition_max_match_batch``."""
+        limit = self.settings.recognition_max_match_batch
+        if len(request.embeddings) > limit:
+            raise DetectflowError(
+                ErrorCode.match_batch_too_large,
+                f"{len(request.embeddings)} embeddings: at most {limit} are matched in one request; split the batch.",
+                {"embeddings": len(request.embeddings), "max_embeddings": limit},
+            )
+        gallery = await self.get(tenant, gallery_id)
+        matrix = await self._run(self.cache.get, tenant, gallery_id)
+        if matrix is None:
+            raise _gallery_missing(gallery_id)
+        dimension = matrix.dimension or len(request.embeddings[0])
+        wrong = next((i for i, e in enumerate(request.embeddings) if len(e) != dimension), None)
+        if wrong is not None:
+            raise DetectflowError(
+                ErrorCode.embedding_dimension_mismatch,
+                f"Embedding {wrong} has {len(request.embeddings[wrong])} floats; this gallery's have {dimension}.",
+                {"index": wrong, "dimension": dimension},
+            )
+        thresholds = request.thresholds or gallery.thresholds
+        queries = np.asarray(request.embeddings, np.float32)
+        found = await self._run(match_embeddings, matrix, queries, thresholds, request.top_k)
+        return MatchResponse(
+            gallery_id=gallery_id,
+            gallery_version=matrix.version,
+            thresholds=thresholds,
+            results=[MatchAnswer(match=m, candidates=c) for m, c in found],
+        )
