@@ -146,7 +146,9 @@ class Settings(BaseSettings):
     key_max_queued_jobs: int = Field(1000, ge=1, description="Default unfinished jobs of a new key's tenant.")
 
     # --- jobs
-    job_ttl_seconds: int = Field(24 * 3600, ge=1, description="How long a job, its image and its result are kept, seconds.")
+    job_ttl_seconds: int = Field(
+        24 * 3600, ge=1, description="How long a job, its image and its result are kept after it ends, seconds."
+    )
 
     # --- webhooks
     webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key signing webhooks; unset disables `webhook_url`.")
@@ -180,6 +182,19 @@ class Settings(BaseSettings):
     worker_max_backoff_ms: int = Field(30_000, ge=0, description="Longest retry delay, ms.")
     worker_dead_after_seconds: float = Field(
         30.0, gt=0, description="A worker silent this long is dead: live workers requeue the jobs it held."
+    )
+    worker_max_deliveries: int = Field(
+        3, ge=1, description="Deliveries of a job whose worker died mid-job before it fails `worker_crashed`."
+    )
+    worker_hard_deadline_grace_seconds: float = Field(
+        10.0, gt=0, description="A job this long past the time limit (stuck in native code) kills its worker process."
+    )
+    worker_detector_factory: str | None = Field(
+        None, description="`module:function(task, settings)` building the detector instead of the model registry "
+        "(the fault-injection tests' seam); unset: the configured model.",
+    )
+    worker_heartbeat_dir: Path | None = Field(
+        None, description="Where each worker process touches a heartbeat file (the pod's probes read it); unset: none."
     )
 
     # --- models

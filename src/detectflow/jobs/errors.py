@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     model_error = "model_error"
     timeout = "timeout"
     worker_error = "worker_error"
+    worker_crashed = "worker_crashed"
 
 
 #: HTTP status of each request error code.
@@ -73,6 +74,7 @@ JOB_FAILURE_CODES = frozenset(
         ErrorCode.model_error,
         ErrorCode.timeout,
         ErrorCode.worker_error,
+        ErrorCode.worker_crashed,
     }
 )
 

@@ -36,8 +36,12 @@ def _is_none(value: object) -> bool:
 
 
 class JobStatus(StrEnum):
+    """Where a job is: ``queued`` (waiting for a worker, again after its worker died), ``running``,
+    ``retrying`` (waiting for a retry after a transient error), then one of the final states."""
+
     queued = "queued"
     running = "running"
+    retrying = "retrying"
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
@@ -103,6 +107,7 @@ class JobRecord(JobBase):
     webhook: WebhookState | None = None
     request_id: str | None = None
     idempotency_key: str | None = None
+    crashed_deliveries: int = Field(0, description="Deliveries whose worker died (or was killed) before they ended.")
     image_sha256: str = ""
     image_format: str = ""
     image_width: int = 0

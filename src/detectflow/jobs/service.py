@@ -163,7 +163,10 @@ class JobService:
         )
 
     async def cancel(self, job_id: str, tenant: str = DEFAULT_TENANT) -> JobRecord:
-        """queued -> cancelled (a cancelled job stays cancelled); ``job_not_cancellable`` once it started."""
+        """queued|retrying|running -> cancelled (a cancelled job stays cancelled); ``job_not_cancellable`` once it ended.
+
+        A running job stops at its worker's next safe point: its result is never stored.
+        """
         await self.get(job_id, tenant)
         applied, old = await self.store.cancel(job_id)
         if old is None:
@@ -171,7 +174,7 @@ class JobService:
         if not applied and old != JobStatus.cancelled:
             raise DetectflowError(
                 ErrorCode.job_not_cancellable,
-                f"Job {job_id} is {old}: only queued jobs can be cancelled.",
+                f"Job {job_id} is {old}: only unfinished jobs can be cancelled.",
                 {"status": old},
             )
         return await self.get(job_id, tenant)

@@ -35,7 +35,10 @@ from detectflow.jobs.store import QueuedMessage
 from detectflow.jobs.stores.redis import WAKEUP_TOKENS, client_options, connect
 from detectflow.keys import KeyLayout
 
-__all__ = ["WakeupRedisBroker", "make_broker", "DramatiqEnqueuer", "DRAMATIQ_CONTRACT", "dispatch_args", "socket_timeout_for"]
+__all__ = [
+    "WakeupRedisBroker", "make_broker", "DramatiqEnqueuer", "DRAMATIQ_CONTRACT", "dispatch_args", "socket_timeout_for",
+    "webhook_message",
+]  # fmt: skip
 
 #: Chance per million broker calls that Dramatiq runs its own maintenance (we also run it on a timer).
 MAINTENANCE_CHANCE = 10_000
@@ -175,6 +178,16 @@ def make_broker(settings: Settings, *, set_global: bool = True, max_connections:
     if set_global:
         dramatiq.set_broker(broker)
     return broker
+
+
+def webhook_message(kind: JobKind, job_id: str) -> QueuedMessage:
+    """The Dramatiq message of a job's webhook, built as ``RedisBroker.enqueue`` would, for the job
+    store to send in its final transition (the outbox: see ``jobs.stores.redis``)."""
+    message = Message(
+        queue_name=kind.webhook_queue, actor_name=kind.webhook_actor_name, args=(job_id,), kwargs={},
+        options={"redis_message_id": str(uuid4())},
+    )  # fmt: skip
+    return QueuedMessage(kind.webhook_queue, message.options["redis_message_id"], message.encode())
 
 
 class DramatiqEnqueuer:

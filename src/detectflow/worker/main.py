@@ -12,10 +12,16 @@ from detectflow.logs import setup_logging
 from detectflow.worker.actors import declare_actors
 from detectflow.worker.broker import make_broker
 from detectflow.worker.context import WorkerContext
+from detectflow.worker.deadline import HardDeadline
 from detectflow.worker.middleware import JobLifecycle, WorkerPresence
 
 
 def _load_detector(task, settings):
+    if settings.worker_detector_factory:  # e.g. the fault-injecting detector of the poison and hang tests
+        import importlib
+
+        module, _, name = settings.worker_detector_factory.partition(":")
+        return getattr(importlib.import_module(module), name)(task, settings)
     from detectflow.detectors.registry import load_detector
 
     return load_detector(task, settings)
@@ -31,3 +37,4 @@ _, webhook_actor = declare_actors(broker, ctx)
 broker.add_middleware(CurrentMessage())
 broker.add_middleware(JobLifecycle(ctx, webhook_actor))
 broker.add_middleware(WorkerPresence(ctx, _load_detector, [kind.queue, dq_name(kind.queue)]))
+broker.add_middleware(HardDeadline(ctx))

@@ -13,7 +13,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.logs import job_id_var, request_id_var
-from detectflow.worker.broker import WakeupRedisBroker
+from detectflow.worker.broker import WakeupRedisBroker, webhook_message
 from detectflow.worker.context import WorkerContext
 from detectflow.worker.tasks.base import Outcome
 
@@ -37,48 +37,68 @@ def failure_of(exc: BaseException | None) -> tuple[ErrorCode, str]:
 
 
 class JobLifecycle(Middleware):
-    """queued -> running before the actor, succeeded after it, failed once retries are exhausted.
+    """queued -> running before the actor, succeeded after it, retrying while a retry waits, failed
+    once retries are exhausted or the delivery cap is reached.
 
-    Both ends go through :meth:`succeed` and :meth:`fail`: the final transition, then the webhook.
+    Both ends go through :meth:`succeed` and :meth:`fail`: the final transition, with the webhook's
+    message enqueued in the same Redis step (the outbox).
     """
 
-    def __init__(self, ctx: WorkerContext, webhook_actor: dramatiq.Actor) -> None:
+    def __init__(self, ctx: WorkerContext, webhook_actor: dramatiq.Actor | None = None) -> None:
         self.ctx = ctx
-        self.webhook_actor = webhook_actor
+        self.webhook_actor = webhook_actor  # its message is sent by the final transition itself
 
     def _job_id(self, message) -> str | None:
         return message.args[0] if message.actor_name == self.ctx.kind.actor_name else None
 
     def succeed(self, job_id: str, outcome: Outcome) -> None:
-        """The success path: store the result (running -> succeeded), then send the webhook."""
-        applied, has_webhook = self.ctx.store.mark_succeeded(
-            job_id, outcome.result, self.ctx.kind.task.value, outcome.inference_s
+        """The success path: store the result (running -> succeeded) and enqueue the webhook, in one step.
+
+        A job cancelled while it ran is not stored (the transition is refused): this is its safe point.
+        """
+        applied, _ = self.ctx.store.mark_succeeded(
+            job_id, outcome.result, self.ctx.kind.task.value, outcome.inference_s, webhook_message(self.ctx.kind, job_id)
         )
         if applied:
             log.info("job succeeded: %s", outcome.summary or "done")
-            if has_webhook:
-                self.webhook_actor.send(job_id)
+        else:
+            log.info("result dropped: the job was cancelled (or finished) while it ran")
 
     def fail(self, job_id: str, code: ErrorCode, text: str) -> None:
-        """The failure path: store the reason (-> failed), then send the webhook."""
-        applied, has_webhook = self.ctx.store.mark_failed(job_id, self.ctx.kind.task.value, code, text)
+        """The failure path: store the reason (-> failed) and enqueue the webhook, in one step."""
+        applied, _ = self.ctx.store.mark_failed(
+            job_id, self.ctx.kind.task.value, code, text, webhook_message(self.ctx.kind, job_id)
+        )
         if applied:
             log.warning("job failed: %s: %s", code.value, text)
-            if has_webhook:
-                self.webhook_actor.send(job_id)
 
     def before_process_message(self, broker, message):
         job_id = self._job_id(message)
         if job_id is None:
             return
         job_id_var.set(job_id)
-        applied, old, request_id = self.ctx.store.mark_running(job_id)
-        request_id_var.set(request_id)
-        if not applied:
-            # Expired, cancelled, or already finished by an earlier delivery: nothing to do.
-            log.info("skipping message %s: job is %s", message.message_id, old or "gone")
+        cap = self.ctx.settings.worker_max_deliveries
+        delivery = self.ctx.store.start_delivery(job_id, cap)
+        request_id_var.set(delivery.request_id)
+        if delivery.capped:
+            # The worker died under this job each time: a poison message. Fail it and dead-letter it.
+            self.fail(job_id, ErrorCode.worker_crashed, f"The worker running the job died {delivery.crashed} times.")
+            message.fail()
             raise SkipMessage()
+        if not delivery.started:
+            # Expired, cancelled, or already finished by an earlier delivery: nothing to do.
+            log.info("skipping message %s: job is %s", message.message_id, delivery.previous or "gone")
+            raise SkipMessage()
+        if delivery.crashed:
+            log.warning("job redelivered after %d crashed deliveries (cap %d)", delivery.crashed, cap)
         log.info("job started (attempt %s)", message.options.get("retries", 0) + 1)
+
+    def before_enqueue(self, broker, message, delay):
+        # Dramatiq's Retries middleware re-enqueues a failed job with a delay: running -> retrying
+        # first, so the retry never finds its job still reading running.
+        job_id = self._job_id(message)
+        if job_id is not None and delay is not None and message.options.get("retries", 0) > 0:
+            self.ctx.store.mark_retrying(job_id)
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         job_id = self._job_id(message)

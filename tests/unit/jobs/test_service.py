@@ -124,24 +124,37 @@ def test_service_backpressure_refuses_at_the_limit_with_retry_after(store, enque
     run(service.submit(_png(), Task.face))  # room again
 
 
-def test_service_cancel_only_queued_jobs(store, enqueuer):
+def test_service_cancel_any_unfinished_job(store, enqueuer):
     service = _service(store, enqueuer)
     queued, _ = run(service.submit(_png(), Task.face))
     running, _ = run(service.submit(_png(), Task.face))
+    retrying, _ = run(service.submit(_png(), Task.face))
+    done, _ = run(service.submit(_png(), Task.face))
     store.mark_running(running.id)
-    assert run(service.cancel(queued.id)).status is JobStatus.cancelled
+    store.mark_running(retrying.id)
+    store.mark_retrying(retrying.id)
+    store.mark_running(done.id)
+    store.mark_finished(done.id, JobStatus.succeeded)
+    for job in (queued, running, retrying):
+        assert run(service.cancel(job.id)).status is JobStatus.cancelled
     assert run(service.cancel(queued.id)).status is JobStatus.cancelled  # idempotent
+    # a cancelled running job never ends succeeded: the worker's transition is refused
+    assert store.mark_finished(running.id, JobStatus.succeeded) == (False, "cancelled")
     with pytest.raises(DetectflowError) as err:
-        run(service.cancel(running.id))
-    assert err.value.code is ErrorCode.job_not_cancellable and err.value.details == {"status": "running"}
+        run(service.cancel(done.id))
+    assert err.value.code is ErrorCode.job_not_cancellable and err.value.details == {"status": "succeeded"}
     with pytest.raises(DetectflowError) as err:
         run(service.cancel("nope"))
     assert err.value.code is ErrorCode.job_not_found
 
 
-def test_service_jobs_expire_after_the_ttl(store, enqueuer, clock):
+def test_service_jobs_expire_a_ttl_after_they_end(store, enqueuer, clock):
     service = _service(store, enqueuer)
     job, _ = run(service.submit(_png(), Task.face))
+    clock.now += 1000  # a backlog older than the TTL: unfinished jobs never expire
+    assert run(service.get(job.id)).status is JobStatus.queued and run(store.image(job.id)) is not None
+    store.mark_running(job.id)
+    store.mark_finished(job.id, JobStatus.succeeded)
     clock.now += 59
     assert run(service.get(job.id)).id == job.id
     clock.now += 2
