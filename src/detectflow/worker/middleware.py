@@ -15,6 +15,7 @@ from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.logs import job_id_var, request_id_var
 from detectflow.worker.broker import WakeupRedisBroker, webhook_message
 from detectflow.worker.context import WorkerContext
+from detectflow.worker.isolation import SharedExclusiveLock
 from detectflow.worker.tasks.base import Outcome
 
 __all__ = ["JobLifecycle", "WorkerPresence", "failure_of"]
@@ -47,6 +48,20 @@ class JobLifecycle(Middleware):
     def __init__(self, ctx: WorkerContext, webhook_actor: dramatiq.Actor | None = None) -> None:
         self.ctx = ctx
         self.webhook_actor = webhook_actor  # its message is sent by the final transition itself
+        self.isolation = SharedExclusiveLock()  # crash suspects run alone in the process
+        self._held = threading.local()
+
+    def _isolate(self, job_id: str) -> None:
+        # a job still reading running at delivery was held by a worker that died: a suspect
+        exclusive = self.ctx.store.status(job_id) == "running"
+        self.isolation.acquire(exclusive)
+        self._held.exclusive = exclusive
+
+    def _release(self) -> None:
+        exclusive = getattr(self._held, "exclusive", None)
+        if exclusive is not None:
+            self._held.exclusive = None
+            self.isolation.release(exclusive)
 
     def _job_id(self, message) -> str | None:
         return message.args[0] if message.actor_name == self.ctx.kind.actor_name else None
@@ -77,6 +92,7 @@ class JobLifecycle(Middleware):
         if job_id is None:
             return
         job_id_var.set(job_id)
+        self._isolate(job_id)
         cap = self.ctx.settings.worker_max_deliveries
         delivery = self.ctx.store.start_delivery(job_id, cap)
         request_id_var.set(delivery.request_id)
@@ -105,11 +121,15 @@ class JobLifecycle(Middleware):
         if job_id is None:
             return
         outcome = self.ctx.take_outcome()
-        if exception is None and outcome is not None:
-            self.succeed(job_id, outcome)
+        try:
+            if exception is None and outcome is not None:
+                self.succeed(job_id, outcome)
+        finally:
+            self._release()
         self._forget()
 
     def after_skip_message(self, broker, message):
+        self._release()
         self._forget()
 
     def after_nack(self, broker, message):

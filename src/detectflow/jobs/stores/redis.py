@@ -285,6 +285,11 @@ class RedisJobStore:
         raw = self.client.hgetall(self.keys.job(job_id))
         return _decode(raw) if raw else None
 
+    def status(self, job_id: str) -> str | None:
+        """The job's status alone (None when missing)."""
+        raw = self.client.hget(self.keys.job(job_id), "status")
+        return raw.decode() if raw else None
+
     def load(self, job_id: str) -> tuple[JobRecord | None, bytes | None]:
         """The job and its image, in one round trip."""
         pipe = self.client.pipeline(transaction=False)
