@@ -12,12 +12,14 @@ import signal
 import cv2
 import numpy as np
 
-__all__ = ["CRASH_SIZE", "HANG_SIZE", "HANG_SECONDS", "faulty_detector", "marker_png"]
+__all__ = ["CRASH_SIZE", "FLAKY_SIZE", "HANG_SIZE", "HANG_SECONDS", "faulty_detector", "marker_png"]
 
 #: (width, height) of the image that kills the worker process outright (as a segfault or the OOM killer would).
 CRASH_SIZE = (61, 67)
 #: (width, height) of the image whose inference blocks in native code (libc sleep, the GIL released).
 HANG_SIZE = (67, 61)
+#: (width, height) of the image whose inference always raises (a transient-looking error: it is retried).
+FLAKY_SIZE = (71, 59)
 #: How long the hung inference would block, seconds: far beyond any time limit.
 HANG_SECONDS = 3600
 
@@ -42,6 +44,8 @@ class FaultyDetector:
             os.kill(os.getpid(), signal.SIGKILL)
         if size == HANG_SIZE:
             ctypes.CDLL(None).sleep(HANG_SECONDS)  # native code: Dramatiq's time limit cannot interrupt it
+        if size == FLAKY_SIZE:
+            raise RuntimeError("injected fault")
         return self.inner.detect(image)
 
     def warmup(self) -> None:

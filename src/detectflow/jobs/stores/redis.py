@@ -320,13 +320,14 @@ class RedisJobStore:
         Once ``max_deliveries`` have crashed the job is not started (``capped``): fail it.
         """
         reply = self._start(keys=[self.keys.job(job_id)], args=[_encode(utcnow()), max_deliveries])
-        applied, old, request_id, *crashed = reply
+        applied, old, *rest = reply
+        request_id, crashed = (rest + [None, 0])[:2]
         return Delivery(
             started=applied == 1,
             capped=applied == 2,
             previous=old.decode() if old else None,
             request_id=request_id.decode() if request_id else None,
-            crashed=int(crashed[0]) if crashed else 0,
+            crashed=int(crashed or 0),
         )
 
     def mark_retrying(self, job_id: str) -> bool:
