@@ -121,3 +121,33 @@ def test_reliability_a_job_waiting_for_its_retry_reads_retrying(client, run_work
     assert seen
     final = wait_job(client, job_id, timeout=60)
     assert final["status"] == "failed" and final["error"]["code"] == "worker_error" and final["attempts"] == 3
+
+
+def _probe(directory, max_age: float) -> int:
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "detectflow.worker.probe", str(directory), str(max_age)], capture_output=True
+    ).returncode
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_reliability_worker_probe_passes_while_beating_and_fails_once_wedged(run_worker, tmp_path):
+    # Given a real worker touching its heartbeat files (the exec probe rendered into worker pods runs
+    # the same command; kwok pods run no containers, so the probe is checked here, on real processes)
+    import os
+    import signal
+
+    beats = tmp_path / "heartbeat"
+    worker = run_worker("face", worker_heartbeat_dir=beats)
+    wait_for(lambda: _probe(beats, 3) == 0, 20, 0.2, what="the probe to pass")
+    # When every process of it is frozen (as a C call holding the GIL would)
+    os.killpg(worker.pid, signal.SIGSTOP)
+    try:
+        # Then the probe fails within its max age: the kubelet would restart the pod
+        wait_for(lambda: _probe(beats, 3) == 1, 15, 0.5, what="the probe to fail")
+    finally:
+        os.killpg(worker.pid, signal.SIGCONT)
+    wait_for(lambda: _probe(beats, 3) == 0, 15, 0.2, what="the probe to pass again")
