@@ -15,6 +15,7 @@ from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.logs import job_id_var, request_id_var
 from detectflow.worker.broker import WakeupRedisBroker, webhook_message
 from detectflow.worker.context import WorkerContext
+from detectflow.worker.durable import durably
 from detectflow.worker.isolation import SharedExclusiveLock
 from detectflow.worker.tasks.base import Outcome
 
@@ -53,7 +54,7 @@ class JobLifecycle(Middleware):
 
     def _isolate(self, job_id: str) -> None:
         # a job still reading running at delivery was held by a worker that died: a suspect
-        exclusive = self.ctx.store.status(job_id) == "running"
+        exclusive = durably(lambda: self.ctx.store.status(job_id), "reading the job") == "running"
         self.isolation.acquire(exclusive)
         self._held.exclusive = exclusive
 
@@ -71,8 +72,12 @@ class JobLifecycle(Middleware):
 
         A job cancelled while it ran is not stored (the transition is refused): this is its safe point.
         """
-        applied, _ = self.ctx.store.mark_succeeded(
-            job_id, outcome.result, self.ctx.kind.task.value, outcome.inference_s, webhook_message(self.ctx.kind, job_id)
+        webhook = webhook_message(self.ctx.kind, job_id)
+        applied, _ = durably(
+            lambda: self.ctx.store.mark_succeeded(
+                job_id, outcome.result, self.ctx.kind.task.value, outcome.inference_s, webhook
+            ),
+            "storing the result",
         )
         if applied:
             log.info("job succeeded: %s", outcome.summary or "done")
@@ -81,8 +86,9 @@ class JobLifecycle(Middleware):
 
     def fail(self, job_id: str, code: ErrorCode, text: str) -> None:
         """The failure path: store the reason (-> failed) and enqueue the webhook, in one step."""
-        applied, _ = self.ctx.store.mark_failed(
-            job_id, self.ctx.kind.task.value, code, text, webhook_message(self.ctx.kind, job_id)
+        webhook = webhook_message(self.ctx.kind, job_id)
+        applied, _ = durably(
+            lambda: self.ctx.store.mark_failed(job_id, self.ctx.kind.task.value, code, text, webhook), "storing the failure"
         )
         if applied:
             log.warning("job failed: %s: %s", code.value, text)
@@ -94,7 +100,7 @@ class JobLifecycle(Middleware):
         job_id_var.set(job_id)
         self._isolate(job_id)
         cap = self.ctx.settings.worker_max_deliveries
-        delivery = self.ctx.store.start_delivery(job_id, cap)
+        delivery = durably(lambda: self.ctx.store.start_delivery(job_id, cap), "starting the job")
         request_id_var.set(delivery.request_id)
         if delivery.capped:
             # The worker died under this job each time: a poison message. Fail it and dead-letter it.
@@ -114,7 +120,7 @@ class JobLifecycle(Middleware):
         # first, so the retry never finds its job still reading running.
         job_id = self._job_id(message)
         if job_id is not None and delay is not None and message.options.get("retries", 0) > 0:
-            self.ctx.store.mark_retrying(job_id)
+            durably(lambda: self.ctx.store.mark_retrying(job_id), "marking the retry")
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         job_id = self._job_id(message)
