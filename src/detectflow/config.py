@@ -189,6 +189,12 @@ class Settings(BaseSettings):
     worker_hard_deadline_grace_seconds: float = Field(
         10.0, gt=0, description="A job this long past the time limit (stuck in native code) kills its worker process."
     )
+    worker_max_jobs_per_process: int = Field(
+        0, ge=0, description="A worker process restarts gracefully after this many jobs; 0: never."
+    )
+    worker_max_rss_mb: int = Field(
+        0, ge=0, description="A worker process restarts gracefully once its resident memory exceeds this, MiB; 0: never."
+    )
     worker_detector_factory: str | None = Field(
         None, description="`module:function(task, settings)` building the detector instead of the model registry "
         "(the fault-injection tests' seam); unset: the configured model.",

@@ -151,3 +151,21 @@ def test_reliability_worker_probe_passes_while_beating_and_fails_once_wedged(run
     finally:
         os.killpg(worker.pid, signal.SIGCONT)
     wait_for(lambda: _probe(beats, 3) == 0, 15, 0.2, what="the probe to pass again")
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_reliability_worker_recycles_after_max_jobs_without_losing_any(client, run_worker, store):
+    # Given a worker that recycles after 5 jobs, and 12 jobs waiting
+    from detectflow.cli.supervisor import EXIT_RECYCLED
+
+    ids = [_queued(client) for _ in range(12)]
+    worker = run_worker("face", worker_max_jobs_per_process=5, worker_threads=1)
+    # When it has run its 5 jobs, it stops as on SIGTERM and exits EXIT_RECYCLED (the supervisor restarts it)
+    assert worker.popen.wait(60) == EXIT_RECYCLED, worker.output()[-3000:]
+    statuses = [client.get(f"/v1/jobs/{i}").json()["status"] for i in ids]
+    assert statuses.count("succeeded") == 5 and statuses.count("queued") == 7, statuses
+    # Then its successor runs the rest: nothing lost, nothing run twice
+    run_worker("face")
+    done = [wait_job(client, i) for i in ids]
+    assert [d["status"] for d in done] == ["succeeded"] * 12 and all(d["attempts"] == 1 for d in done)

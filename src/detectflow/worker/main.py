@@ -13,6 +13,7 @@ from detectflow.worker.actors import declare_actors
 from detectflow.worker.broker import make_broker
 from detectflow.worker.context import WorkerContext
 from detectflow.worker.deadline import HardDeadline
+from detectflow.worker.recycle import Recycler
 from detectflow.worker.middleware import JobLifecycle, WorkerPresence
 
 
@@ -38,3 +39,4 @@ broker.add_middleware(CurrentMessage())
 broker.add_middleware(JobLifecycle(ctx, webhook_actor))
 broker.add_middleware(WorkerPresence(ctx, _load_detector, [kind.queue, dq_name(kind.queue)]))
 broker.add_middleware(HardDeadline(ctx))
+broker.add_middleware(Recycler(ctx))
