@@ -150,6 +150,11 @@ class Settings(BaseSettings):
         24 * 3600, ge=1, description="How long a job, its image and its result are kept after it ends, seconds."
     )
 
+    job_capacity_wait_seconds: float = Field(
+        0.0, ge=0, description="A queued job whose pool has had no live worker this long fails `no_capacity`, "
+        "seconds; 0: held until a worker comes.",
+    )
+
     # --- webhooks
     webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key signing webhooks; unset disables `webhook_url`.")
     webhook_max_attempts: int = Field(6, ge=1, le=20, description="Deliveries tried before a webhook is marked failed.")

@@ -169,3 +169,30 @@ def test_reliability_worker_recycles_after_max_jobs_without_losing_any(client, r
     run_worker("face")
     done = [wait_job(client, i) for i in ids]
     assert [d["status"] for d in done] == ["succeeded"] * 12 and all(d["attempts"] == 1 for d in done)
+
+
+def test_reliability_queued_job_without_a_worker_waits_for_capacity_then_fails_past_the_bound(make_client):
+    import time
+
+    # Given no face worker at all
+    client = make_client(job_capacity_wait_seconds=1.0)
+    job_id = _queued(client)
+    # Then the queued job says what it waits for, and for how long
+    seen = client.get(f"/v1/jobs/{job_id}").json()
+    assert seen["status"] == "queued" and seen["waiting_for"]["reason"] == "capacity", seen
+    assert 0 <= seen["waiting_for"]["seconds"] < 5
+    # And past the bound it fails no_capacity instead of waiting forever
+    time.sleep(1.2)
+    failed = client.get(f"/v1/jobs/{job_id}").json()
+    assert failed["status"] == "failed" and failed["error"]["code"] == "no_capacity", failed
+    assert "waiting_for" not in failed
+
+
+@pytest.mark.models
+@pytest.mark.slow
+def test_reliability_job_held_for_capacity_runs_once_a_worker_comes(client, run_worker):
+    job_id = _queued(client)
+    assert client.get(f"/v1/jobs/{job_id}").json()["waiting_for"]["reason"] == "capacity"
+    run_worker("face")
+    done = wait_job(client, job_id)
+    assert done["status"] == "succeeded" and "waiting_for" not in done

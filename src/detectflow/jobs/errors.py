@@ -38,6 +38,7 @@ class ErrorCode(StrEnum):
     timeout = "timeout"
     worker_error = "worker_error"
     worker_crashed = "worker_crashed"
+    no_capacity = "no_capacity"
 
 
 #: HTTP status of each request error code.
@@ -75,6 +76,7 @@ JOB_FAILURE_CODES = frozenset(
         ErrorCode.timeout,
         ErrorCode.worker_error,
         ErrorCode.worker_crashed,
+        ErrorCode.no_capacity,
     }
 )
 

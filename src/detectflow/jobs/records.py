@@ -16,6 +16,7 @@ __all__ = [
     "JobStatus",
     "JobError",
     "WebhookState",
+    "WaitingFor",
     "JobLinks",
     "JobResult",
     "JobBase",
@@ -69,6 +70,15 @@ class WebhookState(BaseModel):
     delivered_at: datetime | None = None
 
 
+class WaitingFor(BaseModel):
+    """Why a queued job is not running yet: its pool has no live worker (scaled to zero, a node still
+    being provisioned, every worker down)."""
+
+    reason: Literal["capacity"] = "capacity"
+    since: datetime = Field(description="Since when the pool has had no live worker (the job's creation if none was ever seen).")
+    seconds: float = Field(description="How long the pool has been empty, seconds.")
+
+
 class JobLinks(BaseModel):
     """Where to read a job and its outputs."""
 
@@ -98,6 +108,9 @@ class JobBase(BaseModel):
     attempts: int = Field(0, description="Deliveries of the job to a worker (retries and redeliveries count).")
     error: JobError | None = Field(None, description="Why the job failed (status `failed`).")
     result: JobResult | None = Field(None, description="The result (status `succeeded`).")
+    waiting_for: WaitingFor | None = Field(
+        None, exclude_if=_is_none, description="Set while a queued job waits for a worker of its pool to exist."
+    )
 
 
 class JobRecord(JobBase):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 import uuid
 from typing import Protocol
 
 from anyio import to_thread
 
 from detectflow.config import Settings, Task
+from detectflow.jobs.capacity import capacity_wait, waited_too_long
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.images import inspect_image
 from detectflow.jobs.kinds import JobKind, kind_of
@@ -145,6 +147,23 @@ class JobService:
         if job is None or job.tenant != tenant:
             raise DetectflowError(ErrorCode.job_not_found, f"No job {job_id} (unknown or expired).")
         return job
+
+    async def get_with_capacity(self, job_id: str, tenant: str = DEFAULT_TENANT) -> JobRecord:
+        """:meth:`get`, saying when a queued job waits for its pool to have a worker (``waiting_for``);
+        one held longer than ``job_capacity_wait_seconds`` fails ``no_capacity`` here."""
+        job = await self.get(job_id, tenant)
+        if job.status is not JobStatus.queued:
+            return job
+        live, last_seen = await self.store.pool_state(job.task.value, self.settings.api_worker_stale_seconds)
+        now = time.time()
+        waiting = capacity_wait(job, live, last_seen, now)
+        if waited_too_long(job, waiting, now, self.settings.job_capacity_wait_seconds):
+            kind = kind_of(job.task)
+            webhook = self.enqueuer.webhook_message(kind, job.id) if hasattr(self.enqueuer, "webhook_message") else None
+            text = f"No {job.task.value} worker for {waiting.seconds:.0f} s (DETECTFLOW_JOB_CAPACITY_WAIT_SECONDS)."
+            await self.store.fail_waiting(job.id, ErrorCode.no_capacity, text, webhook)
+            return await self.get(job_id, tenant)
+        return job.model_copy(update={"waiting_for": waiting}) if waiting else job
 
     async def list(
         self,

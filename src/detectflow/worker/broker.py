@@ -207,6 +207,10 @@ class DramatiqEnqueuer:
         )  # fmt: skip
         return QueuedMessage(kind.queue, message.options["redis_message_id"], message.encode())
 
+    def webhook_message(self, kind: JobKind, job_id: str) -> QueuedMessage:
+        """The message of a job's webhook, for a final transition to send (see :func:`webhook_message`)."""
+        return webhook_message(kind, job_id)
+
     def enqueue(self, kind: JobKind, job_id: str) -> None:
         """Send a job's message on its own (a redelivery; new jobs are sent by the store)."""
         message = Message(queue_name=kind.queue, actor_name=kind.actor_name, args=(job_id,), kwargs={}, options={})

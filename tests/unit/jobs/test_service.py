@@ -241,3 +241,25 @@ def test_retry_after_seconds_is_bounded():
     assert retry_after_seconds(100, 100, 1000.0) == MIN_RETRY_AFTER
     assert retry_after_seconds(10**6, 1, 0.01) == MAX_RETRY_AFTER
     assert retry_after_seconds(5, 1, 0.0) == 30  # nothing drained yet: a fixed guess
+
+
+def test_service_queued_job_without_workers_says_it_waits_for_capacity(store, enqueuer):
+    service = _service(store, enqueuer)
+    job, _ = run(service.submit(_png(), Task.face))
+    assert run(service.get_with_capacity(job.id)).waiting_for is None  # the pool has a worker
+    store.pools["face"] = (0, None)
+    seen = run(service.get_with_capacity(job.id))
+    assert seen.status is JobStatus.queued and seen.waiting_for.reason == "capacity"
+    assert seen.public().model_dump()["waiting_for"]["reason"] == "capacity"
+
+
+def test_service_job_held_past_the_capacity_bound_fails_no_capacity(store, enqueuer):
+    import time
+
+    service = _service(store, enqueuer, job_capacity_wait_seconds=30)
+    job, _ = run(service.submit(_png(), Task.face))
+    store.pools["face"] = (0, time.time() - 3600)
+    assert run(service.get_with_capacity(job.id)).status is JobStatus.queued  # the job itself waited < 30 s
+    store._jobs[job.id] = (store._jobs[job.id][0], job.model_copy(update={"created_at": job.created_at.replace(year=2020)}))
+    failed = run(service.get_with_capacity(job.id))
+    assert failed.status is JobStatus.failed and failed.error.code is ErrorCode.no_capacity

@@ -26,6 +26,9 @@ class StubEnqueuer:
     def message(self, kind: JobKind, job_id: str) -> QueuedMessage:
         return QueuedMessage(kind.queue, f"m-{job_id}", job_id.encode())
 
+    def webhook_message(self, kind: JobKind, job_id: str) -> QueuedMessage:
+        return QueuedMessage(kind.webhook_queue, f"w-{job_id}", job_id.encode())
+
 
 class MemoryJobStore:
     """The JobStore protocol over dicts, with the Redis store's semantics.
@@ -45,6 +48,8 @@ class MemoryJobStore:
         self._idempotency: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
         self.finished: list[tuple[str, float]] = []  # (task, clock) of each final transition
         self.sent: list[tuple[str, str]] = []
+        #: task -> (live workers, when one last beat or None); a pool with a worker by default
+        self.pools: dict[str, tuple[int, float | None]] = {}
 
     # --- expiry ----------------------------------------------------------------------
     def _live(self, table: dict[str, tuple[float, Any]], key: str) -> Any:
@@ -110,6 +115,14 @@ class MemoryJobStore:
 
     async def cancel(self, job_id: str) -> tuple[bool, str | None]:
         return self._transition(job_id, UNFINISHED, JobStatus.cancelled)
+
+    async def pool_state(self, task: str, stale_after: float) -> tuple[int, float | None]:
+        return self.pools.get(task, (1, None))
+
+    async def fail_waiting(self, job_id: str, code, message: str, webhook: QueuedMessage | None = None) -> bool:
+        from detectflow.jobs.records import JobError
+
+        return self._transition(job_id, (JobStatus.queued,), JobStatus.failed, error=JobError(code=code, message=message))[0]
 
     async def queue_depth(self, queue: str) -> int:
         return sum(

@@ -404,8 +404,12 @@ class RedisJobStore:
         return buckets, raw.get("sum", 0.0), count
 
     def beat(self, task: str, worker_id: str, info: dict[str, Any]) -> None:
-        """Record a live, warmed-up worker."""
-        self.client.hset(self.keys.workers(task), worker_id, json.dumps({**info, "ts": time.time()}))
+        """Record a live, warmed-up worker (and when its pool last had one)."""
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(self.keys.workers(task), worker_id, json.dumps({**info, "ts": now}))
+        pipe.hset(self.keys.workers_seen(), task, now)
+        pipe.execute()
 
     def forget_worker(self, task: str, worker_id: str) -> None:
         self.client.hdel(self.keys.workers(task), worker_id)
@@ -487,6 +491,27 @@ class AsyncRedisJobStore:
         )
         applied, old, _ = _transition_result(await self._transition(keys=keys, args=args))
         return applied, old
+
+    async def pool_state(self, task: str, stale_after: float) -> tuple[int, float | None]:
+        """Live workers of ``task`` and when one last beat (unix seconds; None if none ever did)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hvals(self.keys.workers(task))
+            pipe.hget(self.keys.workers_seen(), task)
+            beats, seen = await pipe.execute()
+        now = time.time()
+        stamps = [json.loads(b).get("ts", 0.0) for b in beats] + ([float(seen)] if seen else [])
+        live = sum(1 for b in beats if now - json.loads(b).get("ts", 0.0) <= stale_after)
+        return live, (max(stamps) if stamps else None)
+
+    async def fail_waiting(
+        self, job_id: str, code: ErrorCode, message: str, webhook: QueuedMessage | None = None
+    ) -> bool:
+        """queued -> failed (held too long without capacity); the webhook's message is sent in the same step."""
+        fields = {"error": JobError(code=code, message=message), "finished_at": utcnow()}
+        keys, args = _transition_request(
+            self.keys, job_id, (JobStatus.queued,), JobStatus.failed, False, fields, self.ttl, webhook
+        )
+        return _transition_result(await self._transition(keys=keys, args=args))[0]
 
     async def queue_depth(self, queue: str) -> int:
         """Unfinished work of a queue: waiting, in flight and waiting for a retry."""
