@@ -31,6 +31,8 @@ __all__ = ["ChaosFigures", "run_chaos", "render_figures", "DEFAULT_SEED"]
 DEFAULT_SEED = 14
 #: Seconds between two worker kills: drawn uniformly in this range.
 KILL_EVERY = (2.0, 5.0)
+#: Shortest time the submissions are spread over (seconds): several kills land mid-run.
+DEFAULT_SPREAD_S = 30.0
 #: Worker processes `detectflow up` runs (each under its own supervised Dramatiq master).
 WORKERS = 2
 
@@ -116,8 +118,15 @@ class _Killer(threading.Thread):
                     pass
 
 
-def _submit_all(client: httpx.Client, n: int, data: bytes, ids: list[str], figures: ChaosFigures, half: threading.Event):
+def _submit_all(
+    client: httpx.Client, n: int, data: bytes, ids: list[str], figures: ChaosFigures, half: threading.Event, spread_s: float
+):
+    start = time.monotonic()
     for i in range(n):
+        # paced over spread_s at least, so the faults land while work is in flight however fast the workers are
+        ahead = start + spread_s * i / n - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
         while True:
             try:
                 res = client.post(
@@ -154,8 +163,13 @@ def _get(client: httpx.Client, job_id: str) -> dict | None:
         return None
 
 
-def run_chaos(jobs: int, workdir: Path, seed: int = DEFAULT_SEED, bound_s: float | None = None) -> ChaosFigures:
+def run_chaos(
+    jobs: int, workdir: Path, seed: int = DEFAULT_SEED, bound_s: float | None = None, spread_s: float = DEFAULT_SPREAD_S
+) -> ChaosFigures:
     """Submit ``jobs`` face jobs through `detectflow up` under the kill loop; wait for each to be final.
+
+    Submissions are spread over ``spread_s`` seconds at least, so several worker kills and the
+    Redis kill fall while jobs are in flight.
 
     ``bound_s`` (default: 120 s plus 0.1 s per job) is how long after the last submission every job
     must be final; a job still unfinished then counts as lost.
@@ -176,7 +190,7 @@ def run_chaos(jobs: int, workdir: Path, seed: int = DEFAULT_SEED, bound_s: float
             half = threading.Event()
             killer.start()
             threading.Thread(target=lambda: half.wait() and killer.kill_redis.set(), daemon=True).start()
-            _submit_all(client, jobs, chaos_image(), ids, figures, half)  # past half: redis-server dies once
+            _submit_all(client, jobs, chaos_image(), ids, figures, half, spread_s)  # past half: redis-server dies once
             figures.accepted = len(set(ids))
             deadline = time.monotonic() + figures.bound_s
             pending = set(ids)
