@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export DETECTFLOW_CACHE ?= $(HOME)/.cache/detectflow
 
-.PHONY: help bootstrap up models test test-unit test-deps chart-test fuzz overload bench lint cluster-build servers-build browser cluster-up cluster-down clean
+.PHONY: help bootstrap up models test test-unit test-deps chart-test chaos fuzz overload bench lint cluster-build servers-build browser cluster-up cluster-down clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ up: bootstrap models  ## run Redis, the API and the workers on 127.0.0.1:8000 (C
 
 test: bootstrap models test-deps  ## every test tier: unit, Redis + models, Kubernetes + KEDA, S3, Prometheus, browser
 	scripts/test.sh
+
+chaos: bootstrap models  ## the chaos run: 10,000 jobs under worker and Redis SIGKILLs; writes docs/reliability.md
+	$(BIN)/python -m tests.chaos.harness --jobs 10000 --write docs/reliability.md
 
 test-deps: cluster-build servers-build browser  ## everything the tiers run besides Python (cached)
 

@@ -163,7 +163,14 @@ class Settings(BaseSettings):
     key_max_queued_jobs: int = Field(1000, ge=1, description="Default unfinished jobs of a new key's tenant.")
 
     # --- jobs
-    job_ttl_seconds: int = Field(24 * 3600, ge=1, description="How long a job, its image and its result are kept, seconds.")
+    job_ttl_seconds: int = Field(
+        24 * 3600, ge=1, description="How long a job, its image and its result are kept after it ends, seconds."
+    )
+
+    job_capacity_wait_seconds: float = Field(
+        0.0, ge=0, description="A queued job whose pool has had no live worker this long fails `no_capacity`, "
+        "seconds; 0: held until a worker comes.",
+    )
 
     # --- video
     video_max_duration_seconds: float = Field(
@@ -232,6 +239,25 @@ class Settings(BaseSettings):
     )
     worker_dead_after_seconds: float = Field(
         30.0, gt=0, description="A worker silent this long is dead: live workers requeue the jobs it held."
+    )
+    worker_max_deliveries: int = Field(
+        3, ge=1, description="Deliveries of a job whose worker died mid-job before it fails `worker_crashed`."
+    )
+    worker_hard_deadline_grace_seconds: float = Field(
+        10.0, gt=0, description="A job this long past the time limit (stuck in native code) kills its worker process."
+    )
+    worker_max_jobs_per_process: int = Field(
+        0, ge=0, description="A worker process restarts gracefully after this many jobs; 0: never."
+    )
+    worker_max_rss_mb: int = Field(
+        0, ge=0, description="A worker process restarts gracefully once its resident memory exceeds this, MiB; 0: never."
+    )
+    worker_detector_factory: str | None = Field(
+        None, description="`module:function(task, settings)` building the detector instead of the model registry "
+        "(the fault-injection tests' seam); unset: the configured model.",
+    )
+    worker_heartbeat_dir: Path | None = Field(
+        None, description="Where each worker process touches a heartbeat file (the pod's probes read it); unset: none."
     )
 
     # --- models

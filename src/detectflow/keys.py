@@ -152,6 +152,10 @@ class KeyLayout:
         """Sorted set: recent completion times of a task (drain rate)."""
         return f"{self.prefix}:stats:completions:{task}"
 
+    def workers_seen(self) -> str:
+        """Hash: task -> when (unix seconds) a worker of it last beat; says how long a pool has been empty."""
+        return f"{self.prefix}:stats:workers_seen"
+
     def workers(self, task: str) -> str:
         """Hash: live worker processes of a task and their last beat."""
         return f"{self.prefix}:workers:{task}"

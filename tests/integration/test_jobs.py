@@ -111,10 +111,20 @@ def test_cancel_queued_job_is_never_run(client, run_worker, store):
     wait_for(lambda: store.queue_depth("detect.face") == 0, 10, what="the last ack")
 
 
-def test_job_expires_after_ttl(make_client, store):
+def _end(store, job_id: str) -> None:
+    from detectflow.jobs.errors import ErrorCode
+
+    store.start_delivery(job_id, 3)
+    assert store.mark_failed(job_id, "face", ErrorCode.worker_error, "ended by the test")[0]
+
+
+def test_job_expires_a_ttl_after_it_ends(make_client, store):
     client = make_client(job_ttl_seconds=1)
+    store.ttl = 1
     job = submit(client, image_bytes("astronaut")).json()
+    time.sleep(2.1)  # a backlog older than the TTL: an unfinished job never expires
     assert client.get(f"/v1/jobs/{job['id']}").status_code == 200
+    _end(store, job["id"])
     time.sleep(2.1)
     resp = client.get(f"/v1/jobs/{job['id']}")
     assert resp.status_code == 404 and resp.json()["error"]["code"] == "job_not_found"
@@ -255,7 +265,9 @@ def test_list_pages_through_jobs_newest_first_with_a_cursor(client):
 
 def test_list_forgets_expired_jobs(make_client, store):
     client = make_client(job_ttl_seconds=1)
+    store.ttl = 1
     old = submit(client, image_bytes("coffee")).json()["id"]
+    _end(store, old)
     wait_for(lambda: store.get(old) is None, 5, what="the job to expire")
     new = submit(client, image_bytes("coffee")).json()["id"]
     assert [j["id"] for j in client.get("/v1/jobs").json()["items"]] == [new]

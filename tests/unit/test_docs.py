@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from detectflow.config import Settings, settings_reference
-from detectflow.jobs.errors import HTTP_STATUS
+from detectflow.jobs.errors import HTTP_STATUS, JOB_FAILURE_CODES
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -23,4 +23,6 @@ def test_configuration_doc_matches_settings():
 def test_api_doc_lists_every_error_code():
     text = (DOCS / "api.md").read_text()
     for code, status in HTTP_STATUS.items():
+        assert f"`{code.value}`" in text, code
+    for code in JOB_FAILURE_CODES:
         assert f"`{code.value}`" in text, code

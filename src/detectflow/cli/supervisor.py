@@ -13,8 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["RestartPolicy", "restart_delay", "describe_exit", "Child", "Supervisor", "DEFAULT_TAIL_LINES"]
+__all__ = ["RestartPolicy", "restart_delay", "describe_exit", "Child", "Supervisor", "DEFAULT_TAIL_LINES", "EXIT_RECYCLED"]
 
+#: Exit status of a child that stopped on purpose to be restarted (a recycled worker, EX_TEMPFAIL):
+#: restarted at once, not counted as a crash.
+EXIT_RECYCLED = 75
 #: Log lines of each child kept for the crash-loop message.
 DEFAULT_TAIL_LINES = 20
 
@@ -186,6 +189,10 @@ class Supervisor:
             if code is None:
                 continue
             child.reap()
+            if code == EXIT_RECYCLED:
+                child.launch()
+                self.say(f"{child.name} recycled (pid {child.proc.pid})")
+                continue
             child.deaths.append(now)
             delay = restart_delay(child.deaths, now, self.policy)
             if delay is None:

@@ -46,6 +46,8 @@ class ErrorCode(StrEnum):
     timeout = "timeout"
     worker_error = "worker_error"
     no_face = "no_face"
+    worker_crashed = "worker_crashed"
+    no_capacity = "no_capacity"
 
 
 #: HTTP status of each request error code.
@@ -96,6 +98,8 @@ JOB_FAILURE_CODES = frozenset(
         ErrorCode.no_face,
         ErrorCode.gallery_not_found,
         ErrorCode.subject_not_found,
+        ErrorCode.worker_crashed,
+        ErrorCode.no_capacity,
     }
 )
 

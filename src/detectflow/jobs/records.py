@@ -18,6 +18,7 @@ __all__ = [
     "JobStatus",
     "JobError",
     "WebhookState",
+    "WaitingFor",
     "JobLinks",
     "JobResult",
     "JobBase",
@@ -38,8 +39,12 @@ def _is_none(value: object) -> bool:
 
 
 class JobStatus(StrEnum):
+    """Where a job is: ``queued`` (waiting for a worker, again after its worker died), ``running``,
+    ``retrying`` (waiting for a retry after a transient error), then one of the final states."""
+
     queued = "queued"
     running = "running"
+    retrying = "retrying"
     succeeded = "succeeded"
     failed = "failed"
     cancelled = "cancelled"
@@ -65,6 +70,15 @@ class WebhookState(BaseModel):
     last_status_code: int | None = None
     last_error: str | None = None
     delivered_at: datetime | None = None
+
+
+class WaitingFor(BaseModel):
+    """Why a queued job is not running yet: its pool has no live worker (scaled to zero, a node still
+    being provisioned, every worker down)."""
+
+    reason: Literal["capacity"] = "capacity"
+    since: datetime = Field(description="Since when the pool has had no live worker (the job's creation if none was ever seen).")
+    seconds: float = Field(description="How long the pool has been empty, seconds.")
 
 
 class JobLinks(BaseModel):
@@ -99,6 +113,9 @@ class JobBase(BaseModel):
     progress: VideoProgress | None = Field(
         None, exclude_if=_is_none, description="Video jobs while running: frames and segments done, time left."
     )
+    waiting_for: WaitingFor | None = Field(
+        None, exclude_if=_is_none, description="Set while a queued job waits for a worker of its pool to exist."
+    )
 
 
 class JobRecord(JobBase):
@@ -109,6 +126,7 @@ class JobRecord(JobBase):
     options: dict[str, Any] | None = Field(None, description="The kind's validated options (``jobs.kinds``).")
     request_id: str | None = None
     idempotency_key: str | None = None
+    crashed_deliveries: int = Field(0, description="Deliveries whose worker died (or was killed) before they ended.")
     image_sha256: str = ""
     image_format: str = ""
     image_width: int = 0

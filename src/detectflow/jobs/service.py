@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import time
 import uuid
 from typing import NamedTuple, Protocol
 
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 
 from detectflow.config import Settings, Task
 from detectflow.jobs.bundle import pack_images, unpack_images
+from detectflow.jobs.capacity import capacity_wait, waited_too_long
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.images import inspect_image
 from detectflow.jobs.kinds import JobKind, kind_of
@@ -210,6 +212,23 @@ class JobService:
             raise DetectflowError(ErrorCode.job_not_found, f"No job {job_id} (unknown or expired).")
         return job
 
+    async def get_with_capacity(self, job_id: str, tenant: str = DEFAULT_TENANT) -> JobRecord:
+        """:meth:`get`, saying when a queued job waits for its pool to have a worker (``waiting_for``);
+        one held longer than ``job_capacity_wait_seconds`` fails ``no_capacity`` here."""
+        job = await self.get(job_id, tenant)
+        if job.status is not JobStatus.queued:
+            return job
+        live, last_seen = await self.store.pool_state(job.task.value, self.settings.api_worker_stale_seconds)
+        now = time.time()
+        waiting = capacity_wait(job, live, last_seen, now)
+        if waited_too_long(job, waiting, now, self.settings.job_capacity_wait_seconds):
+            kind = kind_of(job.task)
+            webhook = self.enqueuer.webhook_message(kind, job.id) if hasattr(self.enqueuer, "webhook_message") else None
+            text = f"No {job.task.value} worker for {waiting.seconds:.0f} s (DETECTFLOW_JOB_CAPACITY_WAIT_SECONDS)."
+            await self.store.fail_waiting(job.id, ErrorCode.no_capacity, text, webhook)
+            return await self.get(job_id, tenant)
+        return job.model_copy(update={"waiting_for": waiting}) if waiting else job
+
     async def list(
         self,
         limit: int = 20,
@@ -227,18 +246,18 @@ class JobService:
         )
 
     async def cancel(self, job_id: str, tenant: str = DEFAULT_TENANT) -> JobRecord:
-        """queued -> cancelled (a cancelled job stays cancelled); ``job_not_cancellable`` once it started.
+        """queued|retrying|running -> cancelled (a cancelled job stays cancelled); ``job_not_cancellable`` once it ended.
 
-        A running video job can be cancelled too: its segments not yet started are then skipped.
+        A running job stops at its worker's next safe point: its result is never stored.
         """
-        job = await self.get(job_id, tenant)
-        applied, old = await self.store.cancel(job_id, running=job.media == "video")
+        await self.get(job_id, tenant)
+        applied, old = await self.store.cancel(job_id)
         if old is None:
             raise DetectflowError(ErrorCode.job_not_found, f"No job {job_id} (unknown or expired).")
         if not applied and old != JobStatus.cancelled:
             raise DetectflowError(
                 ErrorCode.job_not_cancellable,
-                f"Job {job_id} is {old}: only queued jobs can be cancelled.",
+                f"Job {job_id} is {old}: only unfinished jobs can be cancelled.",
                 {"status": old},
             )
         return await self.get(job_id, tenant)

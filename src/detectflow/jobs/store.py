@@ -149,6 +149,16 @@ class JobStore(Protocol):
         """Unfinished work of ``queue``: waiting, in flight and waiting for a retry."""
         ...
 
+    async def pool_state(self, task: str, stale_after: float) -> tuple[int, float | None]:
+        """Live workers of ``task`` (seen within ``stale_after`` s) and when one last beat (unix s, None: never)."""
+        ...
+
+    async def fail_waiting(
+        self, job_id: str, code: ErrorCode, message: str, webhook: QueuedMessage | None = None
+    ) -> bool:
+        """queued -> failed (held too long without capacity), with ``webhook`` sent in the same step."""
+        ...
+
     async def drain_rate(self, task: str) -> float:
         """Jobs of ``task`` finished per second, recently."""
         ...

@@ -65,6 +65,12 @@ DEFAULT_INIT_RESOURCES = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits
 SECRET_LABEL = "detectflow.io/secret"
 #: Grace period added to a worker's time limit so scale-in lets a running job finish (seconds).
 DEFAULT_GRACE_MARGIN_SECONDS = 30
+#: Where a worker pod's processes touch their heartbeat files (on the writable /tmp).
+DEFAULT_HEARTBEAT_DIR = "/tmp/detectflow-heartbeat"
+#: A heartbeat older than this fails the worker's liveness probe (seconds): a wedged process.
+DEFAULT_HEARTBEAT_MAX_AGE_SECONDS = 30
+#: How long a worker may take to load and warm its model before liveness counts (seconds).
+DEFAULT_WORKER_STARTUP_SECONDS = 300
 #: Where models fetched from a URI are stored in a worker pod.
 DEFAULT_MODEL_DIR = "/models"
 #: Longest Kubernetes object name the helper produces (DNS label).
@@ -738,6 +744,28 @@ def _gpu_tolerations(worker: WorkerSpec) -> list[dict[str, Any]]:
     return tolerations
 
 
+def _worker_probes() -> dict[str, Any]:
+    """Exec probes on the heartbeat files each worker process touches once its model is loaded.
+
+    Ready once every process beats; live while none is silent for longer than
+    ``DEFAULT_HEARTBEAT_MAX_AGE_SECONDS`` (a process wedged in C holding the GIL); the startup probe
+    gives the model load its time. No port: the probe reads files (see ``detectflow.worker.probe``).
+    """
+    probe = {
+        "exec": {
+            "command": [
+                "python", "-m", "detectflow.worker.probe", DEFAULT_HEARTBEAT_DIR, str(DEFAULT_HEARTBEAT_MAX_AGE_SECONDS),
+            ]
+        },
+        "timeoutSeconds": 5,
+    }  # fmt: skip
+    return {
+        "startupProbe": {**probe, "periodSeconds": 5, "failureThreshold": DEFAULT_WORKER_STARTUP_SECONDS // 5},
+        "readinessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 1},
+        "livenessProbe": {**probe, "periodSeconds": 15, "failureThreshold": 3},
+    }
+
+
 def render_worker_deployment(pipeline: DetectionPipeline, worker: WorkerSpec, owner: dict[str, Any]) -> dict[str, Any]:
     """Deployment ``<pipeline>-<worker>`` running ``detectflow worker --task <task>``.
 
@@ -770,6 +798,7 @@ def render_worker_deployment(pipeline: DetectionPipeline, worker: WorkerSpec, ow
         "DETECTFLOW_WORKER_METRICS_HOST": "0.0.0.0",
         "DETECTFLOW_WORKER_METRICS_PORT": DEFAULT_WORKER_METRICS_PORT,
         "DETECTFLOW_WORKER_PROCESSES": 1,
+        "DETECTFLOW_WORKER_HEARTBEAT_DIR": DEFAULT_HEARTBEAT_DIR,
         "DETECTFLOW_WORKER_TASK": task,
         "DETECTFLOW_WORKER_THREADS": worker_concurrency(worker),
         "DETECTFLOW_WORKER_TIME_LIMIT_SECONDS": worker.time_limit_seconds,
@@ -824,6 +853,7 @@ def render_worker_deployment(pipeline: DetectionPipeline, worker: WorkerSpec, ow
         container["envFrom"] = list(worker.env_from)
     container["resources"] = _resources(worker.resources.requests, limits)
     container["securityContext"] = _CONTAINER_SECURITY
+    container |= _worker_probes()
     pod["terminationGracePeriodSeconds"] = worker.time_limit_seconds + DEFAULT_GRACE_MARGIN_SECONDS
     if worker.node_selector:
         pod["nodeSelector"] = dict(sorted(worker.node_selector.items()))

@@ -35,7 +35,10 @@ from detectflow.jobs.store import QueuedMessage
 from detectflow.jobs.stores.redis import WAKEUP_TOKENS, client_options, connect
 from detectflow.keys import KeyLayout
 
-__all__ = ["WakeupRedisBroker", "make_broker", "DramatiqEnqueuer", "DRAMATIQ_CONTRACT", "dispatch_args", "socket_timeout_for"]
+__all__ = [
+    "WakeupRedisBroker", "make_broker", "DramatiqEnqueuer", "DRAMATIQ_CONTRACT", "dispatch_args", "socket_timeout_for",
+    "webhook_message",
+]  # fmt: skip
 
 #: Chance per million broker calls that Dramatiq runs its own maintenance (we also run it on a timer).
 MAINTENANCE_CHANCE = 10_000
@@ -177,6 +180,16 @@ def make_broker(settings: Settings, *, set_global: bool = True, max_connections:
     return broker
 
 
+def webhook_message(kind: JobKind, job_id: str) -> QueuedMessage:
+    """The Dramatiq message of a job's webhook, built as ``RedisBroker.enqueue`` would, for the job
+    store to send in its final transition (the outbox: see ``jobs.stores.redis``)."""
+    message = Message(
+        queue_name=kind.webhook_queue, actor_name=kind.webhook_actor_name, args=(job_id,), kwargs={},
+        options={"redis_message_id": str(uuid4())},
+    )  # fmt: skip
+    return QueuedMessage(kind.webhook_queue, message.options["redis_message_id"], message.encode())
+
+
 class DramatiqEnqueuer:
     """Builds the Dramatiq message of a job for the actor of its kind, without importing the actor's code.
 
@@ -193,6 +206,10 @@ class DramatiqEnqueuer:
             options={"redis_message_id": str(uuid4())},
         )  # fmt: skip
         return QueuedMessage(kind.queue, message.options["redis_message_id"], message.encode())
+
+    def webhook_message(self, kind: JobKind, job_id: str) -> QueuedMessage:
+        """The message of a job's webhook, for a final transition to send (see :func:`webhook_message`)."""
+        return webhook_message(kind, job_id)
 
     def enqueue(self, kind: JobKind, job_id: str) -> None:
         """Send a job's message on its own (a redelivery; new jobs are sent by the store)."""

@@ -12,12 +12,20 @@ from detectflow.logs import setup_logging
 from detectflow.worker.actors import declare_actors, declare_segment_actor
 from detectflow.worker.broker import make_broker
 from detectflow.worker.context import WorkerContext
+from detectflow.worker.deadline import HardDeadline
 from detectflow.worker.metrics import WorkerMetrics
 from detectflow.worker.middleware import JobLifecycle, WorkerPresence
+from detectflow.worker.recycle import Recycler
 
 
 def _load_detector(pool, settings):
     from detectflow.config import Task
+
+    if settings.worker_detector_factory:  # e.g. the fault-injecting detector of the poison and hang tests
+        import importlib
+
+        module, _, name = settings.worker_detector_factory.partition(":")
+        return getattr(importlib.import_module(module), name)(pool, settings)
     from detectflow.detectors.registry import load_detector
 
     return load_detector(Task.object if pool == Task.object else Task.face, settings)  # recognition: faces
@@ -48,3 +56,5 @@ broker.add_middleware(WorkerPresence(ctx, _load_detector, [kind.queue, dq_name(k
 broker.add_middleware(
     WorkerMetrics(kind.served_by.value, kind.actor_name, settings.worker_metrics_host, settings.worker_metrics_port)
 )
+broker.add_middleware(HardDeadline(ctx))
+broker.add_middleware(Recycler(ctx))

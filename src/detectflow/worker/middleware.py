@@ -14,9 +14,11 @@ from dramatiq.middleware import Middleware, SkipMessage
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.logs import job_id_var, request_id_var
 from detectflow.video.storage import job_status
-from detectflow.worker.broker import WakeupRedisBroker
 from detectflow.worker import metrics
+from detectflow.worker.broker import WakeupRedisBroker, webhook_message
 from detectflow.worker.context import WorkerContext
+from detectflow.worker.durable import durably
+from detectflow.worker.isolation import SharedExclusiveLock
 from detectflow.worker.tasks.base import Outcome
 
 __all__ = ["JobLifecycle", "WorkerPresence", "failure_of"]
@@ -39,38 +41,62 @@ def failure_of(exc: BaseException | None) -> tuple[ErrorCode, str]:
 
 
 class JobLifecycle(Middleware):
-    """queued -> running before the actor, succeeded after it, failed once retries are exhausted.
+    """queued -> running before the actor, succeeded after it, retrying while a retry waits, failed
+    once retries are exhausted or the delivery cap is reached.
 
-    Both ends go through :meth:`succeed` and :meth:`fail`: the final transition, then the webhook.
+    Both ends go through :meth:`succeed` and :meth:`fail`: the final transition, with the webhook's
+    message enqueued in the same Redis step (the outbox).
     """
 
-    def __init__(self, ctx: WorkerContext, webhook_actor: dramatiq.Actor) -> None:
+    def __init__(self, ctx: WorkerContext, webhook_actor: dramatiq.Actor | None = None) -> None:
         self.ctx = ctx
-        self.webhook_actor = webhook_actor
+        self.webhook_actor = webhook_actor  # its message is sent by the final transition itself
+        self.isolation = SharedExclusiveLock()  # crash suspects run alone in the process
+        self._held = threading.local()
+
+    def _isolate(self, job_id: str) -> None:
+        # a job still reading running at delivery was held by a worker that died: a suspect
+        exclusive = durably(lambda: self.ctx.store.status(job_id), "reading the job") == "running"
+        self.isolation.acquire(exclusive)
+        self._held.exclusive = exclusive
+
+    def _release(self) -> None:
+        exclusive = getattr(self._held, "exclusive", None)
+        if exclusive is not None:
+            self._held.exclusive = None
+            self.isolation.release(exclusive)
 
     def _job_id(self, message) -> str | None:
         kind = self.ctx.kind
         return message.args[0] if message.actor_name in (kind.actor_name, kind.segment_actor_name) else None
 
     def succeed(self, job_id: str, outcome: Outcome) -> None:
-        """The success path: store the result (running -> succeeded), then send the webhook."""
-        applied, has_webhook = self.ctx.store.mark_succeeded(
-            job_id, outcome.result, self.ctx.kind.served_by.value, outcome.inference_s
+        """The success path: store the result (running -> succeeded) and enqueue the webhook, in one step.
+
+        A job cancelled while it ran is not stored (the transition is refused): this is its safe point.
+        """
+        pool = self.ctx.kind.served_by.value
+        webhook = webhook_message(self.ctx.kind, job_id)
+        applied, _ = durably(
+            lambda: self.ctx.store.mark_succeeded(job_id, outcome.result, pool, outcome.inference_s, webhook),
+            "storing the result",
         )
         if applied:
-            metrics.job_finished(self.ctx.kind.served_by.value, "succeeded", outcome)
+            metrics.job_finished(pool, "succeeded", outcome)
             log.info("job succeeded: %s", outcome.summary or "done")
-            if has_webhook:
-                self.webhook_actor.send(job_id)
+        else:
+            log.info("result dropped: the job was cancelled (or finished) while it ran")
 
     def fail(self, job_id: str, code: ErrorCode, text: str) -> None:
-        """The failure path: store the reason (-> failed), then send the webhook."""
-        applied, has_webhook = self.ctx.store.mark_failed(job_id, self.ctx.kind.served_by.value, code, text)
+        """The failure path: store the reason (-> failed) and enqueue the webhook, in one step."""
+        pool = self.ctx.kind.served_by.value
+        webhook = webhook_message(self.ctx.kind, job_id)
+        applied, _ = durably(
+            lambda: self.ctx.store.mark_failed(job_id, pool, code, text, webhook), "storing the failure"
+        )
         if applied:
-            metrics.job_finished(self.ctx.kind.served_by.value, "failed")
+            metrics.job_finished(pool, "failed")
             log.warning("job failed: %s: %s", code.value, text)
-            if has_webhook:
-                self.webhook_actor.send(job_id)
 
     def before_process_message(self, broker, message):
         job_id = self._job_id(message)
@@ -84,24 +110,48 @@ class JobLifecycle(Middleware):
                 log.info("skipping segment %s: job is %s", message.args[1], status or "gone")
                 raise SkipMessage()
             return
-        applied, old, request_id = self.ctx.store.mark_running(job_id)
-        request_id_var.set(request_id)
-        if not applied:
-            # Expired, cancelled, or already finished by an earlier delivery: nothing to do.
-            log.info("skipping message %s: job is %s", message.message_id, old or "gone")
+        self._isolate(job_id)
+        cap = self.ctx.settings.worker_max_deliveries
+        delivery = durably(lambda: self.ctx.store.start_delivery(job_id, cap), "starting the job")
+        request_id_var.set(delivery.request_id)
+        if delivery.capped:
+            # The worker died under this job each time: a poison message. Fail it and dead-letter it.
+            self.fail(job_id, ErrorCode.worker_crashed, f"The worker running the job died {delivery.crashed} times.")
+            message.fail()
             raise SkipMessage()
+        if not delivery.started:
+            # Expired, cancelled, or already finished by an earlier delivery: nothing to do.
+            log.info("skipping message %s: job is %s", message.message_id, delivery.previous or "gone")
+            raise SkipMessage()
+        if delivery.crashed:
+            log.warning("job redelivered after %d crashed deliveries (cap %d)", delivery.crashed, cap)
         log.info("job started (attempt %s)", message.options.get("retries", 0) + 1)
+
+    def before_enqueue(self, broker, message, delay):
+        # Dramatiq's Retries middleware re-enqueues a failed job with a delay: running -> retrying
+        # first, so the retry never finds its job still reading running. (A video segment's retry
+        # leaves its job running: the other segments go on.)
+        if message.actor_name != self.ctx.kind.actor_name:
+            return
+        job_id = message.args[0]
+        if delay is not None and message.options.get("retries", 0) > 0:
+            durably(lambda: self.ctx.store.mark_retrying(job_id), "marking the retry")
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
         job_id = self._job_id(message)
         if job_id is None:
             return
         outcome = self.ctx.take_outcome()
-        if exception is None and outcome is not None and outcome.result is not None:
-            self.succeed(job_id, outcome)
+        try:
+            # a result of None leaves the job running: a video's other segments finish it
+            if exception is None and outcome is not None and outcome.result is not None:
+                self.succeed(job_id, outcome)
+        finally:
+            self._release()
         self._forget()
 
     def after_skip_message(self, broker, message):
+        self._release()
         self._forget()
 
     def after_nack(self, broker, message):

@@ -100,3 +100,23 @@ def _alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_supervisor_restarts_a_recycled_child_at_once_without_counting_a_crash(tmp_path):
+    # Given a child that exits EXIT_RECYCLED the first time (a recycled worker), then stays up
+    from detectflow.cli.supervisor import EXIT_RECYCLED
+
+    flag = tmp_path / "ran"
+    code = f"import pathlib, sys, time; p = pathlib.Path({str(flag)!r})\nif not p.exists(): p.touch(); sys.exit({EXIT_RECYCLED})\ntime.sleep(60)"
+    said: list[str] = []
+    child = Child("worker", _python(code))
+    sup = Supervisor([child], POLICY, said.append)
+    sup.start_all()
+    first = child.proc.pid
+    try:
+        wait_for(lambda: sup.poll() is None and child.proc.pid != first, 10, 0.02, what="the relaunch")
+        # Then it was relaunched with no backoff and no death counted
+        assert child.deaths == [] and child.restart_at is None
+        assert any("recycled" in m for m in said), said
+    finally:
+        sup.stop_all(timeout=5)

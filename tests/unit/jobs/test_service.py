@@ -124,24 +124,37 @@ def test_service_backpressure_refuses_at_the_limit_with_retry_after(store, enque
     run(service.submit(_png(), Task.face))  # room again
 
 
-def test_service_cancel_only_queued_jobs(store, enqueuer):
+def test_service_cancel_any_unfinished_job(store, enqueuer):
     service = _service(store, enqueuer)
     queued, _ = run(service.submit(_png(), Task.face))
     running, _ = run(service.submit(_png(), Task.face))
+    retrying, _ = run(service.submit(_png(), Task.face))
+    done, _ = run(service.submit(_png(), Task.face))
     store.mark_running(running.id)
-    assert run(service.cancel(queued.id)).status is JobStatus.cancelled
+    store.mark_running(retrying.id)
+    store.mark_retrying(retrying.id)
+    store.mark_running(done.id)
+    store.mark_finished(done.id, JobStatus.succeeded)
+    for job in (queued, running, retrying):
+        assert run(service.cancel(job.id)).status is JobStatus.cancelled
     assert run(service.cancel(queued.id)).status is JobStatus.cancelled  # idempotent
+    # a cancelled running job never ends succeeded: the worker's transition is refused
+    assert store.mark_finished(running.id, JobStatus.succeeded) == (False, "cancelled")
     with pytest.raises(DetectflowError) as err:
-        run(service.cancel(running.id))
-    assert err.value.code is ErrorCode.job_not_cancellable and err.value.details == {"status": "running"}
+        run(service.cancel(done.id))
+    assert err.value.code is ErrorCode.job_not_cancellable and err.value.details == {"status": "succeeded"}
     with pytest.raises(DetectflowError) as err:
         run(service.cancel("nope"))
     assert err.value.code is ErrorCode.job_not_found
 
 
-def test_service_jobs_expire_after_the_ttl(store, enqueuer, clock):
+def test_service_jobs_expire_a_ttl_after_they_end(store, enqueuer, clock):
     service = _service(store, enqueuer)
     job, _ = run(service.submit(_png(), Task.face))
+    clock.now += 1000  # a backlog older than the TTL: unfinished jobs never expire
+    assert run(service.get(job.id)).status is JobStatus.queued and run(store.image(job.id)) is not None
+    store.mark_running(job.id)
+    store.mark_finished(job.id, JobStatus.succeeded)
     clock.now += 59
     assert run(service.get(job.id)).id == job.id
     clock.now += 2
@@ -228,3 +241,25 @@ def test_retry_after_seconds_is_bounded():
     assert retry_after_seconds(100, 100, 1000.0) == MIN_RETRY_AFTER
     assert retry_after_seconds(10**6, 1, 0.01) == MAX_RETRY_AFTER
     assert retry_after_seconds(5, 1, 0.0) == 30  # nothing drained yet: a fixed guess
+
+
+def test_service_queued_job_without_workers_says_it_waits_for_capacity(store, enqueuer):
+    service = _service(store, enqueuer)
+    job, _ = run(service.submit(_png(), Task.face))
+    assert run(service.get_with_capacity(job.id)).waiting_for is None  # the pool has a worker
+    store.pools["face"] = (0, None)
+    seen = run(service.get_with_capacity(job.id))
+    assert seen.status is JobStatus.queued and seen.waiting_for.reason == "capacity"
+    assert seen.public().model_dump()["waiting_for"]["reason"] == "capacity"
+
+
+def test_service_job_held_past_the_capacity_bound_fails_no_capacity(store, enqueuer):
+    import time
+
+    service = _service(store, enqueuer, job_capacity_wait_seconds=30)
+    job, _ = run(service.submit(_png(), Task.face))
+    store.pools["face"] = (0, time.time() - 3600)
+    assert run(service.get_with_capacity(job.id)).status is JobStatus.queued  # the job itself waited < 30 s
+    store._jobs[job.id] = (store._jobs[job.id][0], job.model_copy(update={"created_at": job.created_at.replace(year=2020)}))
+    failed = run(service.get_with_capacity(job.id))
+    assert failed.status is JobStatus.failed and failed.error.code is ErrorCode.no_capacity

@@ -264,10 +264,10 @@ async def get_job(
         float, Query(ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for the job to finish (long polling).")
     ] = 0,
 ) -> JobPublic:
-    job = await service.get(job_id, principal.tenant)
+    job = await service.get_with_capacity(job_id, principal.tenant)
     if wait > 0 and not job.status.is_final:
         await request.app.state.waiter.wait(job_id, wait)
-        job = await service.get(job_id, principal.tenant)
+        job = await service.get_with_capacity(job_id, principal.tenant)
     return job.public(_base_url(request, settings.api_public_url))
 
 

@@ -13,6 +13,11 @@ from detectflow.jobs.store import Admission, Cursor, JobFilter, QueuedMessage, S
 
 __all__ = ["MemoryJobStore", "StubEnqueuer"]
 
+#: Expiry of what lives until its job ends.
+_NEVER = float("inf")
+#: The states a job can be cancelled, started or retried from.
+UNFINISHED = (JobStatus.queued, JobStatus.retrying, JobStatus.running)
+
 
 @dataclass
 class StubEnqueuer:
@@ -21,11 +26,15 @@ class StubEnqueuer:
     def message(self, kind: JobKind, job_id: str) -> QueuedMessage:
         return QueuedMessage(kind.queue, f"m-{job_id}", job_id.encode())
 
+    def webhook_message(self, kind: JobKind, job_id: str) -> QueuedMessage:
+        return QueuedMessage(kind.webhook_queue, f"w-{job_id}", job_id.encode())
+
 
 class MemoryJobStore:
     """The JobStore protocol over dicts, with the Redis store's semantics.
 
-    Expiry follows ``clock`` (seconds; ``time.monotonic`` by default, a settable one in tests).
+    Expiry follows ``clock`` (seconds; ``time.monotonic`` by default, a settable one in tests): a
+    job and its blobs expire ``ttl`` after it ends, never while it is unfinished.
     Queue depth counts unfinished jobs of a queue, as the ``.msgs`` hashes do, since every job
     is enqueued with its record; ``sent`` lists the messages as ``(queue, job id)``.
     ``mark_running``/``mark_finished`` play the worker's part.
@@ -39,6 +48,8 @@ class MemoryJobStore:
         self._idempotency: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
         self.finished: list[tuple[str, float]] = []  # (task, clock) of each final transition
         self.sent: list[tuple[str, str]] = []
+        #: task -> (live workers, when one last beat or None); a pool with a worker by default
+        self.pools: dict[str, tuple[int, float | None]] = {}
 
     # --- expiry ----------------------------------------------------------------------
     def _live(self, table: dict[str, tuple[float, Any]], key: str) -> Any:
@@ -53,6 +64,14 @@ class MemoryJobStore:
     def _expires(self) -> float:
         return self.clock() + self.ttl
 
+    def _expire_job(self, job_id: str) -> None:
+        """Start the TTL of a job that just ended, and of its blobs."""
+        at = self._expires()
+        self._jobs[job_id] = (at, self._jobs[job_id][1])
+        for name in (f"{job_id}:image", f"{job_id}:annotated"):
+            if name in self._blobs:
+                self._blobs[name] = (at, self._blobs[name][1])
+
     # --- JobStore --------------------------------------------------------------------
     async def submit(self, job: JobRecord, image: bytes, message: QueuedMessage, admission: Admission) -> Submitted:
         idem = (job.tenant, admission.idempotency_key) if admission.idempotency_key else None
@@ -66,8 +85,8 @@ class MemoryJobStore:
         queued = self._unfinished(job.tenant)
         if admission.max_queued_jobs is not None and queued >= admission.max_queued_jobs:
             return Submitted("quota_exceeded", count=queued)
-        self._jobs[job.id] = (self._expires(), job.model_copy())
-        self._blobs[f"{job.id}:image"] = (self._expires(), image)
+        self._jobs[job.id] = (_NEVER, job.model_copy())  # unfinished jobs never expire
+        self._blobs[f"{job.id}:image"] = (_NEVER, image)
         if idem is not None:
             self._idempotency[idem] = (self._expires(), (job.id, admission.fingerprint))
         self.sent.append((message.queue, job.id))
@@ -94,9 +113,16 @@ class MemoryJobStore:
         entry = self._jobs.get(job_id)
         self._blobs[f"{job_id}:annotated"] = (entry[0] if entry else self._expires(), png)
 
-    async def cancel(self, job_id: str, running: bool = False) -> tuple[bool, str | None]:
-        allowed = (JobStatus.queued, JobStatus.running) if running else (JobStatus.queued,)
-        return self._transition(job_id, allowed, JobStatus.cancelled)
+    async def cancel(self, job_id: str) -> tuple[bool, str | None]:
+        return self._transition(job_id, UNFINISHED, JobStatus.cancelled)
+
+    async def pool_state(self, task: str, stale_after: float) -> tuple[int, float | None]:
+        return self.pools.get(task, (1, None))
+
+    async def fail_waiting(self, job_id: str, code, message: str, webhook: QueuedMessage | None = None) -> bool:
+        from detectflow.jobs.records import JobError
+
+        return self._transition(job_id, (JobStatus.queued,), JobStatus.failed, error=JobError(code=code, message=message))[0]
 
     async def queue_depth(self, queue: str) -> int:
         return sum(
@@ -141,15 +167,21 @@ class MemoryJobStore:
             fields.setdefault("finished_at", utcnow())
             self.finished.append((job.task.value, self.clock()))
         self._jobs[job_id] = (self._jobs[job_id][0], job.model_copy(update={"status": new, **fields}))
+        if new.is_final:
+            self._expire_job(job_id)
         return True, old.value
 
     def mark_running(self, job_id: str) -> tuple[bool, str | None]:
-        """queued|running -> running, one more attempt."""
+        """queued|retrying|running -> running, one more attempt."""
         job = self._live(self._jobs, job_id)
         attempts = job.attempts + 1 if job is not None else 0
         return self._transition(
-            job_id, (JobStatus.queued, JobStatus.running), JobStatus.running, started_at=utcnow(), attempts=attempts
+            job_id, UNFINISHED, JobStatus.running, started_at=utcnow(), attempts=attempts
         )
+
+    def mark_retrying(self, job_id: str) -> tuple[bool, str | None]:
+        """running -> retrying (a transient failure waits for its retry)."""
+        return self._transition(job_id, (JobStatus.running,), JobStatus.retrying)
 
     def mark_finished(self, job_id: str, status: JobStatus, **fields: Any) -> tuple[bool, str | None]:
         """running -> a final status, with its fields (``result`` or ``error``)."""

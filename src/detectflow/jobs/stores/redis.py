@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,17 +18,22 @@ from detectflow.jobs.records import JobError, JobRecord, JobStatus, WebhookState
 from detectflow.jobs.store import Admission, Cursor, JobFilter, QueuedMessage, Submitted, created_us
 from detectflow.keys import KeyLayout
 
-__all__ = ["AsyncRedisJobStore", "RedisJobStore", "client_options", "connect", "connect_async"]
+__all__ = ["AsyncRedisJobStore", "Delivery", "RedisJobStore", "client_options", "connect", "connect_async", "job_keys"]
 
 #: How often an idle pooled connection is pinged before reuse (seconds).
 HEALTH_CHECK_SECONDS = 30
 
 _JSON_FIELDS = ("error", "result", "webhook", "video_options", "options")
 
-# Conditional transition: KEYS[1] job hash, KEYS[2] per-state counters; ARGV = [allowed "a,b",
-# new_status, incr_attempts 0|1, final 0|1, done channel, job id, field, value, ...]. A final
-# transition publishes the job id on the done channel (long-polling readers). Returns
-# {1, old_status, request_id, has_webhook} when applied, {0, old_status or false} otherwise.
+# Conditional transition: KEYS[1] job hash, KEYS[2] per-state counters, KEYS[3] the webhook
+# queue's .msgs, KEYS[4] its list, KEYS[5] its wake-up list, KEYS[6..] the job's own keys (image,
+# outputs). ARGV = [allowed "a,b", new_status, incr_attempts 0|1, final 0|1, done channel, job id,
+# ttl (s), webhook message id ("" for none), webhook message, wake-up tokens kept, field, value, ...].
+# A final transition starts the TTL of the job and its keys (unfinished jobs never expire),
+# publishes the job id on the done channel (long-polling readers) and, when the job has a webhook,
+# enqueues the webhook's Dramatiq message in the same step (an outbox: a crash cannot keep one
+# without the other; the enqueue is dispatch.lua's, as in _SUBMIT). Returns {1, old_status,
+# request_id, has_webhook} when applied, {0, old_status or false} otherwise.
 _TRANSITION = """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {0, false} end
@@ -39,13 +45,44 @@ if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
 if ARGV[4] == '1' then
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 end
-for i = 7, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 11, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local has_webhook = redis.call('HEXISTS', KEYS[1], 'webhook')
 if ARGV[4] == '1' then
   local unfinished = redis.call('HGET', KEYS[1], 'unfinished_key')
   if unfinished then redis.call('ZREM', unfinished, ARGV[6]) end
+  local ttl = tonumber(ARGV[7])
+  redis.call('EXPIRE', KEYS[1], ttl)
+  for i = 6, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
+  if has_webhook == 1 and ARGV[8] ~= '' then
+    redis.call('HSET', KEYS[3], ARGV[8], ARGV[9])
+    redis.call('RPUSH', KEYS[4], ARGV[8])
+    redis.call('LPUSH', KEYS[5], 1)
+    redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[10]) - 1)
+  end
   redis.call('PUBLISH', ARGV[5], ARGV[6])
 end
-return {1, cur, redis.call('HGET', KEYS[1], 'request_id'), redis.call('HEXISTS', KEYS[1], 'webhook')}
+return {1, cur, redis.call('HGET', KEYS[1], 'request_id'), has_webhook}
+"""
+
+# The start of a delivery. KEYS[1] job hash; ARGV: 1 started_at, 2 max deliveries. A job found
+# ``running`` was being run by a worker that died (or was killed) before the delivery ended: its
+# ``crashed_deliveries`` grows, and at the cap the delivery is refused ({2, ...}: the caller fails
+# the job). Otherwise queued|retrying|running -> running, one more attempt. Returns {applied 0|1|2,
+# old status or false, request_id, crashed deliveries}.
+_START = """
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return {0, false} end
+if cur ~= 'queued' and cur ~= 'retrying' and cur ~= 'running' then return {0, cur} end
+local crashed = tonumber(redis.call('HGET', KEYS[1], 'crashed_deliveries') or '0')
+if cur == 'running' then
+  crashed = crashed + 1
+  redis.call('HSET', KEYS[1], 'crashed_deliveries', crashed)
+end
+local request_id = redis.call('HGET', KEYS[1], 'request_id')
+if crashed >= tonumber(ARGV[2]) then return {2, cur, request_id, crashed} end
+redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+return {1, cur, request_id, crashed}
 """
 
 # Admission and creation in one step. KEYS: 1 job hash, 2 image, 3 per-state counters, 4 the
@@ -70,9 +107,8 @@ if tonumber(ARGV[5]) > 0 then
   if queued >= tonumber(ARGV[5]) then return {'quota_exceeded', queued} end
 end
 local ttl = tonumber(ARGV[3])
-redis.call('SET', KEYS[2], ARGV[12], 'EX', ttl)
+redis.call('SET', KEYS[2], ARGV[12])
 for i = 14, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('HINCRBY', KEYS[3], 'created', 1)
 redis.call('ZADD', KEYS[4], ARGV[1], ARGV[9])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[2])
@@ -88,6 +124,14 @@ return {'created'}
 
 #: Wake-up tokens kept per queue; one is enough to wake a consumer, a few cover bursts.
 WAKEUP_TOKENS = 16
+
+#: The states a job can be cancelled, started or failed from.
+UNFINISHED = (JobStatus.queued, JobStatus.retrying, JobStatus.running)
+
+
+def job_keys(keys: KeyLayout, job_id: str) -> list[str]:
+    """The Redis keys a job owns besides its hash: they expire with it, ``job_ttl`` after it ends."""
+    return [keys.image(job_id), keys.annotated(job_id)]
 
 
 def client_options(settings: Settings, *, max_connections: int | None = None) -> dict[str, Any]:
@@ -177,14 +221,27 @@ def _job_fields(keys: KeyLayout, job: JobRecord) -> list[str]:
 
 
 def _transition_request(
-    keys: KeyLayout, job_id: str, allowed: Iterable[JobStatus], new: JobStatus, incr: bool, fields: dict[str, Any]
+    keys: KeyLayout,
+    job_id: str,
+    allowed: Iterable[JobStatus],
+    new: JobStatus,
+    incr: bool,
+    fields: dict[str, Any],
+    ttl: int = 0,
+    webhook: QueuedMessage | None = None,
 ) -> tuple[list[str], list[str]]:
     # final states are counted in the same script, so counters never lag the job
     args: list[str] = [",".join(allowed), new.value, "1" if incr else "0", "1" if new.is_final else "0"]
-    args += [keys.done_channel(), job_id]
+    args += [keys.done_channel(), job_id, str(ttl)]
+    if webhook is None:
+        args += ["", "", str(WAKEUP_TOKENS)]
+        queue_keys = [keys.job_counts()] * 3  # untouched without a message (a cluster-friendly placeholder)
+    else:
+        args += [webhook.message_id, webhook.data, str(WAKEUP_TOKENS)]
+        queue_keys = [keys.queue_messages(webhook.queue), keys.queue(webhook.queue), keys.wakeup(webhook.queue)]
     for k, v in fields.items():
         args += [k, _encode(v)]
-    return [keys.job(job_id), keys.job_counts()], args
+    return [keys.job(job_id), keys.job_counts(), *queue_keys, *job_keys(keys, job_id)], args
 
 
 def _transition_result(reply: list) -> tuple[bool, str | None, str | None]:
@@ -195,6 +252,18 @@ def _transition_result(reply: list) -> tuple[bool, str | None, str | None]:
 
 def _has_webhook(reply: list) -> bool:
     return len(reply) > 3 and bool(reply[3])
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How the start of a delivery went: ``started``, or ``capped`` (fail it ``worker_crashed``), or
+    neither (the job is gone or finished: skip the message); ``crashed`` deliveries so far."""
+
+    started: bool
+    capped: bool
+    previous: str | None
+    request_id: str | None
+    crashed: int
 
 
 #: Window over which the drain rate is measured (seconds).
@@ -213,11 +282,17 @@ class RedisJobStore:
         self.keys = KeyLayout(prefix)
         self.ttl = ttl_seconds
         self._transition = client.register_script(_TRANSITION)
+        self._start = client.register_script(_START)
 
     # --- read ------------------------------------------------------------------------
     def get(self, job_id: str) -> JobRecord | None:
         raw = self.client.hgetall(self.keys.job(job_id))
         return _decode(raw) if raw else None
+
+    def status(self, job_id: str) -> str | None:
+        """The job's status alone (None when missing)."""
+        raw = self.client.hget(self.keys.job(job_id), "status")
+        return raw.decode() if raw else None
 
     def load(self, job_id: str) -> tuple[JobRecord | None, bytes | None]:
         """The job and its image, in one round trip."""
@@ -232,34 +307,64 @@ class RedisJobStore:
 
     # --- transitions -----------------------------------------------------------------
     def _apply(self, job_id: str, allowed: Iterable[JobStatus], new: JobStatus, incr: bool, **fields: Any):
-        keys, args = _transition_request(self.keys, job_id, allowed, new, incr, fields)
+        keys, args = _transition_request(self.keys, job_id, allowed, new, incr, fields, self.ttl)
         return _transition_result(self._transition(keys=keys, args=args))
 
     def mark_running(self, job_id: str) -> tuple[bool, str | None, str | None]:
-        """queued|running -> running (a redelivered message counts a new attempt).
+        """queued|retrying|running -> running (a redelivered message counts a new attempt).
 
         Returns (applied, previous status or None if missing, the submitting request's id).
         """
-        return self._apply(
-            job_id, (JobStatus.queued, JobStatus.running), JobStatus.running, True, started_at=utcnow()
+        return self._apply(job_id, UNFINISHED, JobStatus.running, True, started_at=utcnow())
+
+    def start_delivery(self, job_id: str, max_deliveries: int) -> Delivery:
+        """Start a delivery (queued|retrying|running -> running) under the delivery cap.
+
+        A job found ``running`` was held by a worker that died mid-job: one more crashed delivery.
+        Once ``max_deliveries`` have crashed the job is not started (``capped``): fail it.
+        """
+        reply = self._start(keys=[self.keys.job(job_id)], args=[_encode(utcnow()), max_deliveries])
+        applied, old, *rest = reply
+        request_id, crashed = (rest + [None, 0])[:2]
+        return Delivery(
+            started=applied == 1,
+            capped=applied == 2,
+            previous=old.decode() if old else None,
+            request_id=request_id.decode() if request_id else None,
+            crashed=int(crashed or 0),
         )
 
-    def _finish(self, job_id: str, task: str, allowed, new: JobStatus, inference_s: float | None, **fields):
-        keys, args = _transition_request(self.keys, job_id, allowed, new, False, {**fields, "finished_at": utcnow()})
+    def mark_retrying(self, job_id: str) -> bool:
+        """running -> retrying: a transient failure waits for its retry (called before the retry is sent)."""
+        return self._apply(job_id, (JobStatus.running,), JobStatus.retrying, False)[0]
+
+    def _finish(self, job_id: str, task: str, allowed, new: JobStatus, inference_s: float | None, webhook, **fields):
+        keys, args = _transition_request(
+            self.keys, job_id, allowed, new, False, {**fields, "finished_at": utcnow()}, self.ttl, webhook
+        )
         reply = self._transition(keys=keys, args=args)
         applied = _transition_result(reply)[0]
         if applied:
             self._count_finished(task, new, inference_s)
         return applied, _has_webhook(reply)
 
-    def mark_succeeded(self, job_id: str, result: Any, task: str, inference_s: float) -> tuple[bool, bool]:
-        """running -> succeeded; returns (applied, whether the job has a webhook to deliver)."""
-        return self._finish(job_id, task, (JobStatus.running,), JobStatus.succeeded, inference_s, result=result)
+    def mark_succeeded(
+        self, job_id: str, result: Any, task: str, inference_s: float, webhook: QueuedMessage | None = None
+    ) -> tuple[bool, bool]:
+        """running -> succeeded, enqueuing ``webhook`` in the same step when the job has one.
 
-    def mark_failed(self, job_id: str, task: str, code: ErrorCode, message: str) -> tuple[bool, bool]:
-        """queued|running -> failed with a reason; returns (applied, whether the job has a webhook)."""
+        Returns (applied, whether the job has a webhook). A job cancelled while it ran stays cancelled.
+        """
+        return self._finish(
+            job_id, task, (JobStatus.running,), JobStatus.succeeded, inference_s, webhook, result=result
+        )
+
+    def mark_failed(
+        self, job_id: str, task: str, code: ErrorCode, message: str, webhook: QueuedMessage | None = None
+    ) -> tuple[bool, bool]:
+        """queued|retrying|running -> failed with a reason (and ``webhook`` enqueued, as :meth:`mark_succeeded`)."""
         error = JobError(code=code, message=message)
-        return self._finish(job_id, task, (JobStatus.queued, JobStatus.running), JobStatus.failed, None, error=error)
+        return self._finish(job_id, task, UNFINISHED, JobStatus.failed, None, webhook, error=error)
 
     def set_webhook_state(self, job_id: str, state: WebhookState) -> None:
         key = self.keys.job(job_id)
@@ -312,8 +417,12 @@ class RedisJobStore:
         return buckets, raw.get("sum", 0.0), count
 
     def beat(self, task: str, worker_id: str, info: dict[str, Any]) -> None:
-        """Record a live, warmed-up worker."""
-        self.client.hset(self.keys.workers(task), worker_id, json.dumps({**info, "ts": time.time()}))
+        """Record a live, warmed-up worker (and when its pool last had one)."""
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(self.keys.workers(task), worker_id, json.dumps({**info, "ts": now}))
+        pipe.hset(self.keys.workers_seen(), task, now)
+        pipe.execute()
 
     def forget_worker(self, task: str, worker_id: str) -> None:
         self.client.hdel(self.keys.workers(task), worker_id)
@@ -385,14 +494,37 @@ class AsyncRedisJobStore:
         ttl = await self.client.ttl(self.keys.job(job_id))
         await self.client.set(self.keys.annotated(job_id), png, ex=ttl if ttl and ttl > 0 else self.ttl)
 
-    async def cancel(self, job_id: str, running: bool = False) -> tuple[bool, str | None]:
-        """queued (or, with ``running``, running) -> cancelled; returns (applied, previous status or None if missing)."""
-        allowed = (JobStatus.queued, JobStatus.running) if running else (JobStatus.queued,)
+    async def cancel(self, job_id: str) -> tuple[bool, str | None]:
+        """queued|retrying|running -> cancelled; returns (applied, previous status or None if missing).
+
+        A running job's worker finds it cancelled when it stores the result, and drops the result.
+        """
         keys, args = _transition_request(
-            self.keys, job_id, allowed, JobStatus.cancelled, False, {"finished_at": utcnow()}
+            self.keys, job_id, UNFINISHED, JobStatus.cancelled, False, {"finished_at": utcnow()}, self.ttl
         )
         applied, old, _ = _transition_result(await self._transition(keys=keys, args=args))
         return applied, old
+
+    async def pool_state(self, task: str, stale_after: float) -> tuple[int, float | None]:
+        """Live workers of ``task`` and when one last beat (unix seconds; None if none ever did)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hvals(self.keys.workers(task))
+            pipe.hget(self.keys.workers_seen(), task)
+            beats, seen = await pipe.execute()
+        now = time.time()
+        stamps = [json.loads(b).get("ts", 0.0) for b in beats] + ([float(seen)] if seen else [])
+        live = sum(1 for b in beats if now - json.loads(b).get("ts", 0.0) <= stale_after)
+        return live, (max(stamps) if stamps else None)
+
+    async def fail_waiting(
+        self, job_id: str, code: ErrorCode, message: str, webhook: QueuedMessage | None = None
+    ) -> bool:
+        """queued -> failed (held too long without capacity); the webhook's message is sent in the same step."""
+        fields = {"error": JobError(code=code, message=message), "finished_at": utcnow()}
+        keys, args = _transition_request(
+            self.keys, job_id, (JobStatus.queued,), JobStatus.failed, False, fields, self.ttl, webhook
+        )
+        return _transition_result(await self._transition(keys=keys, args=args))[0]
 
     async def queue_depth(self, queue: str) -> int:
         """Unfinished work of a queue: waiting, in flight and waiting for a retry."""
