@@ -47,14 +47,13 @@ class KeyLayout:
         """Hash: the job record."""
         return f"{self.prefix}:job:{job_id}"
 
-    def image(self, job_id: str) -> str:
-        """String: the uploaded image."""
-        return f"{self.prefix}:job:{job_id}:image"
-
     def annotated(self, job_id: str) -> str:
-        """String: the rendered annotated PNG (cache)."""
+        """String: the blob name of the rendered annotated PNG (cache)."""
         return f"{self.prefix}:job:{job_id}:annotated"
 
+    def blob_expiry(self) -> str:
+        """Sorted set of blob names scored by when they expire (epoch s): what the blob sweeper drains."""
+        return f"{self.prefix}:blobs:expiry"
 
     def job_index(self, tenant: str) -> str:
         """Sorted set of a tenant's job ids scored by creation time in µs (listing, newest first)."""

@@ -10,6 +10,12 @@ from tests.support.images import image_bytes
 pytestmark = [pytest.mark.redis, pytest.mark.models]
 
 
+@pytest.fixture
+def storage(each_storage: str) -> str:
+    """Every test here runs once per blob store (filesystem, S3)."""
+    return each_storage
+
+
 def test_worker_fails_an_image_its_decoder_finds_too_large(client, run_worker):
     # Given an API that accepted a 512 x 512 image from its header, and a worker allowed 100,000 pixels
     # (the two disagree as they would when the header the API read lies to it)

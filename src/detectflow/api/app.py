@@ -17,6 +17,8 @@ from detectflow.api.middleware import RequestContextMiddleware
 from detectflow.api.openapi import install_openapi, operation_id
 from detectflow.api.routes import health, jobs, keys
 from detectflow.auth.store import KeyStore
+from detectflow.blobs import AsyncBlobExpiry, AsyncBlobs, BlobExpiry, open_blob_store
+from detectflow.blobs.expiry import sweep_forever
 from detectflow.api.waiter import JobWaiter
 from detectflow.config import Settings, get_settings
 from detectflow.jobs.service import Enqueuer, JobService
@@ -61,6 +63,8 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     # the API's own work runs on the event loop (asyncio Redis); readiness and metrics read
     # through the broker's synchronous client in the thread pool
     observer = RedisJobStore(broker.client, settings.redis_prefix, settings.job_ttl_seconds)
+    # inputs and annotated images: the configured blob store, swept of expired blobs by each API process
+    blob_store = open_blob_store(settings, broker.client)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -71,13 +75,20 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
         server = None
         if settings.api_metrics_port:
             server, _ = serve_metrics(app.state.metrics, settings.api_host, settings.api_metrics_port)
+        sweeper = None
+        if settings.storage_sweep_interval_seconds > 0:
+            expiry = BlobExpiry(broker.client, settings.redis_prefix)
+            sweeper = asyncio.create_task(sweep_forever(blob_store, expiry, settings.storage_sweep_interval_seconds))
         yield
         if bootstrap is not None:
             bootstrap.cancel()
+        if sweeper is not None:
+            sweeper.cancel()
         if server is not None:
             server.shutdown()
         await waiter.aclose()
         await aclient.aclose()
+        blob_store.close()
         broker.close()
 
     docs = settings.api_docs
@@ -96,7 +107,11 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.state.observer = observer
     app.state.metrics = Metrics(observer, settings)
     store = AsyncRedisJobStore(aclient, settings.redis_prefix, settings.job_ttl_seconds)
-    app.state.jobs = JobService(store, enqueuer or DramatiqEnqueuer(broker), settings)
+    blobs = AsyncBlobs(blob_store)
+    app.state.blobs = blobs
+    app.state.jobs = JobService(
+        store, enqueuer or DramatiqEnqueuer(broker), settings, blobs, AsyncBlobExpiry(aclient, settings.redis_prefix)
+    )
     app.state.waiter = waiter
     app.state.keys = KeyStore(aclient, settings.redis_prefix)
     install_error_handlers(app)

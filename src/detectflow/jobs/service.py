@@ -9,6 +9,8 @@ from typing import Protocol
 
 from anyio import to_thread
 
+from detectflow.blobs.base import AsyncBlobs, content_name, input_name
+from detectflow.blobs.expiry import blob_expires_at
 from detectflow.config import Settings, Task
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.images import inspect_image
@@ -47,13 +49,47 @@ def retry_after_seconds(depth: int, limit: int, drain_per_s: float) -> int:
     return max(MIN_RETRY_AFTER, min(MAX_RETRY_AFTER, math.ceil(excess / drain_per_s)))
 
 
-class JobService:
-    """The job lifecycle as the API sees it (asyncio: the API's event loop runs it)."""
+class BlobMarker(Protocol):
+    """Records when blobs expire (:class:`detectflow.blobs.AsyncBlobExpiry`), for the sweeper."""
 
-    def __init__(self, store: JobStore, enqueuer: Enqueuer, settings: Settings) -> None:
+    async def mark(self, names: list[str], at: float) -> None: ...
+
+
+class JobService:
+    """The job lifecycle as the API sees it (asyncio: the API's event loop runs it).
+
+    Inputs and annotated images go to ``blobs`` (default: the store the settings name) under
+    content-addressed names; ``expiry`` (None: blobs are not tracked, as in unit tests) records
+    when each one expires, with its job.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        enqueuer: Enqueuer,
+        settings: Settings,
+        blobs: AsyncBlobs | None = None,
+        expiry: BlobMarker | None = None,
+    ) -> None:
         self.store = store
         self.enqueuer = enqueuer
         self.settings = settings
+        if blobs is None:
+            from detectflow.blobs.factory import open_blob_store
+
+            blobs = AsyncBlobs(open_blob_store(settings))
+        self.blobs = blobs
+        self.expiry = expiry
+
+    def blob_expiry(self, job: JobRecord) -> float:
+        """When the blobs of ``job`` expire: with its record (see :func:`detectflow.blobs.blob_expires_at`)."""
+        return blob_expires_at(self.settings.job_ttl_seconds, job.created_at.timestamp())
+
+    async def _keep(self, job: JobRecord, name: str, data: bytes) -> None:
+        # tracked before it is written: a blob whose job is refused (queue full) still expires
+        if self.expiry is not None:
+            await self.expiry.mark([name], self.blob_expiry(job))
+        await self.blobs.put(name, data)
 
     async def submit(
         self,
@@ -92,7 +128,8 @@ class JobService:
             image_height=header.height,
         )
         admission = Admission(s.api_max_queue_depth, max_queued_jobs, idempotency_key, fingerprint)
-        done = await self.store.submit(job, data, self.enqueuer.message(kind, job.id), admission)
+        await self._keep(job, input_name(job.image_sha256), data)
+        done = await self.store.submit(job, self.enqueuer.message(kind, job.id), admission)
         if done.outcome == "created":
             return job, True
         if done.outcome == "replayed":
@@ -185,17 +222,19 @@ class JobService:
                 f"Job {job_id} is {job.status}; the annotated image exists once it has succeeded.",
                 {"status": job.status.value},
             )
-        cached = await self.store.annotated(job_id)
-        if cached is not None:
+        kept = await self.store.annotated(job_id)
+        if kept is not None and (cached := await self.blobs.get(kept)) is not None:
             return cached
         from detectflow.jobs.annotated import render_annotated_png
 
-        data = await self.store.image(job_id)
+        data = await self.blobs.get(input_name(job.image_sha256))
         if data is None:
             raise DetectflowError(ErrorCode.job_not_found, f"The image of job {job_id} has expired.")
         # decoding and drawing take milliseconds of CPU: not on the event loop
         detections = job.result.detections if job.result else []
         png = await to_thread.run_sync(render_annotated_png, data, detections, self.settings.api_max_image_pixels)
         if len(png) <= self.settings.api_annotated_cache_max_bytes:  # a big one is rendered again, not kept
-            await self.store.save_annotated(job_id, png)
+            name = content_name("annotated", png, ".png")
+            await self._keep(job, name, png)
+            await self.store.save_annotated(job_id, name)
         return png

@@ -1,13 +1,15 @@
-"""Per-process worker state: settings, store, the kind served, the detector (loaded once, before consuming)."""
+"""Per-process worker state: settings, job and blob stores, the kind served, the detector (loaded once, before consuming)."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 
+from detectflow.blobs.base import BlobStore, input_name
 from detectflow.config import Settings
 from detectflow.detectors.base import Detector
 from detectflow.jobs.kinds import JobKind
+from detectflow.jobs.records import JobRecord
 from detectflow.jobs.stores.redis import RedisJobStore
 from detectflow.worker.tasks.base import Outcome
 
@@ -21,9 +23,18 @@ class WorkerContext:
     kind: JobKind
     detector: Detector | None = None
     worker_id: str = ""
+    #: Where the jobs' inputs are (the settings' blob store).
+    blobs: BlobStore | None = None
     #: Per worker thread: the outcome the actor hands to the JobLifecycle middleware.
     #: (Returning it would make Dramatiq warn that no Results backend keeps it.)
     _local: threading.local = field(default_factory=threading.local)
+
+    def load(self, job_id: str) -> tuple[JobRecord | None, bytes | None]:
+        """A job's record (Redis) and its input (the blob store); None for what is gone."""
+        job = self.store.get(job_id)
+        if job is None or self.blobs is None:
+            return job, None
+        return job, self.blobs.get(input_name(job.image_sha256))
 
     def hand_over(self, outcome: Outcome) -> None:
         self._local.outcome = outcome

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dramatiq.common import dq_name
 from dramatiq.middleware import CurrentMessage
 
+from detectflow.blobs import open_blob_store
 from detectflow.config import get_settings
 from detectflow.jobs.kinds import kind_of
 from detectflow.jobs.stores.redis import RedisJobStore
@@ -26,7 +27,7 @@ setup_logging(settings.log_level, settings.log_format)
 broker = make_broker(settings)
 kind = kind_of(settings.worker_task)
 store = RedisJobStore(broker.client, settings.redis_prefix, settings.job_ttl_seconds)
-ctx = WorkerContext(settings=settings, store=store, kind=kind)
+ctx = WorkerContext(settings=settings, store=store, kind=kind, blobs=open_blob_store(settings, broker.client))
 _, webhook_actor = declare_actors(broker, ctx)
 broker.add_middleware(CurrentMessage())
 broker.add_middleware(JobLifecycle(ctx, webhook_actor))

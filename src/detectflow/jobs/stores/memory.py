@@ -35,7 +35,7 @@ class MemoryJobStore:
         self.ttl = ttl_seconds
         self.clock = clock
         self._jobs: dict[str, tuple[float, JobRecord]] = {}
-        self._blobs: dict[str, tuple[float, bytes]] = {}
+        self._blobs: dict[str, tuple[float, str]] = {}  # annotated blob names
         self._idempotency: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
         self.finished: list[tuple[str, float]] = []  # (task, clock) of each final transition
         self.sent: list[tuple[str, str]] = []
@@ -54,7 +54,7 @@ class MemoryJobStore:
         return self.clock() + self.ttl
 
     # --- JobStore --------------------------------------------------------------------
-    async def submit(self, job: JobRecord, image: bytes, message: QueuedMessage, admission: Admission) -> Submitted:
+    async def submit(self, job: JobRecord, message: QueuedMessage, admission: Admission) -> Submitted:
         idem = (job.tenant, admission.idempotency_key) if admission.idempotency_key else None
         if idem is not None:
             bound = self._live(self._idempotency, idem)
@@ -67,7 +67,6 @@ class MemoryJobStore:
         if admission.max_queued_jobs is not None and queued >= admission.max_queued_jobs:
             return Submitted("quota_exceeded", count=queued)
         self._jobs[job.id] = (self._expires(), job.model_copy())
-        self._blobs[f"{job.id}:image"] = (self._expires(), image)
         if idem is not None:
             self._idempotency[idem] = (self._expires(), (job.id, admission.fingerprint))
         self.sent.append((message.queue, job.id))
@@ -84,15 +83,12 @@ class MemoryJobStore:
         job = self._live(self._jobs, job_id)
         return None if job is None else job.model_copy()
 
-    async def image(self, job_id: str) -> bytes | None:
-        return self._live(self._blobs, f"{job_id}:image")
-
-    async def annotated(self, job_id: str) -> bytes | None:
+    async def annotated(self, job_id: str) -> str | None:
         return self._live(self._blobs, f"{job_id}:annotated")
 
-    async def save_annotated(self, job_id: str, png: bytes) -> None:
+    async def save_annotated(self, job_id: str, name: str) -> None:
         entry = self._jobs.get(job_id)
-        self._blobs[f"{job_id}:annotated"] = (entry[0] if entry else self._expires(), png)
+        self._blobs[f"{job_id}:annotated"] = (entry[0] if entry else self._expires(), name)
 
     async def cancel(self, job_id: str) -> tuple[bool, str | None]:
         return self._transition(job_id, (JobStatus.queued,), JobStatus.cancelled)

@@ -48,41 +48,40 @@ end
 return {1, cur, redis.call('HGET', KEYS[1], 'request_id'), redis.call('HEXISTS', KEYS[1], 'webhook')}
 """
 
-# Admission and creation in one step. KEYS: 1 job hash, 2 image, 3 per-state counters, 4 the
-# tenant's job index, 5 the tenant's unfinished jobs, 6 the idempotency key, 7 the queue's .msgs,
-# 8 its .DQ.msgs, 9 its list, 10 its wake-up list. ARGV: 1 now (µs), 2 entries scored below this
-# (µs) have expired, 3 ttl (s), 4 max queue depth, 5 max queued jobs (0: unlimited), 6 "1" to bind
-# the idempotency key, 7 its value "<job id> <fingerprint>", 8 a stale value to replace ("" for
-# none), 9 job id, 10 message id, 11 message, 12 image, 13 wake-up tokens kept, then the job's
-# field/value pairs. Nothing is written before the checks pass, and the first write is the image
-# (a command Redis refuses when out of memory), so a full Redis refuses the whole submission.
+# Admission and creation in one step. KEYS: 1 job hash, 2 per-state counters, 3 the tenant's job
+# index, 4 the tenant's unfinished jobs, 5 the idempotency key, 6 the queue's .msgs, 7 its .DQ.msgs,
+# 8 its list, 9 its wake-up list. ARGV: 1 now (µs), 2 entries scored below this (µs) have expired,
+# 3 ttl (s), 4 max queue depth, 5 max queued jobs (0: unlimited), 6 "1" to bind the idempotency
+# key, 7 its value "<job id> <fingerprint>", 8 a stale value to replace ("" for none), 9 job id,
+# 10 message id, 11 message, 12 wake-up tokens kept, then the job's field/value pairs. The image
+# is in the blob store already (detectflow.blobs). Nothing is written before the checks pass, and
+# a full Redis refuses the script's first write, so the whole submission.
 # The enqueue is Dramatiq's own (dispatch.lua "enqueue": HSET .msgs, RPUSH the list;
 # fingerprinted by the broker's contract test).
 _SUBMIT = """
 if ARGV[6] == '1' then
-  local bound = redis.call('GET', KEYS[6])
+  local bound = redis.call('GET', KEYS[5])
   if bound and bound ~= ARGV[8] then return {'replayed', bound} end
 end
-local depth = redis.call('HLEN', KEYS[7]) + redis.call('HLEN', KEYS[8])
+local depth = redis.call('HLEN', KEYS[6]) + redis.call('HLEN', KEYS[7])
 if depth >= tonumber(ARGV[4]) then return {'queue_full', depth} end
 if tonumber(ARGV[5]) > 0 then
-  local queued = redis.call('ZCOUNT', KEYS[5], ARGV[2], '+inf')
+  local queued = redis.call('ZCOUNT', KEYS[4], ARGV[2], '+inf')
   if queued >= tonumber(ARGV[5]) then return {'quota_exceeded', queued} end
 end
 local ttl = tonumber(ARGV[3])
-redis.call('SET', KEYS[2], ARGV[12], 'EX', ttl)
-for i = 14, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 13, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('EXPIRE', KEYS[1], ttl)
-redis.call('HINCRBY', KEYS[3], 'created', 1)
+redis.call('HINCRBY', KEYS[2], 'created', 1)
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[9])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[2])
 redis.call('ZADD', KEYS[4], ARGV[1], ARGV[9])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[2])
-redis.call('ZADD', KEYS[5], ARGV[1], ARGV[9])
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[2])
-if ARGV[6] == '1' then redis.call('SET', KEYS[6], ARGV[7], 'EX', ttl) end
-redis.call('HSET', KEYS[7], ARGV[10], ARGV[11])
-redis.call('RPUSH', KEYS[9], ARGV[10])
-redis.call('LPUSH', KEYS[10], 1)
-redis.call('LTRIM', KEYS[10], 0, tonumber(ARGV[13]) - 1)
+if ARGV[6] == '1' then redis.call('SET', KEYS[5], ARGV[7], 'EX', ttl) end
+redis.call('HSET', KEYS[6], ARGV[10], ARGV[11])
+redis.call('RPUSH', KEYS[8], ARGV[10])
+redis.call('LPUSH', KEYS[9], 1)
+redis.call('LTRIM', KEYS[9], 0, tonumber(ARGV[12]) - 1)
 return {'created'}
 """
 
@@ -215,17 +214,6 @@ class RedisJobStore:
         raw = self.client.hgetall(self.keys.job(job_id))
         return _decode(raw) if raw else None
 
-    def load(self, job_id: str) -> tuple[JobRecord | None, bytes | None]:
-        """The job and its image, in one round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(self.keys.job(job_id))
-        pipe.get(self.keys.image(job_id))
-        raw, image = pipe.execute()
-        return (_decode(raw) if raw else None), image
-
-    def image(self, job_id: str) -> bytes | None:
-        return self.client.get(self.keys.image(job_id))
-
     # --- transitions -----------------------------------------------------------------
     def _apply(self, job_id: str, allowed: Iterable[JobStatus], new: JobStatus, incr: bool, **fields: Any):
         keys, args = _transition_request(self.keys, job_id, allowed, new, incr, fields)
@@ -330,7 +318,7 @@ class AsyncRedisJobStore:
         self._submit = client.register_script(_SUBMIT)
 
     async def submit(
-        self, job: JobRecord, image: bytes, message: QueuedMessage, admission: Admission, replace: str = ""
+        self, job: JobRecord, message: QueuedMessage, admission: Admission, replace: str = ""
     ) -> Submitted:
         """Admit and create a job in one script (see :meth:`~detectflow.jobs.store.JobStore.submit`).
 
@@ -340,14 +328,14 @@ class AsyncRedisJobStore:
         idem = admission.idempotency_key
         score = created_us(job)
         keys = [
-            k.job(job.id), k.image(job.id), k.job_counts(), k.job_index(job.tenant), k.unfinished(job.tenant),
+            k.job(job.id), k.job_counts(), k.job_index(job.tenant), k.unfinished(job.tenant),
             k.idempotency(job.tenant, idem or ""), *k.depth_keys(message.queue), k.queue(message.queue),
             k.wakeup(message.queue),
         ]  # fmt: skip
         args = [
             score, score - self.ttl * 1_000_000, self.ttl, admission.max_queue_depth,
             admission.max_queued_jobs or 0, "1" if idem else "0", f"{job.id} {admission.fingerprint}", replace,
-            job.id, message.message_id, message.data, image, WAKEUP_TOKENS, *_job_fields(k, job),
+            job.id, message.message_id, message.data, WAKEUP_TOKENS, *_job_fields(k, job),
         ]  # fmt: skip
         outcome, *rest = await self._submit(keys=keys, args=args)
         outcome = outcome.decode()
@@ -355,22 +343,22 @@ class AsyncRedisJobStore:
             found_id, _, found_fp = rest[0].decode().partition(" ")
             if await self.client.exists(k.job(found_id)):
                 return Submitted("replayed", job_id=found_id, fingerprint=found_fp)
-            return await self.submit(job, image, message, admission, replace=rest[0].decode())  # its job expired
+            return await self.submit(job, message, admission, replace=rest[0].decode())  # its job expired
         return Submitted(outcome, count=int(rest[0]) if rest else 0)
 
     async def get(self, job_id: str) -> JobRecord | None:
         raw = await self.client.hgetall(self.keys.job(job_id))
         return _decode(raw) if raw else None
 
-    async def image(self, job_id: str) -> bytes | None:
-        return await self.client.get(self.keys.image(job_id))
+    async def annotated(self, job_id: str) -> str | None:
+        """The blob name of the job's rendered annotated PNG, if it was kept."""
+        name = await self.client.get(self.keys.annotated(job_id))
+        return name.decode() if name else None
 
-    async def annotated(self, job_id: str) -> bytes | None:
-        return await self.client.get(self.keys.annotated(job_id))
-
-    async def save_annotated(self, job_id: str, png: bytes) -> None:
+    async def save_annotated(self, job_id: str, name: str) -> None:
+        """Remember the blob name of the job's annotated PNG, for as long as the job lives."""
         ttl = await self.client.ttl(self.keys.job(job_id))
-        await self.client.set(self.keys.annotated(job_id), png, ex=ttl if ttl and ttl > 0 else self.ttl)
+        await self.client.set(self.keys.annotated(job_id), name, ex=ttl if ttl and ttl > 0 else self.ttl)
 
     async def cancel(self, job_id: str) -> tuple[bool, str | None]:
         """queued -> cancelled; returns (applied, previous status or None if missing)."""
