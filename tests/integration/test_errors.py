@@ -184,8 +184,8 @@ def test_redis_out_of_memory_is_service_unavailable(tmp_path):
         connect(server.url).config_set("maxmemory-policy", "noeviction")
         app = create_app(
             Settings(redis_url=server.url, redis_prefix="oom", webhook_secret="x", admin_key=TEST_ADMIN_KEY,
-                     api_metrics_port=0)
-        )  # fmt: skip
+                     api_metrics_port=0, storage="redis")
+        )  # fmt: skip  (images in Redis, so that a few uploads fill it)
         with TestClient(app, raise_server_exceptions=False, headers=AUTH) as client:
             # When uploads stop fitting (the first may still fit under the limit)
             answers = [submit(client, image_bytes("astronaut")) for _ in range(5)]

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import submit, wait_job
+from tests.integration.conftest import storage_env, submit, wait_job
 from tests.support.images import image_bytes
 from tests.support.processes import AUTH, cli_env, start_api
 
@@ -25,7 +25,8 @@ def _key(admin, tenant: str, name: str = "k", **limits) -> dict[str, str]:
 @pytest.fixture
 def api(settings, tmp_path: Path):
     """A real `detectflow api` process (real concurrency) on the test's Redis prefix."""
-    proc, url = start_api(cli_env(redis_url=settings.redis_url, redis_prefix=settings.redis_prefix), tmp_path / "api.log")
+    env = cli_env(redis_url=settings.redis_url, redis_prefix=settings.redis_prefix, **storage_env(settings))
+    proc, url = start_api(env, tmp_path / "api.log")
     yield url
     proc.stop()
 
