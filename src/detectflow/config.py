@@ -149,6 +149,12 @@ class Settings(BaseSettings):
 
     # --- jobs
     job_ttl_seconds: int = Field(24 * 3600, ge=1, description="How long a job, its image and its result are kept, seconds.")
+    result_cache_ttl_seconds: int = Field(
+        24 * 3600,
+        ge=0,
+        description="A tenant's job identical to one that succeeded this recently (input, task, model, options) is "
+        "answered at once from its result (`cached: true`), seconds; 0 disables the cache.",
+    )
 
     # --- storage
     storage: Literal["filesystem", "s3", "redis"] = Field(

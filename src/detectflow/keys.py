@@ -51,6 +51,14 @@ class KeyLayout:
         """String: the blob name of the rendered annotated PNG (cache)."""
         return f"{self.prefix}:job:{job_id}:annotated"
 
+    def result_cache(self, tenant: str, digest: str) -> str:
+        """String: the id of a tenant's succeeded job whose result answers requests with this cache digest."""
+        return f"{self.prefix}:tenant:{tenant}:cache:{digest}"
+
+    def serving_model(self, task: str) -> str:
+        """String: the SHA-256 of the model file that last produced a result of ``task`` (the cache's model version)."""
+        return f"{self.prefix}:cache:model:{task}"
+
     def blob_expiry(self) -> str:
         """Sorted set of blob names scored by when they expire (epoch s): what the blob sweeper drains."""
         return f"{self.prefix}:blobs:expiry"

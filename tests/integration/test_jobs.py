@@ -266,3 +266,22 @@ def test_list_forgets_expired_jobs(make_client, store):
     assert [j["id"] for j in client.get("/v1/jobs").json()["items"]] == [new]
     # the index entry of the expired job went with the next submission
     assert store.client.zcard(store.keys.job_index("default")) == 1
+
+
+def test_identical_upload_twice_is_cached_and_succeeds_without_a_worker(client, run_worker, store):
+    # Given a job that succeeded on a worker, and then no worker at all
+    worker = run_worker("face")
+    first = wait_job(client, submit(client, image_bytes("astronaut")).json()["id"])
+    assert first["status"] == "succeeded" and first["cached"] is False
+    worker.stop()
+    # When the same image is uploaded again by the same tenant
+    resp = submit(client, image_bytes("astronaut"))
+    # Then it is answered at once from the earlier result, with its own id, and its annotated image renders
+    again = resp.json()
+    assert resp.status_code == 202 and again["status"] == "succeeded" and again["cached"] is True
+    assert again["id"] != first["id"] and again["result"] == first["result"]
+    assert client.get(f"/v1/jobs/{again['id']}/annotated").status_code == 200
+    # while cache=false queues it for a worker
+    opted_out = submit(client, image_bytes("astronaut"), cache="false").json()
+    assert opted_out["status"] == "queued" and opted_out["cached"] is False
+    print(f"\nFIGURE cached answer without a worker: status {again['status']}, cached {again['cached']}")

@@ -94,6 +94,9 @@ class JobBase(BaseModel):
     attempts: int = Field(0, description="Deliveries of the job to a worker (retries and redeliveries count).")
     error: JobError | None = Field(None, description="Why the job failed (status `failed`).")
     result: JobResult | None = Field(None, description="The result (status `succeeded`).")
+    cached: bool = Field(
+        False, description="The result is an earlier identical job's (same input, task, model and options), from the cache."
+    )
 
 
 class JobRecord(JobBase):
@@ -107,6 +110,7 @@ class JobRecord(JobBase):
     image_format: str = ""
     image_width: int = 0
     image_height: int = 0
+    cache: bool = Field(True, description="Whether the job may be answered from, and fills, the result cache.")
 
     def public(self, base_url: str = "") -> JobPublic:
         """What clients see of this job: the API's answers and the webhook body."""

@@ -15,7 +15,7 @@ from detectflow.config import Settings, Task
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.images import inspect_image
 from detectflow.jobs.kinds import JobKind, kind_of
-from detectflow.jobs.records import JobPage, JobRecord, JobStatus, WebhookState
+from detectflow.jobs.records import JobPage, JobRecord, JobStatus, WebhookState, utcnow
 from detectflow.jobs.store import Admission, JobFilter, JobStore, QueuedMessage, decode_cursor, encode_cursor
 from detectflow.webhooks import INVALID_URL, TargetPolicy, TargetRefused, signing_key, vet_target_async
 
@@ -101,8 +101,14 @@ class JobService:
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
         request_id: str | None = None,
+        cache: bool = True,
     ) -> tuple[JobRecord, bool]:
         """Validate, admit, store and enqueue a job; returns (job, created): created is False on a replay.
+
+        A tenant's job identical to one that succeeded within ``result_cache_ttl_seconds`` (same
+        input bytes, task, model and options) is created succeeded at once with that result and
+        ``cached`` set, without a worker; ``cache=False`` opts out (neither read nor filled). Jobs
+        with a webhook or an Idempotency-Key always run (their semantics are the queue's).
 
         Raises
         ------
@@ -126,7 +132,12 @@ class JobService:
             image_format=header.format,
             image_width=header.width,
             image_height=header.height,
+            cache=cache,
         )
+        if cache and webhook is None and idempotency_key is None and s.result_cache_ttl_seconds > 0:
+            hit = await self.store.cached(tenant, kind.task.value, job.image_sha256)
+            if hit is not None:
+                return await self._answer_from(job, hit), True
         admission = Admission(s.api_max_queue_depth, max_queued_jobs, idempotency_key, fingerprint)
         await self._keep(job, input_name(job.image_sha256), data)
         done = await self.store.submit(job, self.enqueuer.message(kind, job.id), admission)
@@ -155,6 +166,17 @@ class JobService:
             {"queued_jobs": done.count, "max_queued_jobs": max_queued_jobs, "retry_after_seconds": wait},
             headers={"Retry-After": str(wait)},
         )
+
+    async def _answer_from(self, job: JobRecord, hit: JobRecord) -> JobRecord:
+        now = utcnow()
+        done = job.model_copy(
+            update={"status": JobStatus.succeeded, "started_at": now, "finished_at": now, "result": hit.result,
+                    "cached": True}
+        )  # fmt: skip
+        if self.expiry is not None:  # the input blob (the earlier job's, same bytes) now lives as long as this job
+            await self.expiry.mark([input_name(job.image_sha256)], self.blob_expiry(done))
+        await self.store.create_finished(done)
+        return done
 
     async def _webhook(self, url: str | None) -> WebhookState | None:
         if not url:

@@ -135,6 +135,14 @@ class JobStore(Protocol):
 
     async def get(self, job_id: str) -> JobRecord | None: ...
 
+    async def cached(self, tenant: str, task: str, image_sha256: str) -> JobRecord | None:
+        """The tenant's succeeded job with this input and task on the model serving it now, if cached."""
+        ...
+
+    async def create_finished(self, job: JobRecord) -> None:
+        """Store a job that is final already (a cached answer), listed like any other."""
+        ...
+
     async def annotated(self, job_id: str) -> str | None:
         """The blob name of the job's annotated PNG, if one was kept."""
         ...

@@ -256,3 +256,32 @@ def test_retry_after_seconds_is_bounded():
     assert retry_after_seconds(100, 100, 1000.0) == MIN_RETRY_AFTER
     assert retry_after_seconds(10**6, 1, 0.01) == MAX_RETRY_AFTER
     assert retry_after_seconds(5, 1, 0.0) == 30  # nothing drained yet: a fixed guess
+
+
+def test_service_identical_job_is_answered_from_the_cache_within_the_tenant(store, enqueuer):
+    # Given a tenant's job that succeeded
+    service = _service(store, enqueuer)
+    first, _ = run(service.submit(_png(), Task.face, tenant="a"))
+    _succeed(store, first.id)
+    sent = len(store.sent)
+    # When the tenant submits the same image again
+    again, created = run(service.submit(_png(), Task.face, tenant="a"))
+    # Then a new job is succeeded at once with the earlier result, and nothing is queued
+    assert created and again.id != first.id and again.cached and again.status is JobStatus.succeeded
+    assert again.result == run(service.get(first.id, "a")).result and len(store.sent) == sent
+    assert run(service.get(again.id, "a")).cached
+    # while another tenant, another task, `cache=False` and a job with a webhook all run
+    for kw, task in (({"tenant": "b"}, Task.face), ({"tenant": "a"}, Task.object), ({"tenant": "a", "cache": False}, Task.face),
+                     ({"tenant": "a", "webhook_url": "https://93.184.215.14/hook"}, Task.face)):  # fmt: skip
+        job, _ = run(service.submit(_png(), task, **kw))
+        assert not job.cached and job.status is JobStatus.queued, kw
+
+
+def test_service_cache_is_off_with_a_zero_ttl_and_unfilled_by_cache_false(store, enqueuer):
+    service = _service(store, enqueuer)
+    opted_out, _ = run(service.submit(_png(), Task.face, cache=False))
+    _succeed(store, opted_out.id)
+    assert not run(service.submit(_png(), Task.face))[0].cached  # the opted-out job did not fill it
+    on, _ = run(service.submit(_png(1), Task.face))
+    _succeed(store, on.id)
+    assert not run(_service(store, enqueuer, result_cache_ttl_seconds=0).submit(_png(1), Task.face))[0].cached

@@ -120,6 +120,10 @@ async def create_job(
     webhook_url: Annotated[
         str | None, Form(description="POSTed the job JSON when it ends.", examples=["https://example.org/hooks/df"])
     ] = None,
+    cache: Annotated[
+        bool,
+        Form(description="`false`: always run the job, never answer it from (nor keep it in) the result cache."),
+    ] = True,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -142,6 +146,7 @@ async def create_job(
         webhook_url=webhook_url,
         idempotency_key=idempotency_key,
         request_id=request_id_var.get(),
+        cache=cache,
     )
     public = job.public(_base_url(request, settings.api_public_url))
     response.status_code = 202 if created else 200

@@ -37,6 +37,7 @@ class MemoryJobStore:
         self._jobs: dict[str, tuple[float, JobRecord]] = {}
         self._blobs: dict[str, tuple[float, str]] = {}  # annotated blob names
         self._idempotency: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
+        self._cache: dict[tuple[str, str, str], tuple[float, str]] = {}  # (tenant, task, sha) -> job id
         self.finished: list[tuple[str, float]] = []  # (task, clock) of each final transition
         self.sent: list[tuple[str, str]] = []
 
@@ -89,6 +90,14 @@ class MemoryJobStore:
     async def save_annotated(self, job_id: str, name: str) -> None:
         entry = self._jobs.get(job_id)
         self._blobs[f"{job_id}:annotated"] = (entry[0] if entry else self._expires(), name)
+
+    async def cached(self, tenant: str, task: str, image_sha256: str) -> JobRecord | None:
+        job_id = self._live(self._cache, (tenant, task, image_sha256))
+        job = None if job_id is None else self._live(self._jobs, job_id)
+        return None if job is None or job.status is not JobStatus.succeeded else job.model_copy()
+
+    async def create_finished(self, job: JobRecord) -> None:
+        self._jobs[job.id] = (self._expires(), job.model_copy())
 
     async def cancel(self, job_id: str) -> tuple[bool, str | None]:
         return self._transition(job_id, (JobStatus.queued,), JobStatus.cancelled)
@@ -147,5 +156,9 @@ class MemoryJobStore:
         )
 
     def mark_finished(self, job_id: str, status: JobStatus, **fields: Any) -> tuple[bool, str | None]:
-        """running -> a final status, with its fields (``result`` or ``error``)."""
-        return self._transition(job_id, (JobStatus.running,), status, **fields)
+        """running -> a final status, with its fields (``result`` or ``error``); a success fills the result cache."""
+        done = self._transition(job_id, (JobStatus.running,), status, **fields)
+        job = self._live(self._jobs, job_id)
+        if done[0] and status is JobStatus.succeeded and job is not None and job.cache:
+            self._cache[(job.tenant, job.task.value, job.image_sha256)] = (self._jobs[job_id][0], job_id)
+        return done

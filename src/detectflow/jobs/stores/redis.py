@@ -12,6 +12,7 @@ import redis
 import redis.asyncio as aioredis
 
 from detectflow.config import Settings
+from detectflow.jobs.cache import cache_digest
 from detectflow.jobs.errors import ErrorCode
 from detectflow.jobs.records import JobError, JobRecord, JobStatus, WebhookState, utcnow
 from detectflow.jobs.store import Admission, Cursor, JobFilter, QueuedMessage, Submitted, created_us
@@ -203,10 +204,11 @@ class RedisJobStore:
     #: Upper bounds of the inference-time histogram (seconds).
     INFERENCE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-    def __init__(self, client: redis.Redis, prefix: str, ttl_seconds: int) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, ttl_seconds: int, result_cache_seconds: int = 0) -> None:
         self.client = client
         self.keys = KeyLayout(prefix)
         self.ttl = ttl_seconds
+        self.result_cache_seconds = result_cache_seconds
         self._transition = client.register_script(_TRANSITION)
 
     # --- read ------------------------------------------------------------------------
@@ -237,8 +239,24 @@ class RedisJobStore:
         return applied, _has_webhook(reply)
 
     def mark_succeeded(self, job_id: str, result: Any, task: str, inference_s: float) -> tuple[bool, bool]:
-        """running -> succeeded; returns (applied, whether the job has a webhook to deliver)."""
-        return self._finish(job_id, task, (JobStatus.running,), JobStatus.succeeded, inference_s, result=result)
+        """running -> succeeded, then into the result cache; returns (applied, whether the job has a webhook)."""
+        done = self._finish(job_id, task, (JobStatus.running,), JobStatus.succeeded, inference_s, result=result)
+        if done[0] and self.result_cache_seconds > 0:
+            self._remember(job_id, task, result)
+        return done
+
+    def _remember(self, job_id: str, task: str, result: Any) -> None:
+        """Make a succeeded job the cached answer to its tenant's identical requests (while both live)."""
+        model = getattr(getattr(result, "model", None), "sha256", None)
+        tenant, sha, cache = self.client.hmget(self.keys.job(job_id), "tenant", "image_sha256", "cache")
+        ttl = self.client.ttl(self.keys.job(job_id))
+        if not model or not tenant or not sha or (cache or b"True").decode().lower() in ("false", "0") or ttl <= 0:
+            return
+        key = self.keys.result_cache(tenant.decode(), cache_digest(task, sha.decode(), model))
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(key, job_id, ex=min(self.result_cache_seconds, ttl))  # never outlives the job it names
+        pipe.set(self.keys.serving_model(task), model)
+        pipe.execute()
 
     def mark_failed(self, job_id: str, task: str, code: ErrorCode, message: str) -> tuple[bool, bool]:
         """queued|running -> failed with a reason; returns (applied, whether the job has a webhook)."""
@@ -349,6 +367,30 @@ class AsyncRedisJobStore:
     async def get(self, job_id: str) -> JobRecord | None:
         raw = await self.client.hgetall(self.keys.job(job_id))
         return _decode(raw) if raw else None
+
+    async def cached(self, tenant: str, task: str, image_sha256: str) -> JobRecord | None:
+        """The tenant's succeeded job with this input and task on the model serving it now, if cached."""
+        model = await self.client.get(self.keys.serving_model(task))
+        if model is None:
+            return None
+        found = await self.client.get(self.keys.result_cache(tenant, cache_digest(task, image_sha256, model.decode())))
+        job = await self.get(found.decode()) if found else None
+        if job is None or job.tenant != tenant or job.status is not JobStatus.succeeded or job.result is None:
+            return None
+        return job
+
+    async def create_finished(self, job: JobRecord) -> None:
+        """Store a job that is final already (a cached answer): its record and its place in the listing."""
+        k = self.keys
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(k.job(job.id), mapping={**dict(zip(*[iter(_job_fields(k, job))] * 2, strict=True)),
+                                              "result": _encode(job.result)})  # fmt: skip
+            pipe.hdel(k.job(job.id), "unfinished_key")
+            pipe.expire(k.job(job.id), self.ttl)
+            pipe.hincrby(k.job_counts(), "created", 1)
+            pipe.hincrby(k.job_counts(), job.status.value, 1)
+            pipe.zadd(k.job_index(job.tenant), {job.id: created_us(job)})
+            await pipe.execute()
 
     async def annotated(self, job_id: str) -> str | None:
         """The blob name of the job's rendered annotated PNG, if it was kept."""
