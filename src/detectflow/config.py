@@ -177,6 +177,12 @@ class Settings(BaseSettings):
         None, description="`s3`: access key; unset: the standard AWS chain (AWS_ACCESS_KEY_ID, profiles, IAM roles)."
     )
     storage_s3_secret_access_key: SecretStr | None = Field(None, description="`s3`: secret key, with the access key.")
+    storage_upload_max_bytes: int = Field(
+        1024**3, ge=1024, description="Largest file `PUT /v1/uploads/{id}` takes (streamed to the blob store), bytes."
+    )
+    storage_upload_seconds: int = Field(
+        900, ge=60, le=7 * 86400, description="How long an upload URL (pre-signed or the API's) may be used, seconds."
+    )
     storage_sweep_interval_seconds: float = Field(
         DEFAULT_STORAGE_SWEEP_INTERVAL_SECONDS,
         ge=0,

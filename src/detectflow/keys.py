@@ -59,6 +59,10 @@ class KeyLayout:
         """String: the SHA-256 of the model file that last produced a result of ``task`` (the cache's model version)."""
         return f"{self.prefix}:cache:model:{task}"
 
+    def upload(self, upload_id: str) -> str:
+        """String: the tenant an upload (``POST /v1/uploads``) belongs to, for as long as it may be used."""
+        return f"{self.prefix}:upload:{upload_id}"
+
     def blob_expiry(self) -> str:
         """Sorted set of blob names scored by when they expire (epoch s): what the blob sweeper drains."""
         return f"{self.prefix}:blobs:expiry"

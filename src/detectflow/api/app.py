@@ -15,13 +15,14 @@ from detectflow.api.errors import install_error_handlers
 from detectflow.api.metrics import Metrics, serve_metrics
 from detectflow.api.middleware import RequestContextMiddleware
 from detectflow.api.openapi import install_openapi, operation_id
-from detectflow.api.routes import health, jobs, keys
+from detectflow.api.routes import health, jobs, keys, uploads
 from detectflow.auth.store import KeyStore
 from detectflow.blobs import AsyncBlobExpiry, AsyncBlobs, BlobExpiry, open_blob_store
 from detectflow.blobs.expiry import sweep_forever
 from detectflow.api.waiter import JobWaiter
 from detectflow.config import Settings, get_settings
 from detectflow.jobs.service import Enqueuer, JobService
+from detectflow.jobs.uploads import UploadService
 from detectflow.jobs.stores.redis import AsyncRedisJobStore, RedisJobStore, client_options, connect_async
 
 __all__ = ["create_app"]
@@ -109,20 +110,22 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     store = AsyncRedisJobStore(aclient, settings.redis_prefix, settings.job_ttl_seconds)
     blobs = AsyncBlobs(blob_store)
     app.state.blobs = blobs
-    app.state.jobs = JobService(
-        store, enqueuer or DramatiqEnqueuer(broker), settings, blobs, AsyncBlobExpiry(aclient, settings.redis_prefix)
-    )
+    blob_expiry = AsyncBlobExpiry(aclient, settings.redis_prefix)
+    app.state.jobs = JobService(store, enqueuer or DramatiqEnqueuer(broker), settings, blobs, blob_expiry)
+    app.state.uploads = UploadService(aclient, blobs, blob_expiry, settings)
     app.state.waiter = waiter
     app.state.keys = KeyStore(aclient, settings.redis_prefix)
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(jobs.router)
     app.include_router(keys.router)
+    app.include_router(uploads.router)
     app.include_router(health.router)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=app.state.metrics,
         max_body_bytes=settings.api_max_upload_bytes,
         body_timeout=settings.api_body_timeout_seconds,
+        large_bodies={"/v1/uploads/": (settings.storage_upload_max_bytes, float(settings.storage_upload_seconds))},
     )
     return app

@@ -76,6 +76,8 @@ _EXAMPLES: dict[ErrorCode, tuple[str, dict[str, Any]]] = {
         {"queued_jobs": 1000, "max_queued_jobs": 1000, "retry_after_seconds": 10},
     ),
     ErrorCode.key_not_found: ("No API key 3b9f0c1d2e4a5b6c7d8e.", {}),
+    ErrorCode.upload_not_found: ("No upload 9b0f... (unknown or expired).", {}),
+    ErrorCode.request_timeout: ("The request body did not arrive within 60 s.", {}),
     ErrorCode.internal_error: ("Internal server error.", {}),
 }
 

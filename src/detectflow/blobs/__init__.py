@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from detectflow.blobs.base import AsyncBlobs, BlobStore, content_name, input_name
+from detectflow.blobs.base import AsyncBlobs, BlobStore, content_name, input_name, upload_name
 from detectflow.blobs.expiry import AsyncBlobExpiry, BlobExpiry, blob_expires_at
 from detectflow.blobs.factory import open_blob_store
 
@@ -15,4 +15,5 @@ __all__ = [
     "content_name",
     "input_name",
     "open_blob_store",
+    "upload_name",
 ]

@@ -8,9 +8,14 @@ from typing import BinaryIO, Protocol
 
 from anyio import to_thread
 
-__all__ = ["BlobStore", "AsyncBlobs", "input_name", "content_name", "check_name"]
+__all__ = ["BlobStore", "AsyncBlobs", "input_name", "content_name", "check_name", "upload_name"]
 
 _NAME = re.compile(r"^[a-z]+/[0-9a-f]{64}(\.[a-z0-9]+)?$")
+
+
+def upload_name(upload_id: str) -> str:
+    """The blob a client uploads to (``POST /v1/uploads``): ``uploads/<upload id>`` (64 random hex digits)."""
+    return check_name(f"uploads/{upload_id}")
 
 
 def input_name(sha256: str) -> str:
@@ -60,6 +65,10 @@ class BlobStore(Protocol):
 
     def exists(self, name: str) -> bool: ...
 
+    def size(self, name: str) -> int | None:
+        """The byte length of ``name``, or None if there is no such blob (read without reading the blob)."""
+        ...
+
     def delete(self, name: str) -> None:
         """Remove ``name``; a missing name is not an error."""
         ...
@@ -94,6 +103,9 @@ class AsyncBlobs:
 
     async def exists(self, name: str) -> bool:
         return await to_thread.run_sync(self.store.exists, name)
+
+    async def size(self, name: str) -> int | None:
+        return await to_thread.run_sync(self.store.size, name)
 
     async def delete(self, name: str) -> None:
         await to_thread.run_sync(self.store.delete, name)

@@ -66,6 +66,12 @@ class FilesystemBlobStore:
     def exists(self, name: str) -> bool:
         return self.path(name).is_file()
 
+    def size(self, name: str) -> int | None:
+        try:
+            return self.path(name).stat().st_size
+        except FileNotFoundError:
+            return None
+
     def delete(self, name: str) -> None:
         self.path(name).unlink(missing_ok=True)
 

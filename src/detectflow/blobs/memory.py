@@ -31,6 +31,9 @@ class MemoryBlobStore:
     def exists(self, name: str) -> bool:
         return name in self.blobs
 
+    def size(self, name: str) -> int | None:
+        return len(self.blobs[name]) if name in self.blobs else None
+
     def delete(self, name: str) -> None:
         self.blobs.pop(name, None)
 

@@ -39,6 +39,14 @@ class RedisBlobStore:
     def exists(self, name: str) -> bool:
         return bool(self.client.exists(self.key(name)))
 
+    def size(self, name: str) -> int | None:
+        key = self.key(name)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.exists(key)
+        pipe.strlen(key)
+        present, length = pipe.execute()
+        return int(length) if present else None
+
     def delete(self, name: str) -> None:
         self.client.delete(self.key(name))
 

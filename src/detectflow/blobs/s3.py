@@ -98,6 +98,16 @@ class S3BlobStore:
                 return False
             raise
 
+    def size(self, name: str) -> int | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return int(self.client.head_object(Bucket=self.bucket, Key=self.key(name))["ContentLength"])
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            raise
+
     def delete(self, name: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
 

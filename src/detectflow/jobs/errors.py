@@ -28,6 +28,7 @@ class ErrorCode(StrEnum):
     rate_limited = "rate_limited"
     quota_exceeded = "quota_exceeded"
     key_not_found = "key_not_found"
+    upload_not_found = "upload_not_found"
     not_found = "not_found"
     method_not_allowed = "method_not_allowed"
     service_unavailable = "service_unavailable"
@@ -60,6 +61,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.rate_limited: 429,
     ErrorCode.quota_exceeded: 429,
     ErrorCode.key_not_found: 404,
+    ErrorCode.upload_not_found: 404,
     ErrorCode.service_unavailable: 503,
     ErrorCode.internal_error: 500,
 }

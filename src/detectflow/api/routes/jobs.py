@@ -105,6 +105,7 @@ def _base_url(request: Request, public_url: str) -> str:
             ErrorCode.idempotency_key_reused,
             ErrorCode.webhooks_disabled,
             ErrorCode.queue_full,
+            ErrorCode.upload_not_found,
         ),
     },
     summary="Submit an image for detection",
@@ -115,8 +116,13 @@ async def create_job(
     service: JobServiceDep,
     settings: SettingsDep,
     principal: Submitter,
-    file: Annotated[UploadFile, File(description="The image (JPEG, PNG, WebP, BMP, TIFF).")],
     task: Annotated[Task, Form(description="What to detect.", examples=["face"])],
+    file: Annotated[
+        UploadFile | None, File(description="The image (JPEG, PNG, WebP, BMP, TIFF); or give `upload_id`.")
+    ] = None,
+    upload_id: Annotated[
+        str | None, Form(description="An upload (`POST /v1/uploads`) holding the image, instead of `file`.")
+    ] = None,
     webhook_url: Annotated[
         str | None, Form(description="POSTed the job JSON when it ends.", examples=["https://example.org/hooks/df"])
     ] = None,
@@ -131,7 +137,14 @@ async def create_job(
         ),
     ] = None,
 ) -> JobPublic:
-    data = await file.read(settings.api_max_upload_bytes + 1)
+    if (file is None) == (upload_id is None):
+        raise DetectflowError(
+            ErrorCode.validation_error, "Send exactly one of `file` and `upload_id`.", {"field": "file"}
+        )
+    if upload_id is not None:
+        data = await request.app.state.uploads.take(upload_id, principal.tenant, settings.api_max_upload_bytes)
+    else:
+        data = await file.read(settings.api_max_upload_bytes + 1)
     if len(data) > settings.api_max_upload_bytes:
         raise DetectflowError(
             ErrorCode.payload_too_large,
@@ -148,6 +161,8 @@ async def create_job(
         request_id=request_id_var.get(),
         cache=cache,
     )
+    if upload_id is not None:  # its bytes live on as the job's content-addressed input
+        await request.app.state.uploads.discard(upload_id)
     public = job.public(_base_url(request, settings.api_public_url))
     response.status_code = 202 if created else 200
     response.headers["Location"] = public.links.self
