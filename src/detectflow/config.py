@@ -183,6 +183,15 @@ class Settings(BaseSettings):
     storage_upload_seconds: int = Field(
         900, ge=60, le=7 * 86400, description="How long an upload URL (pre-signed or the API's) may be used, seconds."
     )
+    source_allow_http: bool = Field(
+        False, description="Accept `source_url`s over plain http (https only by default)."
+    )
+    source_max_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="Most bytes a worker reads from a `source_url` (job error `source_too_large`)."
+    )
+    source_timeout_seconds: float = Field(
+        10.0, gt=0, description="A worker's whole fetch of a `source_url`, seconds (job error `source_unreachable`)."
+    )
     storage_sweep_interval_seconds: float = Field(
         DEFAULT_STORAGE_SWEEP_INTERVAL_SECONDS,
         ge=0,

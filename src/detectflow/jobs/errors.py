@@ -35,6 +35,8 @@ class ErrorCode(StrEnum):
     internal_error = "internal_error"
     # job failure reasons
     image_expired = "image_expired"
+    source_unreachable = "source_unreachable"
+    source_too_large = "source_too_large"
     model_error = "model_error"
     timeout = "timeout"
     worker_error = "worker_error"
@@ -72,6 +74,8 @@ JOB_FAILURE_CODES = frozenset(
         ErrorCode.invalid_image,
         ErrorCode.image_too_large,
         ErrorCode.image_expired,
+        ErrorCode.source_unreachable,
+        ErrorCode.source_too_large,
         ErrorCode.model_error,
         ErrorCode.timeout,
         ErrorCode.worker_error,

@@ -111,6 +111,7 @@ class JobRecord(JobBase):
     image_width: int = 0
     image_height: int = 0
     cache: bool = Field(True, description="Whether the job may be answered from, and fills, the result cache.")
+    source_url: str | None = Field(None, description="Where the worker fetches the input (instead of an upload).")
 
     def public(self, base_url: str = "") -> JobPublic:
         """What clients see of this job: the API's answers and the webhook body."""

@@ -17,6 +17,7 @@ from detectflow.jobs.images import inspect_image
 from detectflow.jobs.kinds import JobKind, kind_of
 from detectflow.jobs.records import JobPage, JobRecord, JobStatus, WebhookState, utcnow
 from detectflow.jobs.store import Admission, JobFilter, JobStore, QueuedMessage, decode_cursor, encode_cursor
+from detectflow.sources import check_source_url
 from detectflow.webhooks import INVALID_URL, TargetPolicy, TargetRefused, signing_key, vet_target_async
 
 __all__ = ["Enqueuer", "JobService", "retry_after_seconds", "MAX_PAGE_SIZE", "MAX_SCANNED_PER_PAGE"]
@@ -102,6 +103,7 @@ class JobService:
         idempotency_key: str | None = None,
         request_id: str | None = None,
         cache: bool = True,
+        source_url: str | None = None,
     ) -> tuple[JobRecord, bool]:
         """Validate, admit, store and enqueue a job; returns (job, created): created is False on a replay.
 
@@ -109,6 +111,10 @@ class JobService:
         input bytes, task, model and options) is created succeeded at once with that result and
         ``cached`` set, without a worker; ``cache=False`` opts out (neither read nor filled). Jobs
         with a webhook or an Idempotency-Key always run (their semantics are the queue's).
+
+        With ``source_url`` (and empty ``data``) the worker fetches the input: the URL is checked
+        here (https unless ``source_allow_http``; a public address unless the webhooks' allow lists
+        open it) and again, resolved anew, by the worker.
 
         Raises
         ------
@@ -118,6 +124,9 @@ class JobService:
         """
         s = self.settings
         kind = kind_of(task)
+        if source_url is not None:
+            return await self._submit_source(source_url, kind, tenant, max_queued_jobs, webhook_url,
+                                             idempotency_key, request_id)  # fmt: skip
         header = inspect_image(data, s.api_max_image_pixels)
         webhook = await self._webhook(webhook_url)
         fingerprint = f"{kind.task.value}:{hashlib.sha256(data).hexdigest()}"
@@ -138,8 +147,39 @@ class JobService:
             hit = await self.store.cached(tenant, kind.task.value, job.image_sha256)
             if hit is not None:
                 return await self._answer_from(job, hit), True
-        admission = Admission(s.api_max_queue_depth, max_queued_jobs, idempotency_key, fingerprint)
         await self._keep(job, input_name(job.image_sha256), data)
+        return await self._admit(job, kind, max_queued_jobs, fingerprint)
+
+    async def _submit_source(
+        self, url, kind: JobKind, tenant, max_queued_jobs, webhook_url, idempotency_key, request_id
+    ) -> tuple[JobRecord, bool]:
+        s = self.settings
+        check_source_url(url, s.source_allow_http)
+        try:  # the worker resolves again and connects only to what it vetted
+            await vet_target_async(url, TargetPolicy.of(s.webhook_allow_hosts, s.webhook_allow_cidrs))
+        except TargetRefused:
+            raise DetectflowError(
+                ErrorCode.validation_error, "source_url must resolve to a public address.", {"field": "source_url"}
+            ) from None
+        job = JobRecord(
+            id=uuid.uuid4().hex,
+            task=kind.task,
+            tenant=tenant,
+            webhook=await self._webhook(webhook_url),
+            request_id=request_id,
+            idempotency_key=idempotency_key,
+            cache=False,  # the bytes are unknown until the worker has them
+            source_url=url,
+        )
+        fingerprint = f"{kind.task.value}:url:{hashlib.sha256(url.encode()).hexdigest()}"
+        return await self._admit(job, kind, max_queued_jobs, fingerprint)
+
+    async def _admit(
+        self, job: JobRecord, kind: JobKind, max_queued_jobs: int | None, fingerprint: str
+    ) -> tuple[JobRecord, bool]:
+        s = self.settings
+        idempotency_key = job.idempotency_key
+        admission = Admission(s.api_max_queue_depth, max_queued_jobs, idempotency_key, fingerprint)
         done = await self.store.submit(job, self.enqueuer.message(kind, job.id), admission)
         if done.outcome == "created":
             return job, True
@@ -150,7 +190,7 @@ class JobService:
                     "This Idempotency-Key was used for a different request.",
                     {"job_id": done.job_id},
                 )
-            return await self.get(done.job_id, tenant), False
+            return await self.get(done.job_id, job.tenant), False
         limit = s.api_max_queue_depth if done.outcome == "queue_full" else max_queued_jobs or done.count
         wait = retry_after_seconds(done.count, limit, await self.store.drain_rate(kind.task.value))
         if done.outcome == "queue_full":

@@ -123,6 +123,11 @@ async def create_job(
     upload_id: Annotated[
         str | None, Form(description="An upload (`POST /v1/uploads`) holding the image, instead of `file`.")
     ] = None,
+    source_url: Annotated[
+        str | None,
+        Form(description="An https URL the worker fetches the image from, instead of `file`.",
+             examples=["https://example.org/photo.jpg"]),
+    ] = None,
     webhook_url: Annotated[
         str | None, Form(description="POSTed the job JSON when it ends.", examples=["https://example.org/hooks/df"])
     ] = None,
@@ -137,11 +142,13 @@ async def create_job(
         ),
     ] = None,
 ) -> JobPublic:
-    if (file is None) == (upload_id is None):
+    if sum(x is not None for x in (file, upload_id, source_url)) != 1:
         raise DetectflowError(
-            ErrorCode.validation_error, "Send exactly one of `file` and `upload_id`.", {"field": "file"}
+            ErrorCode.validation_error, "Send exactly one of `file`, `upload_id` and `source_url`.", {"field": "file"}
         )
-    if upload_id is not None:
+    if source_url is not None:
+        data = b""
+    elif upload_id is not None:
         data = await request.app.state.uploads.take(upload_id, principal.tenant, settings.api_max_upload_bytes)
     else:
         data = await file.read(settings.api_max_upload_bytes + 1)
@@ -160,6 +167,7 @@ async def create_job(
         idempotency_key=idempotency_key,
         request_id=request_id_var.get(),
         cache=cache,
+        source_url=source_url,
     )
     if upload_id is not None:  # its bytes live on as the job's content-addressed input
         await request.app.state.uploads.discard(upload_id)

@@ -263,6 +263,12 @@ class RedisJobStore:
         error = JobError(code=code, message=message)
         return self._finish(job_id, task, (JobStatus.queued, JobStatus.running), JobStatus.failed, None, error=error)
 
+    def set_input(self, job_id: str, image_sha256: str) -> None:
+        """Record the input a worker fetched (``source_url``) by its SHA-256, if the job still exists."""
+        key = self.keys.job(job_id)
+        if self.client.exists(key):
+            self.client.hset(key, "image_sha256", image_sha256)
+
     def set_webhook_state(self, job_id: str, state: WebhookState) -> None:
         key = self.keys.job(job_id)
         if self.client.exists(key):
