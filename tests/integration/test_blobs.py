@@ -114,3 +114,22 @@ def test_blob_fifty_4mb_jobs_grow_redis_used_memory_by_less_than_2mb(make_client
             blobs.delete(name)
     else:
         assert grown < 2 * 1024 * 1024
+
+
+def test_blob_sweep_cli_deletes_what_is_due(blobs, store, settings, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.integration.conftest import storage_env
+    from tests.support.processes import cli_env
+
+    # Given a blob whose job expired a second ago
+    name = content_name("inputs", b"cli")
+    blobs.put(name, b"cli")
+    BlobExpiry(store.client, settings.redis_prefix).mark([name], time.time() - 1)
+    # When `detectflow blobs sweep` runs with the same settings
+    env = cli_env(redis_url=settings.redis_url, redis_prefix=settings.redis_prefix, **storage_env(settings))
+    out = subprocess.run([sys.executable, "-m", "detectflow.cli.main", "blobs", "sweep"], env=env,
+                         capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    # Then it is gone
+    assert f"deleted 1 expired blobs ({settings.storage})" in out.stdout and blobs.names() == []
