@@ -8,7 +8,30 @@ from typing import BinaryIO, Protocol
 
 from anyio import to_thread
 
-__all__ = ["BlobStore", "AsyncBlobs", "input_name", "content_name", "check_name", "upload_name"]
+__all__ = [
+    "BlobStore",
+    "AsyncBlobs",
+    "BlobStoreUnavailable",
+    "input_name",
+    "content_name",
+    "check_name",
+    "upload_name",
+]
+
+
+class BlobStoreUnavailable(Exception):
+    """The blob store failed a call (disk error, S3 unreachable or refusing): the API answers 503."""
+
+
+def _store_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [OSError]
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        errors += [BotoCoreError, ClientError]
+    except ImportError:  # no s3 extra: no S3 store either
+        pass
+    return tuple(errors)
 
 _NAME = re.compile(r"^[a-z]+/[0-9a-f]{64}(\.[a-z0-9]+)?$")
 
@@ -91,27 +114,34 @@ class AsyncBlobs:
     def __init__(self, store: BlobStore) -> None:
         self.store = store
         self.kind = store.kind
+        self._errors = _store_errors()
+
+    async def _run(self, call, *args):
+        try:
+            return await to_thread.run_sync(call, *args)
+        except self._errors as exc:  # the store's own failures, not a bad name (ValueError stays a bug)
+            raise BlobStoreUnavailable(f"{type(exc).__name__}: {exc}") from exc
 
     async def put(self, name: str, data: bytes) -> None:
-        await to_thread.run_sync(self.store.put, name, data)
+        await self._run(self.store.put, name, data)
 
     async def put_stream(self, name: str, stream: BinaryIO) -> None:
-        await to_thread.run_sync(self.store.put_stream, name, stream)
+        await self._run(self.store.put_stream, name, stream)
 
     async def get(self, name: str) -> bytes | None:
-        return await to_thread.run_sync(self.store.get, name)
+        return await self._run(self.store.get, name)
 
     async def exists(self, name: str) -> bool:
-        return await to_thread.run_sync(self.store.exists, name)
+        return await self._run(self.store.exists, name)
 
     async def size(self, name: str) -> int | None:
-        return await to_thread.run_sync(self.store.size, name)
+        return await self._run(self.store.size, name)
 
     async def delete(self, name: str) -> None:
-        await to_thread.run_sync(self.store.delete, name)
+        await self._run(self.store.delete, name)
 
     async def presign_put(self, name: str, expires_seconds: int) -> str | None:
-        return await to_thread.run_sync(self.store.presign_put, name, expires_seconds)
+        return await self._run(self.store.presign_put, name, expires_seconds)
 
     def close(self) -> None:
         self.store.close()
