@@ -62,7 +62,7 @@ async def create_upload(request: Request, uploads: Uploads, settings: SettingsDe
 @router.put(
     "/{upload_id}",
     response_model=UploadReceived,
-    responses=errors(*_AUTH, ErrorCode.upload_not_found, ErrorCode.payload_too_large, ErrorCode.request_timeout),
+    responses=errors(*_AUTH, ErrorCode.upload_not_found, ErrorCode.payload_too_large),
     summary="Upload a file's bytes (stores without an S3 bucket)",
 )
 async def put_upload(upload_id: str, request: Request, uploads: Uploads, principal: Writer) -> UploadReceived:
