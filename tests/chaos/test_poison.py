@@ -26,7 +26,7 @@ MAX_DELIVERIES = 3
 
 
 def _submit(client: httpx.Client, data: bytes) -> str:
-    res = client.post("/v1/jobs", files={"file": ("img.png", data)}, data={"task": "face"})
+    res = client.post("/v1/jobs", files={"file": ("img.png", data)}, data={"task": "face", "cache": "false"})
     assert res.status_code == 202, res.text
     return res.json()["id"]
 

@@ -45,7 +45,7 @@ def test_up_restarts_a_killed_worker_process_and_loses_no_job(tmp_path: Path):
             # and jobs arriving all along (the API must keep answering during the restart)
             def submit_all():
                 for n in range(JOBS):
-                    res = client.post("/v1/jobs", files={"file": ("a.png", data)}, data={"task": "face"})
+                    res = client.post("/v1/jobs", files={"file": ("a.png", data)}, data={"task": "face", "cache": "false"})
                     answers.append(res.status_code)
                     if res.status_code == 202:
                         ids.append(res.json()["id"])
@@ -145,7 +145,7 @@ def test_up_restarts_a_killed_redis_on_its_append_only_file(tmp_path: Path):
     assert redis.Redis.from_url(redis_url).config_get("appendfsync") == {"appendfsync": "always"}
     try:
         with httpx.Client(base_url=up.url, timeout=10, headers=up.auth) as client:
-            job = client.post("/v1/jobs", files={"file": ("a.png", image_bytes("astronaut"))}, data={"task": "face"})
+            job = client.post("/v1/jobs", files={"file": ("a.png", image_bytes("astronaut"))}, data={"task": "face", "cache": "false"})
             job_id = job.json()["id"]
             wait_for(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded", 60, 0.2, what="the job")
             # When redis-server is killed outright
@@ -155,7 +155,7 @@ def test_up_restarts_a_killed_redis_on_its_append_only_file(tmp_path: Path):
             # process crash: the append-only file was written before the reply), and new jobs run
             wait_for(lambda: "redis restarted" in up.output(), 30, 0.2, what="the Redis restart")
             wait_for(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded", 30, 0.2, what="the job")
-            again = client.post("/v1/jobs", files={"file": ("a.png", image_bytes("astronaut"))}, data={"task": "face"})
+            again = client.post("/v1/jobs", files={"file": ("a.png", image_bytes("astronaut"))}, data={"task": "face", "cache": "false"})
             assert again.status_code == 202
             wait_for(lambda: client.get(f"/v1/jobs/{again.json()['id']}").json()["status"] == "succeeded", 60, 0.2,
                      what="a job after the restart")  # fmt: skip

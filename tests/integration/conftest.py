@@ -8,13 +8,70 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from detectflow.api.app import create_app
+from detectflow.blobs import BlobStore, open_blob_store
+from detectflow.blobs.factory import storage_dir
 from detectflow.config import Settings
 from detectflow.jobs.stores.redis import RedisJobStore, connect
 from tests.support.processes import AUTH, Proc, cli_env, start_worker, wait_for
 
 pytestmark = pytest.mark.redis
+
+
+#: The blob stores the job-path tests run against, each once (``each_storage``).
+STORAGES = ("filesystem", pytest.param("s3", marks=pytest.mark.s3))
+
+
+@pytest.fixture
+def storage() -> str:
+    """The blob store of this test's API and workers; modules that run against each override it with ``each_storage``."""
+    return "filesystem"
+
+
+@pytest.fixture(params=STORAGES)
+def each_storage(request: pytest.FixtureRequest) -> str:
+    """Every blob store in turn: a module's ``storage`` fixture returns it to run its tests once per backend."""
+    return request.param
+
+
+@pytest.fixture
+def settings(settings: Settings, storage: str, request: pytest.FixtureRequest) -> Settings:
+    """The shared settings with this test's blob store: files under its tmp dir, or its own prefix in the S3 server."""
+    if storage == "s3":
+        s3 = request.getfixturevalue("s3_server")
+        return settings.model_copy(
+            update={
+                "storage": "s3",
+                "storage_s3_bucket": s3.bucket,
+                "storage_s3_prefix": f"{settings.redis_prefix}/",
+                "storage_s3_endpoint": s3.endpoint,
+                "storage_s3_region": s3.region,
+                "storage_s3_addressing_style": "path",
+                "storage_s3_access_key_id": SecretStr(s3.access_key),
+                "storage_s3_secret_access_key": SecretStr(s3.secret_key),
+            }
+        )
+    return settings.model_copy(update={"storage": storage, "storage_dir": storage_dir(settings)})
+
+
+@pytest.fixture
+def blobs(settings: Settings, store: RedisJobStore) -> Iterator[BlobStore]:
+    """The test's blob store, as its API and workers see it."""
+    opened = open_blob_store(settings, store.client)
+    yield opened
+    opened.close()
+
+
+def storage_env(settings: Settings) -> dict[str, str]:
+    """The ``DETECTFLOW_STORAGE*`` settings as ``cli_env`` keywords, for worker and API processes."""
+    env: dict[str, object] = {"storage": settings.storage}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if name.startswith("storage_") and value not in (None, ""):
+            env[name] = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return {k: str(v) for k, v in env.items()}
 
 
 @pytest.fixture
@@ -59,6 +116,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
         webhook_backoff_seconds=0.2,
         worker_min_backoff_ms=100,
         worker_max_backoff_ms=500,
+        **storage_env(settings),
     )
 
 
@@ -85,7 +143,9 @@ def run_worker(worker_env, store: RedisJobStore, tmp_path: Path) -> Iterator[Cal
 
 
 def submit(client: TestClient | httpx.Client, data: bytes, task: str = "face", name: str = "img", **kw) -> httpx.Response:
+    """POST a job; the result cache is off unless ``cache="true"`` is given (tests send one photo many times)."""
     headers = kw.pop("headers", {})
+    kw.setdefault("cache", "false")
     return client.post("/v1/jobs", files={"file": (name, data)}, data={"task": task, **kw}, headers=headers)
 
 

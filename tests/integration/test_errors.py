@@ -210,8 +210,8 @@ def test_redis_out_of_memory_is_service_unavailable(tmp_path):
         connect(server.url).config_set("maxmemory-policy", "noeviction")
         app = create_app(
             Settings(redis_url=server.url, redis_prefix="oom", webhook_secret="x", admin_key=TEST_ADMIN_KEY,
-                     api_metrics_port=0)
-        )  # fmt: skip
+                     api_metrics_port=0, storage="redis")
+        )  # fmt: skip  (images in Redis, so that a few uploads fill it)
         with TestClient(app, raise_server_exceptions=False, headers=AUTH) as client:
             # When uploads stop fitting (the first may still fit under the limit)
             answers = [submit(client, image_bytes("astronaut")) for _ in range(5)]
@@ -221,3 +221,16 @@ def test_redis_out_of_memory_is_service_unavailable(tmp_path):
             body = _assert_error(resp, 503, "service_unavailable")
             assert body["error"]["details"]["reason"] == "redis_out_of_memory"
             assert resp.headers["retry-after"] == "30"
+
+
+def test_unreachable_blob_store_is_service_unavailable(make_client):
+    # Given an API whose S3 endpoint has nothing listening
+    from detectflow.cli.up import free_port
+
+    client = make_client(storage="s3", storage_s3_bucket="nowhere", storage_s3_endpoint=f"http://127.0.0.1:{free_port()}",
+                         storage_s3_region="us-east-1", storage_s3_addressing_style="path")  # fmt: skip
+    # When an image is submitted
+    resp = submit(client, image_bytes("astronaut"))
+    # Then the answer is 503 with a reason, not a 500
+    body = _assert_error(resp, 503, "service_unavailable")
+    assert body["error"]["details"]["reason"] == "blob_store_unavailable" and resp.headers["retry-after"] == "5"

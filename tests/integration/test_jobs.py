@@ -19,6 +19,12 @@ from tests.support.processes import wait_for
 pytestmark = [pytest.mark.redis, pytest.mark.models]
 
 
+@pytest.fixture
+def storage(each_storage: str) -> str:
+    """Every test here runs once per blob store (filesystem, S3)."""
+    return each_storage
+
+
 def test_face_job_succeeds_with_one_face_on_astronaut(client, run_worker):
     # Given a face worker
     run_worker("face")
@@ -128,7 +134,6 @@ def test_job_expires_a_ttl_after_it_ends(make_client, store):
     time.sleep(2.1)
     resp = client.get(f"/v1/jobs/{job['id']}")
     assert resp.status_code == 404 and resp.json()["error"]["code"] == "job_not_found"
-    assert store.image(job["id"]) is None
 
 
 def test_undecodable_image_fails_with_its_code_and_worker_survives(client, run_worker):
@@ -287,3 +292,22 @@ def test_batching_worker_gives_each_job_its_own_detections(client, run_worker):
     assert [len(d["result"]["detections"]) for d in done] == [1, 0] * 8
     # And the worker ran with its batcher (tests/models/test_batching.py shows batches above one form)
     assert "dynamic batching up to 4 inputs" in proc.output()
+
+
+def test_identical_upload_twice_is_cached_and_succeeds_without_a_worker(client, run_worker, store):
+    # Given a job that succeeded on a worker, and then no worker at all
+    worker = run_worker("face")
+    first = wait_job(client, submit(client, image_bytes("astronaut"), cache="true").json()["id"])
+    assert first["status"] == "succeeded" and first["cached"] is False
+    worker.stop()
+    # When the same image is uploaded again by the same tenant
+    resp = submit(client, image_bytes("astronaut"), cache="true")
+    # Then it is answered at once from the earlier result, with its own id, and its annotated image renders
+    again = resp.json()
+    assert resp.status_code == 202 and again["status"] == "succeeded" and again["cached"] is True
+    assert again["id"] != first["id"] and again["result"] == first["result"]
+    assert client.get(f"/v1/jobs/{again['id']}/annotated").status_code == 200
+    # while cache=false queues it for a worker
+    opted_out = submit(client, image_bytes("astronaut"), cache="false").json()
+    assert opted_out["status"] == "queued" and opted_out["cached"] is False
+    print(f"\nFIGURE cached answer without a worker: status {again['status']}, cached {again['cached']}")

@@ -81,7 +81,7 @@ def test_every_route_answers_what_the_openapi_document_declares(client, make_cli
     # the gallery routes are checked by tests/integration/test_recognition.py, with the same Conformance
     gallery_ops = {op["operationId"] for _, _, op in c.routes if "galleries" in op.get("tags", [])}
     assert ops - gallery_ops == {"create_job", "list_jobs", "get_job", "cancel_job", "get_annotated", "get_frames", "healthz",
-                                 "readyz", "create_key", "list_keys", "revoke_key"}  # fmt: skip
+                                 "readyz", "create_key", "list_keys", "revoke_key", "create_upload", "put_upload"}  # fmt: skip
     codes = doc["components"]["schemas"]["ErrorCode"]["enum"]
     assert {"invalid_image", "queue_full", "job_not_found", "service_unavailable"} <= set(codes)
 
@@ -126,6 +126,15 @@ def test_every_route_answers_what_the_openapi_document_declares(client, make_cli
     waiting = c.check(submit(client, video_bytes("carphone_pristine"), task="object", name="c.mp4")).json()["id"]
     c.check(client.get(f"/v1/jobs/{waiting}/frames"))  # 409 not finished
 
+    # Uploads: create (201), PUT (200), an unknown one (404 on PUT and on POST /v1/jobs), too big (413)
+    up = c.check(client.post("/v1/uploads")).json()
+    c.check(client.put(f"/v1/uploads/{up['upload_id']}", content=image_bytes("coffee")))
+    c.check(client.put(f"/v1/uploads/{'0' * 64}", content=b"x"))
+    c.check(client.post("/v1/jobs", data={"task": "face", "upload_id": "0" * 64}))
+    small = make_client(storage_upload_max_bytes=1024)
+    big = c.check(small.post("/v1/uploads")).json()
+    c.check(small.put(f"/v1/uploads/{big['upload_id']}", content=bytes(1024 * 1024)))
+
     # Keys: create (201), list, revoke (204), a second revoke (404), a bad body (422)
     reader = c.check(client.post("/v1/keys", json={"tenant": "conf", "name": "reader", "scopes": ["jobs:read"]}))
     writer = c.check(client.post("/v1/keys", json={"tenant": "conf", "name": "writer", "scopes": ["jobs:write"]}))
@@ -149,10 +158,12 @@ def test_every_route_answers_what_the_openapi_document_declares(client, make_cli
         "create_key": lambda cl: cl.post("/v1/keys", json={"tenant": "conf", "name": "n", "scopes": ["jobs:read"]}),
         "list_keys": lambda cl: cl.get("/v1/keys"),
         "revoke_key": lambda cl: cl.delete(f"/v1/keys/{gone['id']}"),
+        "create_upload": lambda cl: cl.post("/v1/uploads"),
+        "put_upload": lambda cl: cl.put(f"/v1/uploads/{up['upload_id']}", content=b"x"),
     }
     for name, call in calls.items():
         assert c.check(call(anonymous)).status_code == 401
-        lacking = as_reader if name in ("create", "cancel") else as_writer
+        lacking = as_reader if name in ("create", "cancel", "create_upload", "put_upload") else as_writer
         assert c.check(call(lacking)).status_code == 403, name
 
     # A key's rate limit (burst 1): the second submission is refused
@@ -161,6 +172,7 @@ def test_every_route_answers_what_the_openapi_document_declares(client, make_cli
     as_limited = make_client(headers={"Authorization": f"Bearer {limited['key']}"})
     assert c.check(submit(as_limited, image_bytes("coffee"), task="object")).status_code == 202
     assert c.check(submit(as_limited, image_bytes("coffee"), task="object")).status_code == 429
+    assert c.check(as_limited.post("/v1/uploads")).status_code == 429
     # A tenant's quota of unfinished jobs
     quota = c.check(client.post("/v1/keys", json={"tenant": "quota", "name": "q", "scopes": ["jobs:write"],
                                                   "max_queued_jobs": 1})).json()  # fmt: skip
@@ -182,6 +194,8 @@ def test_every_route_answers_what_the_openapi_document_declares(client, make_cli
     c.check(down.post("/v1/keys", json={"tenant": "conf", "name": "n", "scopes": ["jobs:read"]}))
     c.check(down.get("/v1/keys"))
     c.check(down.delete(f"/v1/keys/{gone['id']}"))
+    c.check(down.post("/v1/uploads"))
+    c.check(down.put(f"/v1/uploads/{up['upload_id']}", content=b"x"))
 
     missing = {(op, s) for op, s in c.declared() - c.seen if s != "500" and op not in gallery_ops}
     assert not missing, f"declared but never answered: {sorted(missing)}"

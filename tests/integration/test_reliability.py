@@ -45,16 +45,15 @@ def test_reliability_retries_do_not_count_as_crashes(client, store):
 
 
 def test_reliability_unfinished_jobs_never_expire_finished_ones_expire_a_ttl_later(client, store):
-    # Given a queued job: neither its record nor its image has a TTL
+    # Given a queued job: its record has no TTL (its input is a blob: tests/integration/test_blobs.py)
     job_id = _queued(client)
     r = store.client
-    assert r.ttl(store.keys.job(job_id)) == -1 and r.ttl(store.keys.image(job_id)) == -1
+    assert r.ttl(store.keys.job(job_id)) == -1
     # When it ends
     store.start_delivery(job_id, 3)
     assert store.mark_failed(job_id, "face", ErrorCode.worker_error, "ended by the test")[0]
-    # Then both expire job_ttl after its end
+    # Then it expires job_ttl after its end
     assert 0 < r.ttl(store.keys.job(job_id)) <= store.ttl
-    assert 0 < r.ttl(store.keys.image(job_id)) <= store.ttl
 
 
 def test_reliability_cancel_running_and_retrying_jobs(client, store):

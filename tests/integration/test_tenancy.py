@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.integration.conftest import submit, wait_job
+from tests.integration.conftest import storage_env, submit, wait_job
 from tests.support.images import image_bytes
 from tests.support.processes import AUTH, cli_env, start_api
 
@@ -25,7 +25,8 @@ def _key(admin, tenant: str, name: str = "k", **limits) -> dict[str, str]:
 @pytest.fixture
 def api(settings, tmp_path: Path):
     """A real `detectflow api` process (real concurrency) on the test's Redis prefix."""
-    proc, url = start_api(cli_env(redis_url=settings.redis_url, redis_prefix=settings.redis_prefix), tmp_path / "api.log")
+    env = cli_env(redis_url=settings.redis_url, redis_prefix=settings.redis_prefix, **storage_env(settings))
+    proc, url = start_api(env, tmp_path / "api.log")
     yield url
     proc.stop()
 
@@ -74,7 +75,7 @@ def test_rate_limit_admits_rate_times_time_plus_burst(api):
         async with httpx.AsyncClient(base_url=api, headers=headers, timeout=10) as c:
             statuses, start = [], time.monotonic()
             while (elapsed := time.monotonic() - start) < seconds:
-                r = await c.post("/v1/jobs", files={"file": ("c.png", png)}, data={"task": "object"})
+                r = await c.post("/v1/jobs", files={"file": ("c.png", png)}, data={"task": "object", "cache": "false"})
                 statuses.append(r.status_code)
                 if r.status_code == 429:
                     assert r.json()["error"]["code"] == "rate_limited" and int(r.headers["retry-after"]) >= 1
@@ -109,7 +110,7 @@ def test_a_flooding_tenant_does_not_starve_a_well_behaved_one(api, run_worker):
                 out = []
                 for _ in range(5):  # 5 bursts of 60 concurrent submissions: 3x its quota at once
                     rs = await asyncio.gather(
-                        *(f.post("/v1/jobs", files={"file": ("a.png", png)}, data={"task": "face"}) for _ in range(60))
+                        *(f.post("/v1/jobs", files={"file": ("a.png", png)}, data={"task": "face", "cache": "false"}) for _ in range(60))
                     )
                     out += [r.status_code for r in rs]
                     await asyncio.sleep(0.2)
@@ -118,7 +119,7 @@ def test_a_flooding_tenant_does_not_starve_a_well_behaved_one(api, run_worker):
             async def behave() -> list[str]:
                 ids = []
                 for _ in range(10):  # one job every 300 ms, within its limits
-                    r = await p.post("/v1/jobs", files={"file": ("a.png", png)}, data={"task": "face"})
+                    r = await p.post("/v1/jobs", files={"file": ("a.png", png)}, data={"task": "face", "cache": "false"})
                     assert r.status_code == 202, r.text
                     ids.append(r.json()["id"])
                     await asyncio.sleep(0.3)
@@ -142,7 +143,7 @@ def test_fifty_concurrent_submissions_with_one_idempotency_key_make_one_job(api)
     async def race() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=api, headers={**AUTH, "Idempotency-Key": "race-1"}, timeout=30) as c:
             return await asyncio.gather(
-                *(c.post("/v1/jobs", files={"file": ("c.png", png)}, data={"task": "object"}) for _ in range(50))
+                *(c.post("/v1/jobs", files={"file": ("c.png", png)}, data={"task": "object", "cache": "false"}) for _ in range(50))
             )
 
     answers = asyncio.run(race())

@@ -25,6 +25,6 @@ def test_keys_queue_names_of_a_kind():
 
 def test_keys_every_job_key_lives_under_the_job():
     keys = KeyLayout("p")
-    for key in (keys.image("j"), keys.annotated("j")):
+    for key in (keys.annotated("j"),):
         assert key.startswith(keys.job("j") + ":")
     assert keys.done_channel().startswith("p:")

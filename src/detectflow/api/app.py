@@ -16,8 +16,10 @@ from detectflow.api.errors import install_error_handlers
 from detectflow.api.metrics import Metrics, serve_metrics
 from detectflow.api.middleware import RequestContextMiddleware
 from detectflow.api.openapi import install_openapi, operation_id
-from detectflow.api.routes import galleries, health, jobs, keys, video
+from detectflow.api.routes import galleries, health, jobs, keys, uploads, video
 from detectflow.auth.store import KeyStore
+from detectflow.blobs import AsyncBlobExpiry, AsyncBlobs, BlobExpiry, open_blob_store
+from detectflow.blobs.expiry import sweep_forever
 from detectflow.api.waiter import JobWaiter
 from detectflow.config import Settings, get_settings
 from detectflow.galleries.ann import indexer_for
@@ -25,6 +27,7 @@ from detectflow.galleries.cache import GalleryCache
 from detectflow.galleries.service import GalleryService
 from detectflow.galleries.store import GalleryStore
 from detectflow.jobs.service import Enqueuer, JobService
+from detectflow.jobs.uploads import UploadService
 from detectflow.jobs.stores.redis import AsyncRedisJobStore, RedisJobStore, client_options, connect_async
 
 __all__ = ["create_app"]
@@ -66,6 +69,8 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     # the API's own work runs on the event loop (asyncio Redis); readiness and metrics read
     # through the broker's synchronous client in the thread pool
     observer = RedisJobStore(broker.client, settings.redis_prefix, settings.job_ttl_seconds)
+    # inputs and annotated images: the configured blob store, swept of expired blobs by each API process
+    blob_store = open_blob_store(settings, broker.client)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -76,13 +81,20 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
         server = None
         if settings.api_metrics_port:
             server, _ = serve_metrics(app.state.metrics, settings.api_host, settings.api_metrics_port)
+        sweeper = None
+        if settings.storage_sweep_interval_seconds > 0:
+            expiry = BlobExpiry(broker.client, settings.redis_prefix)
+            sweeper = asyncio.create_task(sweep_forever(blob_store, expiry, settings.storage_sweep_interval_seconds))
         yield
         if bootstrap is not None:
             bootstrap.cancel()
+        if sweeper is not None:
+            sweeper.cancel()
         if server is not None:
             server.shutdown()
         await waiter.aclose()
         await aclient.aclose()
+        blob_store.close()
         broker.close()
 
     docs = settings.api_docs
@@ -101,7 +113,11 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.state.observer = observer
     app.state.metrics = Metrics(observer, settings)
     store = AsyncRedisJobStore(aclient, settings.redis_prefix, settings.job_ttl_seconds)
-    app.state.jobs = JobService(store, enqueuer or DramatiqEnqueuer(broker), settings)
+    blobs = AsyncBlobs(blob_store)
+    app.state.blobs = blobs
+    blob_expiry = AsyncBlobExpiry(aclient, settings.redis_prefix)
+    app.state.jobs = JobService(store, enqueuer or DramatiqEnqueuer(broker), settings, blobs, blob_expiry)
+    app.state.uploads = UploadService(aclient, blobs, blob_expiry, settings)
     app.state.waiter = waiter
     app.state.keys = KeyStore(aclient, settings.redis_prefix)
     gallery_store = GalleryStore(broker.client, settings.redis_prefix)
@@ -113,6 +129,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.include_router(video.router)
     app.include_router(galleries.router)
     app.include_router(keys.router)
+    app.include_router(uploads.router)
     app.include_router(health.router)
     install_console(app)
     app.add_middleware(
@@ -120,5 +137,6 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
         metrics=app.state.metrics,
         max_body_bytes=settings.api_max_upload_bytes,
         body_timeout=settings.api_body_timeout_seconds,
+        large_bodies={"/v1/uploads/": (settings.storage_upload_max_bytes, float(settings.storage_upload_seconds))},
     )
     return app

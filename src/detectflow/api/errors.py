@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from detectflow.blobs.base import BlobStoreUnavailable
 from detectflow.jobs.errors import HTTP_STATUS, DetectflowError, ErrorCode
 from detectflow.logs import request_id_var
 
@@ -87,6 +88,17 @@ def install_error_handlers(app: FastAPI) -> None:
             "The job store is full; retry later.",
             {"reason": "redis_out_of_memory"},
             headers={"Retry-After": "30"},
+        )
+        return error_response(err)
+
+    @app.exception_handler(BlobStoreUnavailable)
+    async def _blobs_down(request: Request, exc: Exception) -> JSONResponse:
+        log.error("blob store unavailable: %s", exc)
+        err = DetectflowError(
+            ErrorCode.service_unavailable,
+            "The blob store is unreachable; retry shortly.",
+            {"reason": "blob_store_unavailable"},
+            headers={"Retry-After": "5"},
         )
         return error_response(err)
 

@@ -34,11 +34,26 @@ class RequestContextMiddleware:
     are not timed.
     """
 
-    def __init__(self, app, metrics: Metrics, max_body_bytes: int, body_timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        app,
+        metrics: Metrics,
+        max_body_bytes: int,
+        body_timeout: float | None = None,
+        large_bodies: dict[str, tuple[int, float]] | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body_bytes + MULTIPART_OVERHEAD
         self.body_timeout = body_timeout
+        #: path prefix -> (most body bytes, body timeout): the streamed uploads' own bounds
+        self.large_bodies = large_bodies or {}
+
+    def _bounds(self, path: str) -> tuple[int, float | None]:
+        for prefix, (max_bytes, timeout) in self.large_bodies.items():
+            if path.startswith(prefix):
+                return max_bytes + MULTIPART_OVERHEAD, timeout
+        return self.max_body, self.body_timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -58,19 +73,20 @@ class RequestContextMiddleware:
                 message["headers"] = list(message["headers"]) + [(b"x-request-id", rid.encode())]
             await send(message)
 
+        max_body, body_timeout = self._bounds(scope.get("path", ""))
         try:
             length = headers.get(b"content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_body:
-                return await self._too_large(send_with_id, rid)
+            if length is not None and length.isdigit() and int(length) > max_body:
+                return await self._too_large(send_with_id, rid, max_body)
             seen, deadline, complete = 0, None, False
             loop = asyncio.get_running_loop()
 
             async def capped_receive():
                 nonlocal seen, deadline, complete
-                if complete or self.body_timeout is None:
+                if complete or body_timeout is None:
                     message = await receive()
                 else:
-                    deadline = deadline or loop.time() + self.body_timeout
+                    deadline = deadline or loop.time() + body_timeout
                     try:
                         async with asyncio.timeout_at(deadline):
                             message = await receive()
@@ -79,18 +95,18 @@ class RequestContextMiddleware:
                 if message["type"] == "http.request":
                     seen += len(message.get("body", b""))
                     complete = not message.get("more_body", False)
-                    if seen > self.max_body:
+                    if seen > max_body:
                         raise _TooLarge()
                 return message
 
             try:
                 await self.app(scope, capped_receive, send_with_id)
             except _TooLarge:
-                await self._too_large(send_with_id, rid)
+                await self._too_large(send_with_id, rid, max_body)
             except _TooSlow:
                 await self._error(
                     send_with_id, rid, 408, "request_timeout",
-                    f"The request body did not arrive within {self.body_timeout:g} s.", {},
+                    f"The request body did not arrive within {body_timeout:g} s.", {},
                 )  # fmt: skip
         finally:
             route = scope.get("route")
@@ -98,8 +114,8 @@ class RequestContextMiddleware:
             self.metrics.observe_request(scope["method"], path, status["code"], time.perf_counter() - started)
             request_id_var.reset(token)
 
-    async def _too_large(self, send, rid: str) -> None:
-        limit = self.max_body - MULTIPART_OVERHEAD
+    async def _too_large(self, send, rid: str, max_body: int) -> None:
+        limit = max_body - MULTIPART_OVERHEAD
         await self._error(
             send, rid, 413, "payload_too_large", f"The request body exceeds {limit} bytes.", {"max_upload_bytes": limit}
         )

@@ -96,6 +96,8 @@ _EXAMPLES: dict[ErrorCode, tuple[str, dict[str, Any]]] = {
     ErrorCode.embedding_dimension_mismatch: (
         "Embedding 3 has 512 floats; this gallery's have 128.", {"index": 3, "dimension": 128}
     ),
+    ErrorCode.upload_not_found: ("No upload 9b0f... (unknown or expired).", {}),
+    ErrorCode.request_timeout: ("The request body did not arrive within 60 s.", {}),
     ErrorCode.internal_error: ("Internal server error.", {}),
 }
 

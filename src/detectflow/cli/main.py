@@ -120,6 +120,7 @@ def _mount_optional() -> None:
         ("detectflow.cli.models", "models", "Build and list the ONNX models."),
         ("detectflow.cli.operator", "operator", "Run the Kubernetes operator; render manifests."),
         ("detectflow.cli.keys", "keys", "Create, list and revoke API keys (admin)."),
+        ("detectflow.cli.blobs", "blobs", "Sweep expired blobs (inputs, annotated images, uploads)."),
         ("detectflow.cli.up", None, None),
         ("detectflow.cli.detect", None, None),
     ):

@@ -36,12 +36,15 @@ class ErrorCode(StrEnum):
     face_not_found = "face_not_found"
     match_batch_too_large = "match_batch_too_large"
     embedding_dimension_mismatch = "embedding_dimension_mismatch"
+    upload_not_found = "upload_not_found"
     not_found = "not_found"
     method_not_allowed = "method_not_allowed"
     service_unavailable = "service_unavailable"
     internal_error = "internal_error"
     # job failure reasons
     image_expired = "image_expired"
+    source_unreachable = "source_unreachable"
+    source_too_large = "source_too_large"
     model_error = "model_error"
     timeout = "timeout"
     worker_error = "worker_error"
@@ -79,6 +82,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.face_not_found: 404,
     ErrorCode.match_batch_too_large: 413,
     ErrorCode.embedding_dimension_mismatch: 422,
+    ErrorCode.upload_not_found: 404,
     ErrorCode.service_unavailable: 503,
     ErrorCode.internal_error: 500,
 }
@@ -92,6 +96,8 @@ JOB_FAILURE_CODES = frozenset(
         ErrorCode.video_too_long,
         ErrorCode.video_too_large,
         ErrorCode.image_expired,
+        ErrorCode.source_unreachable,
+        ErrorCode.source_too_large,
         ErrorCode.model_error,
         ErrorCode.timeout,
         ErrorCode.worker_error,

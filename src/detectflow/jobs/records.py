@@ -116,6 +116,9 @@ class JobBase(BaseModel):
     waiting_for: WaitingFor | None = Field(
         None, exclude_if=_is_none, description="Set while a queued job waits for a worker of its pool to exist."
     )
+    cached: bool = Field(
+        False, description="The result is an earlier identical job's (same input, task, model and options), from the cache."
+    )
 
 
 class JobRecord(JobBase):
@@ -131,6 +134,8 @@ class JobRecord(JobBase):
     image_format: str = ""
     image_width: int = 0
     image_height: int = 0
+    cache: bool = Field(True, description="Whether the job may be answered from, and fills, the result cache.")
+    source_url: str | None = Field(None, description="Where the worker fetches the input (instead of an upload).")
     media: Literal["image", "video"] = "image"
     video_options: VideoOptions | None = None
     video_frames_total: int = 0

@@ -12,17 +12,20 @@ from typing import NamedTuple, Protocol
 from anyio import to_thread
 from pydantic import BaseModel
 
+from detectflow.blobs.base import AsyncBlobs, content_name, input_name
+from detectflow.blobs.expiry import blob_expires_at
 from detectflow.config import Settings, Task
 from detectflow.jobs.bundle import pack_images, unpack_images
 from detectflow.jobs.capacity import capacity_wait, waited_too_long
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.images import inspect_image
 from detectflow.jobs.kinds import JobKind, kind_of
-from detectflow.jobs.records import JobPage, JobRecord, JobStatus, WebhookState
+from detectflow.jobs.records import JobPage, JobRecord, JobStatus, WebhookState, utcnow
 from detectflow.jobs.store import Admission, JobFilter, JobStore, QueuedMessage, decode_cursor, encode_cursor
 from detectflow.video.container import sniff_container
 from detectflow.video.inspect import inspect_video
 from detectflow.video.models import VideoOptions
+from detectflow.sources import check_source_url
 from detectflow.webhooks import INVALID_URL, TargetPolicy, TargetRefused, signing_key, vet_target_async
 
 __all__ = ["Enqueuer", "JobService", "retry_after_seconds", "MAX_PAGE_SIZE", "MAX_SCANNED_PER_PAGE"]
@@ -79,13 +82,47 @@ def _drawable(result) -> list:
     return out
 
 
-class JobService:
-    """The job lifecycle as the API sees it (asyncio: the API's event loop runs it)."""
+class BlobMarker(Protocol):
+    """Records when blobs expire (:class:`detectflow.blobs.AsyncBlobExpiry`), for the sweeper."""
 
-    def __init__(self, store: JobStore, enqueuer: Enqueuer, settings: Settings) -> None:
+    async def mark(self, names: list[str], at: float) -> None: ...
+
+
+class JobService:
+    """The job lifecycle as the API sees it (asyncio: the API's event loop runs it).
+
+    Inputs and annotated images go to ``blobs`` (default: the store the settings name) under
+    content-addressed names; ``expiry`` (None: blobs are not tracked, as in unit tests) records
+    when each one expires, with its job.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        enqueuer: Enqueuer,
+        settings: Settings,
+        blobs: AsyncBlobs | None = None,
+        expiry: BlobMarker | None = None,
+    ) -> None:
         self.store = store
         self.enqueuer = enqueuer
         self.settings = settings
+        if blobs is None:
+            from detectflow.blobs.factory import open_blob_store
+
+            blobs = AsyncBlobs(open_blob_store(settings))
+        self.blobs = blobs
+        self.expiry = expiry
+
+    def blob_expiry(self, job: JobRecord) -> float:
+        """When the blobs of ``job`` expire: with its record (see :func:`detectflow.blobs.blob_expires_at`)."""
+        return blob_expires_at(self.settings.job_ttl_seconds, job.created_at.timestamp())
+
+    async def _keep(self, job: JobRecord, name: str, data: bytes) -> None:
+        # tracked before it is written: a blob whose job is refused (queue full) still expires
+        if self.expiry is not None:
+            await self.expiry.mark([name], self.blob_expiry(job))
+        await self.blobs.put(name, data)
 
     async def submit(
         self,
@@ -99,8 +136,19 @@ class JobService:
         idempotency_key: str | None = None,
         request_id: str | None = None,
         video: VideoOptions | None = None,
+        cache: bool = True,
+        source_url: str | None = None,
     ) -> tuple[JobRecord, bool]:
         """Validate, admit, store and enqueue a job; returns (job, created): created is False on a replay.
+
+        A tenant's job identical to one that succeeded within ``result_cache_ttl_seconds`` (same
+        input bytes, task, model and options) is created succeeded at once with that result and
+        ``cached`` set, without a worker; ``cache=False`` opts out (neither read nor filled). Jobs
+        with a webhook or an Idempotency-Key always run (their semantics are the queue's).
+
+        With ``source_url`` (and empty ``data``) the worker fetches the input: the URL is checked
+        here (https unless ``source_allow_http``; a public address unless the webhooks' allow lists
+        open it) and again, resolved anew, by the worker.
 
         Raises
         ------
@@ -111,6 +159,9 @@ class JobService:
         """
         s = self.settings
         kind = kind_of(task)
+        if source_url is not None:
+            return await self._submit_source(source_url, kind, tenant, max_queued_jobs, webhook_url,
+                                             idempotency_key, request_id)  # fmt: skip
         if isinstance(data, list):  # several images (enrol, verify): one stored bundle
             header = [inspect_image(image, s.api_max_image_pixels) for image in data][0]
             data, video_options = pack_images(data), None
@@ -137,9 +188,49 @@ class JobService:
             image_width=header.width,
             image_height=header.height,
             **({"media": "video", "video_options": video_options} if video_options is not None else {}),
+            cache=cache,
         )
+        # options (a gallery, a video's sampling) are not in the cache's key: only plain image jobs are cached
+        cache = cache and options_dict is None and video_options is None and job.media == "image"
+        job.cache = cache
+        if cache and webhook is None and idempotency_key is None and s.result_cache_ttl_seconds > 0:
+            hit = await self.store.cached(tenant, kind.task.value, job.image_sha256)
+            if hit is not None:
+                return await self._answer_from(job, hit), True
+        await self._keep(job, input_name(job.image_sha256), data)
+        return await self._admit(job, kind, max_queued_jobs, fingerprint)
+
+    async def _submit_source(
+        self, url, kind: JobKind, tenant, max_queued_jobs, webhook_url, idempotency_key, request_id
+    ) -> tuple[JobRecord, bool]:
+        s = self.settings
+        check_source_url(url, s.source_allow_http)
+        try:  # the worker resolves again and connects only to what it vetted
+            await vet_target_async(url, TargetPolicy.of(s.webhook_allow_hosts, s.webhook_allow_cidrs))
+        except TargetRefused:
+            raise DetectflowError(
+                ErrorCode.validation_error, "source_url must resolve to a public address.", {"field": "source_url"}
+            ) from None
+        job = JobRecord(
+            id=uuid.uuid4().hex,
+            task=kind.task,
+            tenant=tenant,
+            webhook=await self._webhook(webhook_url),
+            request_id=request_id,
+            idempotency_key=idempotency_key,
+            cache=False,  # the bytes are unknown until the worker has them
+            source_url=url,
+        )
+        fingerprint = f"{kind.task.value}:url:{hashlib.sha256(url.encode()).hexdigest()}"
+        return await self._admit(job, kind, max_queued_jobs, fingerprint)
+
+    async def _admit(
+        self, job: JobRecord, kind: JobKind, max_queued_jobs: int | None, fingerprint: str
+    ) -> tuple[JobRecord, bool]:
+        s = self.settings
+        idempotency_key = job.idempotency_key
         admission = Admission(s.api_max_queue_depth, max_queued_jobs, idempotency_key, fingerprint)
-        done = await self.store.submit(job, data, self.enqueuer.message(kind, job.id), admission)
+        done = await self.store.submit(job, self.enqueuer.message(kind, job.id), admission)
         if done.outcome == "created":
             return job, True
         if done.outcome == "replayed":
@@ -149,7 +240,7 @@ class JobService:
                     "This Idempotency-Key was used for a different request.",
                     {"job_id": done.job_id},
                 )
-            return await self.get(done.job_id, tenant), False
+            return await self.get(done.job_id, job.tenant), False
         limit = s.api_max_queue_depth if done.outcome == "queue_full" else max_queued_jobs or done.count
         wait = retry_after_seconds(done.count, limit, await self.store.drain_rate(kind.served_by.value))
         if done.outcome == "queue_full":
@@ -184,6 +275,16 @@ class JobService:
         options = video or VideoOptions()
         found = await to_thread.run_sync(inspect_video, data, options, s)  # OpenCV probes a file: off the loop
         return options, _VideoHeader(found.container, found.info.width, found.info.height)
+    async def _answer_from(self, job: JobRecord, hit: JobRecord) -> JobRecord:
+        now = utcnow()
+        done = job.model_copy(
+            update={"status": JobStatus.succeeded, "started_at": now, "finished_at": now, "result": hit.result,
+                    "cached": True}
+        )  # fmt: skip
+        if self.expiry is not None:  # the input blob (the earlier job's, same bytes) now lives as long as this job
+            await self.expiry.mark([input_name(job.image_sha256)], self.blob_expiry(done))
+        await self.store.create_finished(done)
+        return done
 
     async def _webhook(self, url: str | None) -> WebhookState | None:
         if not url:
@@ -271,12 +372,12 @@ class JobService:
                 f"Job {job_id} is {job.status}; the annotated image exists once it has succeeded.",
                 {"status": job.status.value},
             )
-        cached = await self.store.annotated(job_id)
-        if cached is not None:
+        kept = await self.store.annotated(job_id)
+        if kept is not None and (cached := await self.blobs.get(kept)) is not None:
             return cached
         from detectflow.jobs.annotated import render_annotated_png
 
-        data = await self.store.image(job_id)
+        data = await self.blobs.get(input_name(job.image_sha256))
         if data is None:
             raise DetectflowError(ErrorCode.job_not_found, f"The image of job {job_id} has expired.")
         data = unpack_images(data)[0]  # a job of several images draws its first
@@ -284,5 +385,7 @@ class JobService:
         detections = _drawable(job.result)
         png = await to_thread.run_sync(render_annotated_png, data, detections, self.settings.api_max_image_pixels)
         if len(png) <= self.settings.api_annotated_cache_max_bytes:  # a big one is rendered again, not kept
-            await self.store.save_annotated(job_id, png)
+            name = content_name("annotated", png, ".png")
+            await self._keep(job, name, png)
+            await self.store.save_annotated(job_id, name)
         return png

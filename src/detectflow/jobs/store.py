@@ -125,9 +125,9 @@ class JobStore(Protocol):
 
     ttl: int
 
-    async def submit(self, job: JobRecord, image: bytes, message: QueuedMessage, admission: Admission) -> Submitted:
+    async def submit(self, job: JobRecord, message: QueuedMessage, admission: Admission) -> Submitted:
         """In one atomic step: replay a bound idempotency key, or check the bounds, then store the job
-        and its image (expiring after the TTL), index it for its tenant, and put ``message`` on its
+        (expiring after the TTL; its image is in the blob store), index it for its tenant, and put ``message`` on its
         queue. A job is never stored without its message, nor its message sent without the job, and
         concurrent submissions cannot overshoot a bound or bind one key twice.
         """
@@ -135,11 +135,21 @@ class JobStore(Protocol):
 
     async def get(self, job_id: str) -> JobRecord | None: ...
 
-    async def image(self, job_id: str) -> bytes | None: ...
+    async def cached(self, tenant: str, task: str, image_sha256: str) -> JobRecord | None:
+        """The tenant's succeeded job with this input and task on the model serving it now, if cached."""
+        ...
 
-    async def annotated(self, job_id: str) -> bytes | None: ...
+    async def create_finished(self, job: JobRecord) -> None:
+        """Store a job that is final already (a cached answer), listed like any other."""
+        ...
 
-    async def save_annotated(self, job_id: str, png: bytes) -> None: ...
+    async def annotated(self, job_id: str) -> str | None:
+        """The blob name of the job's annotated PNG, if one was kept."""
+        ...
+
+    async def save_annotated(self, job_id: str, name: str) -> None:
+        """Keep the blob name of the job's annotated PNG for the job's life."""
+        ...
 
     async def cancel(self, job_id: str, running: bool = False) -> tuple[bool, str | None]:
         """queued (or, with ``running``, running) -> cancelled; ``(applied, previous status or None if missing)``."""

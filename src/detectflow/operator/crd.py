@@ -225,6 +225,59 @@ class AuthSpec(_Model):
     )
 
 
+class S3CredentialsRef(_Model):
+    """A Secret holding S3 credentials, passed to the pods as the standard AWS variables."""
+
+    name: str = Field(pattern=_DNS_SUBDOMAIN, max_length=253, description="Secret name.")
+    access_key_id_key: str = Field(
+        "AWS_ACCESS_KEY_ID", pattern=r"^[-._a-zA-Z0-9]+$", max_length=253,
+        description="Key of the access key id in the Secret's data (AWS_ACCESS_KEY_ID in the pods).",
+    )  # fmt: skip
+    secret_access_key_key: str = Field(
+        "AWS_SECRET_ACCESS_KEY", pattern=r"^[-._a-zA-Z0-9]+$", max_length=253,
+        description="Key of the secret access key in the Secret's data (AWS_SECRET_ACCESS_KEY in the pods).",
+    )  # fmt: skip
+
+
+class StorageSpec(_Model):
+    """Where inputs and annotated images live: API and worker pods share nothing but Redis and this."""
+
+    cel_rules = (
+        _Rule(
+            "self.type != 's3' || has(self.bucket)",
+            "storage.type s3 needs storage.bucket",
+            lambda s: s.type != "s3" or _has(s.bucket),
+            ".bucket",
+        ),
+    )
+
+    type: Literal["redis", "s3"] = Field(
+        "redis",
+        description="`s3`: a bucket of any S3 API (DETECTFLOW_STORAGE=s3); `redis`: beside the queues, "
+        "counting against Redis's memory (small setups).",
+    )
+    bucket: str | None = Field(
+        None, pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", description="The bucket (DETECTFLOW_STORAGE_S3_BUCKET)."
+    )
+    prefix: str = Field(
+        "", max_length=512, pattern=r"^[-_./a-zA-Z0-9]*$",
+        description="Prefix of every object key, e.g. `detectflow/` (DETECTFLOW_STORAGE_S3_PREFIX).",
+    )  # fmt: skip
+    endpoint: str | None = Field(
+        None, pattern=r"^https?://[^\s/]+(/.*)?$", max_length=2048,
+        description="Endpoint of a non-AWS S3 service, e.g. `http://minio.storage.svc:9000`; unset: AWS.",
+    )  # fmt: skip
+    region: str | None = Field(None, pattern=r"^[-a-z0-9]+$", max_length=64, description="Region (DETECTFLOW_STORAGE_S3_REGION); unset: AWS_REGION in the pods, else the SDK default.")
+    addressing_style: Literal["auto", "path", "virtual"] = Field(
+        "auto", description="Bucket in the path or the host name; `path` for most self-hosted S3 servers."
+    )
+    credentials_secret_ref: S3CredentialsRef | None = Field(
+        None,
+        description="Secret with the access keys; unset: the pods' own identity (IRSA, EKS Pod Identity, "
+        "instance roles). Needs the label `detectflow.io/secret: \"true\"`.",
+    )
+
+
 class PodDisruptionBudgetSpec(_Model):
     """A PodDisruptionBudget of the API pods."""
 
@@ -566,6 +619,7 @@ class DetectionPipelineSpec(_Model):
     redis: RedisSpec = Field(description="Redis connection.")
     api: ApiSpec = Field(default_factory=ApiSpec, description="REST API.")
     webhooks: WebhooksSpec = Field(default_factory=WebhooksSpec, description="Webhook signing.")
+    storage: StorageSpec = Field(default_factory=StorageSpec, description="Blob storage of inputs and outputs.")
     network_policy: NetworkPolicySpec = Field(
         default_factory=NetworkPolicySpec, description="NetworkPolicy of the API pods."
     )

@@ -308,6 +308,30 @@ def _redis_env(pipeline: DetectionPipeline) -> list[dict[str, Any]]:
     return env
 
 
+def _storage_env(pipeline: DetectionPipeline) -> list[dict[str, Any]]:
+    """The blob store's variables, the same in API and worker pods (they share only Redis and the bucket)."""
+    storage = pipeline.spec.storage
+    env: list[dict[str, Any]] = [{"name": "DETECTFLOW_STORAGE", "value": storage.type}]
+    if storage.type != "s3":
+        return env
+    values = {
+        "DETECTFLOW_STORAGE_S3_BUCKET": storage.bucket,
+        "DETECTFLOW_STORAGE_S3_PREFIX": storage.prefix,
+        "DETECTFLOW_STORAGE_S3_ENDPOINT": storage.endpoint,
+        "DETECTFLOW_STORAGE_S3_REGION": storage.region,
+        "DETECTFLOW_STORAGE_S3_ADDRESSING_STYLE": storage.addressing_style,
+    }
+    env += [{"name": k, "value": v} for k, v in values.items() if v]
+    ref = storage.credentials_secret_ref
+    if ref is not None:
+        env += [
+            {"name": "AWS_ACCESS_KEY_ID", "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.access_key_id_key}}},
+            {"name": "AWS_SECRET_ACCESS_KEY",
+             "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.secret_access_key_key}}},
+        ]  # fmt: skip
+    return env
+
+
 def _secret_env(name: str, ref: SecretKeyRef | None) -> list[dict[str, Any]]:
     if ref is None:
         return []
@@ -432,6 +456,7 @@ def render_api_deployment(pipeline: DetectionPipeline, owner: dict[str, Any]) ->
             **_exposure_env(pipeline),
         },
         _redis_env(pipeline)
+        + _storage_env(pipeline)
         + _secret_env("DETECTFLOW_ADMIN_KEY", api.auth.admin_key_secret_ref)
         + _secret_env("DETECTFLOW_WEBHOOK_SECRET", spec.webhooks.secret_ref),
         api.env,
@@ -847,7 +872,9 @@ def render_worker_deployment(pipeline: DetectionPipeline, worker: WorkerSpec, ow
     if gpu:
         limits["nvidia.com/gpu"] = worker.gpus or 1
     container["env"] = _env(
-        values, _redis_env(pipeline) + _secret_env("DETECTFLOW_WEBHOOK_SECRET", spec.webhooks.secret_ref), worker.env
+        values,
+        _redis_env(pipeline) + _storage_env(pipeline) + _secret_env("DETECTFLOW_WEBHOOK_SECRET", spec.webhooks.secret_ref),
+        worker.env,
     )
     if worker.env_from:
         container["envFrom"] = list(worker.env_from)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from anyio import to_thread
 from pydantic import ValidationError
 
+from detectflow.blobs.base import content_name, input_name
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.records import JobRecord, JobStatus
 from detectflow.video import storage
@@ -82,10 +83,10 @@ async def annotated_webm(service: JobService, job: JobRecord) -> bytes:
     """
     _finished_video(job, "annotated video")
     store = service.store
-    cached = await store.annotated(job.id)
-    if cached is not None:
+    kept = await store.annotated(job.id)
+    if kept is not None and (cached := await service.blobs.get(kept)) is not None:
         return cached
-    data = await store.image(job.id)
+    data = await service.blobs.get(input_name(job.image_sha256))
     frames = await storage.frame_rows(store.client, store.keys, job.id)
     if data is None or not frames:
         raise DetectflowError(ErrorCode.job_not_found, f"The video of job {job.id} has expired.")
@@ -93,5 +94,7 @@ async def annotated_webm(service: JobService, job: JobRecord) -> bytes:
     rate = min(fps, job.result.video.fps) if job.result is not None else fps
     webm = await to_thread.run_sync(render_annotated_webm, data, frames, rate)  # seconds of CPU: off the loop
     if len(webm) <= service.settings.api_annotated_cache_max_bytes:
-        await store.save_annotated(job.id, webm)
+        name = content_name("annotated", webm, ".webm")
+        await service._keep(job, name, webm)
+        await store.save_annotated(job.id, name)
     return webm

@@ -18,7 +18,6 @@ from detectflow.keys import KeyLayout
 
 __all__ = [
     "job_status",
-    "video_bytes",
     "save_plan",
     "load_plan",
     "finish_segment",
@@ -60,11 +59,6 @@ def job_status(client: redis.Redis, keys: KeyLayout, job_id: str) -> str | None:
     """The job's status, or None when it is gone."""
     raw = client.hget(keys.job(job_id), "status")
     return raw.decode() if raw else None
-
-
-def video_bytes(client: redis.Redis, keys: KeyLayout, job_id: str) -> bytes | None:
-    """The uploaded video, or None once it expired."""
-    return client.get(keys.image(job_id))
 
 
 def save_plan(client: redis.Redis, keys: KeyLayout, job_id: str, plan: dict[str, Any], ttl: int) -> None:

@@ -30,7 +30,7 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> tuple[dramati
     kind = ctx.kind
 
     def run_job(job_id: str) -> None:
-        job, data = ctx.store.load(job_id)
+        job, data = ctx.load(job_id)
         if job is None or data is None:
             raise DetectflowError(ErrorCode.image_expired, "The job's image expired before it was processed.")
         ctx.hand_over(runner_for(job.task, job.media)(ctx, job, data))  # the pool's kinds share one actor

@@ -1,4 +1,4 @@
-"""Per-process worker state: settings, store, the kind served, its models (loaded once, before consuming)."""
+"""Per-process worker state: settings, job and blob stores, the kind served, its models (loaded once, before consuming)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+from detectflow.blobs.base import BlobStore, input_name
 from detectflow.config import Pool, Settings
 from detectflow.detectors.base import Detector
 from detectflow.jobs.kinds import JobKind
+from detectflow.jobs.records import JobRecord
 from detectflow.jobs.stores.redis import RedisJobStore
 from detectflow.worker.tasks.base import Outcome
 
@@ -29,9 +31,45 @@ class WorkerContext:
     worker_id: str = ""
     #: The actor that runs one segment of a video job (declared by actors.declare_segment_actor).
     segment_actor: Any = None
+    #: Where the jobs' inputs are (the settings' blob store).
+    blobs: BlobStore | None = None
     #: Per worker thread: the outcome the actor hands to the JobLifecycle middleware.
     #: (Returning it would make Dramatiq warn that no Results backend keeps it.)
     _local: threading.local = field(default_factory=threading.local)
+
+    def load(self, job_id: str) -> tuple[JobRecord | None, bytes | None]:
+        """A job's record (Redis) and its input (the blob store, or its ``source_url``); None for what is gone.
+
+        A fetched source is kept as the job's content-addressed input (for its annotated image).
+
+        Raises
+        ------
+        DetectflowError
+            ``source_unreachable`` or ``source_too_large`` for a source that cannot be fetched.
+        """
+        job = self.store.get(job_id)
+        if job is None or self.blobs is None:
+            return job, None
+        if job.source_url and not job.image_sha256:
+            return job, self._fetch(job)
+        return job, self.blobs.get(input_name(job.image_sha256))
+
+    def _fetch(self, job: JobRecord) -> bytes:
+        import hashlib
+
+        from detectflow.blobs.expiry import BlobExpiry, blob_expires_at
+        from detectflow.sources import fetch_source
+        from detectflow.webhooks import TargetPolicy
+
+        s = self.settings
+        policy = TargetPolicy.of(s.webhook_allow_hosts, s.webhook_allow_cidrs)
+        data = fetch_source(job.source_url, policy, timeout=s.source_timeout_seconds, max_bytes=s.source_max_bytes)
+        sha = hashlib.sha256(data).hexdigest()
+        name = input_name(sha)
+        BlobExpiry(self.store.client, s.redis_prefix).mark([name], blob_expires_at(s.job_ttl_seconds, job.created_at.timestamp()))
+        self.blobs.put(name, data)
+        self.store.set_input(job.id, sha)
+        return data
 
     def hand_over(self, outcome: Outcome) -> None:
         self._local.outcome = outcome

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dramatiq.common import dq_name
 from dramatiq.middleware import CurrentMessage
 
+from detectflow.blobs import open_blob_store
 from detectflow.config import get_settings
 from detectflow.jobs.kinds import kinds_of_pool
 from detectflow.jobs.stores.redis import RedisJobStore
@@ -41,8 +42,8 @@ settings = get_settings()
 setup_logging(settings.log_level, settings.log_format)
 broker = make_broker(settings)
 kind = kinds_of_pool(settings.worker_task)[0]  # the pool's kinds share its queue and actor
-store = RedisJobStore(broker.client, settings.redis_prefix, settings.job_ttl_seconds)
-ctx = WorkerContext(settings=settings, store=store, kind=kind)
+store = RedisJobStore(broker.client, settings.redis_prefix, settings.job_ttl_seconds, settings.result_cache_ttl_seconds)
+ctx = WorkerContext(settings=settings, store=store, kind=kind, blobs=open_blob_store(settings, broker.client))
 if ctx.needs_embedder:
     from detectflow.galleries.cache import GalleryCache
     from detectflow.galleries.store import GalleryStore

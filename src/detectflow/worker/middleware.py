@@ -66,6 +66,19 @@ class JobLifecycle(Middleware):
             self._held.exclusive = None
             self.isolation.release(exclusive)
 
+    def _expire_blobs(self, job_id: str) -> None:
+        """The job's input blob expires ``job_ttl`` after the job ended, with its record (TTL from the end)."""
+        try:
+            job = self.ctx.store.get(job_id)
+            if job is not None and job.image_sha256:
+                from detectflow.blobs.base import input_name
+                from detectflow.blobs.expiry import BlobExpiry, blob_expires_at
+
+                at = blob_expires_at(self.ctx.settings.job_ttl_seconds, time.time())
+                BlobExpiry(self.ctx.store.client, self.ctx.settings.redis_prefix).mark([input_name(job.image_sha256)], at)
+        except Exception:  # the submission's mark still bounds it; never fail a finished job over this
+            log.warning("could not extend the input blob's expiry", exc_info=True)
+
     def _job_id(self, message) -> str | None:
         kind = self.ctx.kind
         return message.args[0] if message.actor_name in (kind.actor_name, kind.segment_actor_name) else None
@@ -82,6 +95,7 @@ class JobLifecycle(Middleware):
             "storing the result",
         )
         if applied:
+            self._expire_blobs(job_id)
             metrics.job_finished(pool, "succeeded", outcome)
             log.info("job succeeded: %s", outcome.summary or "done")
         else:
@@ -95,6 +109,7 @@ class JobLifecycle(Middleware):
             lambda: self.ctx.store.mark_failed(job_id, pool, code, text, webhook), "storing the failure"
         )
         if applied:
+            self._expire_blobs(job_id)
             metrics.job_finished(pool, "failed")
             log.warning("job failed: %s: %s", code.value, text)
 

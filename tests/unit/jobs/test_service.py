@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from detectflow.blobs import AsyncBlobs, input_name
+from detectflow.blobs.memory import MemoryBlobStore
 from detectflow.config import Settings, Task
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.records import JobStatus
@@ -45,8 +47,20 @@ def enqueuer() -> StubEnqueuer:
     return StubEnqueuer()
 
 
-def _service(store, enqueuer, **settings) -> JobService:
-    return JobService(store, enqueuer, Settings(webhook_secret="s", **settings))
+class Marks:
+    """Records what the service marks for expiry (the Redis set's part)."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, float] = {}
+
+    async def mark(self, names, at: float) -> None:
+        for name in names:
+            self.marks[name] = max(at, self.marks.get(name, at))
+
+
+def _service(store, enqueuer, blobs: MemoryBlobStore | None = None, expiry=None, **settings) -> JobService:
+    blobs = AsyncBlobs(blobs or MemoryBlobStore())
+    return JobService(store, enqueuer, Settings(webhook_secret="s", **settings), blobs, expiry)
 
 
 def run(coro):
@@ -152,7 +166,7 @@ def test_service_jobs_expire_a_ttl_after_they_end(store, enqueuer, clock):
     service = _service(store, enqueuer)
     job, _ = run(service.submit(_png(), Task.face))
     clock.now += 1000  # a backlog older than the TTL: unfinished jobs never expire
-    assert run(service.get(job.id)).status is JobStatus.queued and run(store.image(job.id)) is not None
+    assert run(service.get(job.id)).status is JobStatus.queued  # (its input is in the blob store)
     store.mark_running(job.id)
     store.mark_finished(job.id, JobStatus.succeeded)
     clock.now += 59
@@ -160,7 +174,20 @@ def test_service_jobs_expire_a_ttl_after_they_end(store, enqueuer, clock):
     clock.now += 2
     with pytest.raises(DetectflowError) as err:
         run(service.get(job.id))
-    assert err.value.code is ErrorCode.job_not_found and run(store.image(job.id)) is None
+    assert err.value.code is ErrorCode.job_not_found
+
+
+def test_service_keeps_the_input_as_a_content_addressed_blob_expiring_with_its_job(store, enqueuer):
+    # Given a service with a blob store and an expiry set
+    blobs, marks = MemoryBlobStore(), Marks()
+    service = _service(store, enqueuer, blobs, marks, job_ttl_seconds=60)
+    # When the same image is submitted twice
+    first, _ = run(service.submit(_png(), Task.face))
+    second, _ = run(service.submit(_png(), Task.face))
+    # Then one blob holds it, named by its SHA-256, and it expires with the later job's record
+    name = input_name(first.image_sha256)
+    assert blobs.names() == [name] and blobs.get(name) == _png()
+    assert marks.marks == {name: second.created_at.timestamp() + 60}
 
 
 def test_service_annotated_needs_a_succeeded_job(store, enqueuer):
@@ -186,17 +213,18 @@ def _succeed(store, job_id):
 
 def test_service_annotated_png_is_cached_only_below_the_bound(store, enqueuer):
     # Given two succeeded jobs, and a cache bound between a tiny PNG and a noisy 256 x 256 one
-    small, _ = run(_service(store, enqueuer).submit(_png(), Task.face))
+    blobs = MemoryBlobStore()
+    small, _ = run(_service(store, enqueuer, blobs).submit(_png(), Task.face))
     noisy = np.random.default_rng(0).integers(0, 255, (256, 256, 3), np.uint8)
-    big, _ = run(_service(store, enqueuer).submit(cv2.imencode(".png", noisy)[1].tobytes(), Task.face))
+    big, _ = run(_service(store, enqueuer, blobs).submit(cv2.imencode(".png", noisy)[1].tobytes(), Task.face))
     for job in (small, big):
         _succeed(store, job.id)
-    service = _service(store, enqueuer, api_annotated_cache_max_bytes=10_000)
+    service = _service(store, enqueuer, blobs, api_annotated_cache_max_bytes=10_000)
     # When both annotated images are asked for
     small_png, big_png = run(service.annotated_png(small.id)), run(service.annotated_png(big.id))
     # Then both are served, and only the small one is kept
     assert len(small_png) <= 10_000 < len(big_png)
-    assert run(store.annotated(small.id)) == small_png
+    assert blobs.get(run(store.annotated(small.id))) == small_png
     assert run(store.annotated(big.id)) is None
     assert run(service.annotated_png(big.id)) == big_png  # rendered again, same bytes
 
@@ -263,3 +291,32 @@ def test_service_job_held_past_the_capacity_bound_fails_no_capacity(store, enque
     store._jobs[job.id] = (store._jobs[job.id][0], job.model_copy(update={"created_at": job.created_at.replace(year=2020)}))
     failed = run(service.get_with_capacity(job.id))
     assert failed.status is JobStatus.failed and failed.error.code is ErrorCode.no_capacity
+
+
+def test_service_identical_job_is_answered_from_the_cache_within_the_tenant(store, enqueuer):
+    # Given a tenant's job that succeeded
+    service = _service(store, enqueuer)
+    first, _ = run(service.submit(_png(), Task.face, tenant="a"))
+    _succeed(store, first.id)
+    sent = len(store.sent)
+    # When the tenant submits the same image again
+    again, created = run(service.submit(_png(), Task.face, tenant="a"))
+    # Then a new job is succeeded at once with the earlier result, and nothing is queued
+    assert created and again.id != first.id and again.cached and again.status is JobStatus.succeeded
+    assert again.result == run(service.get(first.id, "a")).result and len(store.sent) == sent
+    assert run(service.get(again.id, "a")).cached
+    # while another tenant, another task, `cache=False` and a job with a webhook all run
+    for kw, task in (({"tenant": "b"}, Task.face), ({"tenant": "a"}, Task.object), ({"tenant": "a", "cache": False}, Task.face),
+                     ({"tenant": "a", "webhook_url": "https://93.184.215.14/hook"}, Task.face)):  # fmt: skip
+        job, _ = run(service.submit(_png(), task, **kw))
+        assert not job.cached and job.status is JobStatus.queued, kw
+
+
+def test_service_cache_is_off_with_a_zero_ttl_and_unfilled_by_cache_false(store, enqueuer):
+    service = _service(store, enqueuer)
+    opted_out, _ = run(service.submit(_png(), Task.face, cache=False))
+    _succeed(store, opted_out.id)
+    assert not run(service.submit(_png(), Task.face))[0].cached  # the opted-out job did not fill it
+    on, _ = run(service.submit(_png(1), Task.face))
+    _succeed(store, on.id)
+    assert not run(_service(store, enqueuer, result_cache_ttl_seconds=0).submit(_png(1), Task.face))[0].cached

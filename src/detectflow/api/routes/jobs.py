@@ -133,6 +133,7 @@ async def _read(file: UploadFile, settings) -> bytes:
             ErrorCode.queue_full,
             ErrorCode.gallery_not_found,
             ErrorCode.subject_not_found,
+            ErrorCode.upload_not_found,
         ),
     },
     summary="Submit an image or a video for detection or recognition",
@@ -144,10 +145,18 @@ async def create_job(
     galleries: GalleryServiceDep,
     settings: SettingsDep,
     principal: Submitter,
-    file: Annotated[
-        UploadFile, File(description="The image (JPEG, PNG, WebP, BMP, TIFF) or video (MP4, MOV, MKV, WebM, AVI).")
-    ],
     task: Annotated[Task, Form(description="What to do (docs/recognition.md for the recognition tasks).", examples=["face"])],
+    file: Annotated[
+        UploadFile | None, File(description="The image (JPEG, PNG, WebP, BMP, TIFF) or video (MP4, MOV, MKV, WebM, AVI); or give `upload_id` or `source_url`.")
+    ] = None,
+    upload_id: Annotated[
+        str | None, Form(description="An upload (`POST /v1/uploads`) holding the image, instead of `file`.")
+    ] = None,
+    source_url: Annotated[
+        str | None,
+        Form(description="An https URL the worker fetches the image from, instead of `file`.",
+             examples=["https://example.org/photo.jpg"]),
+    ] = None,
     gallery: Annotated[str | None, Form(description="recognize, verify: the gallery's id.")] = None,
     subject: Annotated[str | None, Form(description="verify: compare with this subject of `gallery`.")] = None,
     reference: Annotated[
@@ -163,6 +172,10 @@ async def create_job(
     webhook_url: Annotated[
         str | None, Form(description="POSTed the job JSON when it ends.", examples=["https://example.org/hooks/df"])
     ] = None,
+    cache: Annotated[
+        bool,
+        Form(description="`false`: always run the job, never answer it from (nor keep it in) the result cache."),
+    ] = True,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -190,7 +203,23 @@ async def create_job(
             await galleries.get_subject(principal.tenant, gallery, subject)
         else:
             await galleries.get(principal.tenant, gallery)
-    data: bytes | list[bytes] = await _read(file, settings)
+    if sum(x is not None for x in (file, upload_id, source_url)) != 1:
+        raise DetectflowError(
+            ErrorCode.validation_error, "Send exactly one of `file`, `upload_id` and `source_url`.", {"field": "file"}
+        )
+    data: bytes | list[bytes]
+    if source_url is not None:
+        data = b""
+    elif upload_id is not None:
+        data = await request.app.state.uploads.take(upload_id, principal.tenant, settings.api_max_upload_bytes)
+        if len(data) > settings.api_max_upload_bytes:
+            raise DetectflowError(
+                ErrorCode.payload_too_large,
+                f"The file exceeds {settings.api_max_upload_bytes} bytes.",
+                {"max_upload_bytes": settings.api_max_upload_bytes},
+            )
+    else:
+        data = await _read(file, settings)
     if reference is not None:
         data = [data, await _read(reference, settings)]
     job, created = await service.submit(
@@ -203,7 +232,11 @@ async def create_job(
         idempotency_key=idempotency_key,
         request_id=request_id_var.get(),
         video=video,
+        cache=cache,
+        source_url=source_url,
     )
+    if upload_id is not None:  # its bytes live on as the job's content-addressed input
+        await request.app.state.uploads.discard(upload_id)
     public = job.public(_base_url(request, settings.api_public_url))
     response.status_code = 202 if created else 200
     response.headers["Location"] = public.links.self

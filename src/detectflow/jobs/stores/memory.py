@@ -44,8 +44,9 @@ class MemoryJobStore:
         self.ttl = ttl_seconds
         self.clock = clock
         self._jobs: dict[str, tuple[float, JobRecord]] = {}
-        self._blobs: dict[str, tuple[float, bytes]] = {}
+        self._blobs: dict[str, tuple[float, str]] = {}  # annotated blob names
         self._idempotency: dict[tuple[str, str], tuple[float, tuple[str, str]]] = {}
+        self._cache: dict[tuple[str, str, str], tuple[float, str]] = {}  # (tenant, task, sha) -> job id
         self.finished: list[tuple[str, float]] = []  # (task, clock) of each final transition
         self.sent: list[tuple[str, str]] = []
         #: task -> (live workers, when one last beat or None); a pool with a worker by default
@@ -73,7 +74,7 @@ class MemoryJobStore:
                 self._blobs[name] = (at, self._blobs[name][1])
 
     # --- JobStore --------------------------------------------------------------------
-    async def submit(self, job: JobRecord, image: bytes, message: QueuedMessage, admission: Admission) -> Submitted:
+    async def submit(self, job: JobRecord, message: QueuedMessage, admission: Admission) -> Submitted:
         idem = (job.tenant, admission.idempotency_key) if admission.idempotency_key else None
         if idem is not None:
             bound = self._live(self._idempotency, idem)
@@ -86,7 +87,6 @@ class MemoryJobStore:
         if admission.max_queued_jobs is not None and queued >= admission.max_queued_jobs:
             return Submitted("quota_exceeded", count=queued)
         self._jobs[job.id] = (_NEVER, job.model_copy())  # unfinished jobs never expire
-        self._blobs[f"{job.id}:image"] = (_NEVER, image)
         if idem is not None:
             self._idempotency[idem] = (self._expires(), (job.id, admission.fingerprint))
         self.sent.append((message.queue, job.id))
@@ -103,15 +103,20 @@ class MemoryJobStore:
         job = self._live(self._jobs, job_id)
         return None if job is None else job.model_copy()
 
-    async def image(self, job_id: str) -> bytes | None:
-        return self._live(self._blobs, f"{job_id}:image")
-
-    async def annotated(self, job_id: str) -> bytes | None:
+    async def annotated(self, job_id: str) -> str | None:
         return self._live(self._blobs, f"{job_id}:annotated")
 
-    async def save_annotated(self, job_id: str, png: bytes) -> None:
+    async def save_annotated(self, job_id: str, name: str) -> None:
         entry = self._jobs.get(job_id)
-        self._blobs[f"{job_id}:annotated"] = (entry[0] if entry else self._expires(), png)
+        self._blobs[f"{job_id}:annotated"] = (entry[0] if entry else self._expires(), name)
+
+    async def cached(self, tenant: str, task: str, image_sha256: str) -> JobRecord | None:
+        job_id = self._live(self._cache, (tenant, task, image_sha256))
+        job = None if job_id is None else self._live(self._jobs, job_id)
+        return None if job is None or job.status is not JobStatus.succeeded else job.model_copy()
+
+    async def create_finished(self, job: JobRecord) -> None:
+        self._jobs[job.id] = (self._expires(), job.model_copy())
 
     async def cancel(self, job_id: str) -> tuple[bool, str | None]:
         return self._transition(job_id, UNFINISHED, JobStatus.cancelled)
@@ -184,5 +189,9 @@ class MemoryJobStore:
         return self._transition(job_id, (JobStatus.running,), JobStatus.retrying)
 
     def mark_finished(self, job_id: str, status: JobStatus, **fields: Any) -> tuple[bool, str | None]:
-        """running -> a final status, with its fields (``result`` or ``error``)."""
-        return self._transition(job_id, (JobStatus.running,), status, **fields)
+        """running -> a final status, with its fields (``result`` or ``error``); a success fills the result cache."""
+        done = self._transition(job_id, (JobStatus.running,), status, **fields)
+        job = self._live(self._jobs, job_id)
+        if done[0] and status is JobStatus.succeeded and job is not None and job.cache:
+            self._cache[(job.tenant, job.task.value, job.image_sha256)] = (self._jobs[job_id][0], job_id)
+        return done

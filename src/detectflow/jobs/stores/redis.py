@@ -13,6 +13,7 @@ import redis
 import redis.asyncio as aioredis
 
 from detectflow.config import Settings
+from detectflow.jobs.cache import cache_digest
 from detectflow.jobs.errors import ErrorCode
 from detectflow.jobs.records import JobError, JobRecord, JobStatus, WebhookState, utcnow
 from detectflow.jobs.store import Admission, Cursor, JobFilter, QueuedMessage, Submitted, created_us
@@ -85,40 +86,39 @@ redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 return {1, cur, request_id, crashed}
 """
 
-# Admission and creation in one step. KEYS: 1 job hash, 2 image, 3 per-state counters, 4 the
-# tenant's job index, 5 the tenant's unfinished jobs, 6 the idempotency key, 7 the queue's .msgs,
-# 8 its .DQ.msgs, 9 its list, 10 its wake-up list. ARGV: 1 now (µs), 2 entries scored below this
-# (µs) have expired, 3 ttl (s), 4 max queue depth, 5 max queued jobs (0: unlimited), 6 "1" to bind
-# the idempotency key, 7 its value "<job id> <fingerprint>", 8 a stale value to replace ("" for
-# none), 9 job id, 10 message id, 11 message, 12 image, 13 wake-up tokens kept, then the job's
-# field/value pairs. Nothing is written before the checks pass, and the first write is the image
-# (a command Redis refuses when out of memory), so a full Redis refuses the whole submission.
+# Admission and creation in one step. KEYS: 1 job hash, 2 per-state counters, 3 the tenant's job
+# index, 4 the tenant's unfinished jobs, 5 the idempotency key, 6 the queue's .msgs, 7 its .DQ.msgs,
+# 8 its list, 9 its wake-up list. ARGV: 1 now (µs), 2 entries scored below this (µs) have expired,
+# 3 ttl (s), 4 max queue depth, 5 max queued jobs (0: unlimited), 6 "1" to bind the idempotency
+# key, 7 its value "<job id> <fingerprint>", 8 a stale value to replace ("" for none), 9 job id,
+# 10 message id, 11 message, 12 wake-up tokens kept, then the job's field/value pairs. The image
+# is in the blob store already (detectflow.blobs). Nothing is written before the checks pass, and
+# a full Redis refuses the script's first write, so the whole submission.
 # The enqueue is Dramatiq's own (dispatch.lua "enqueue": HSET .msgs, RPUSH the list;
 # fingerprinted by the broker's contract test).
 _SUBMIT = """
 if ARGV[6] == '1' then
-  local bound = redis.call('GET', KEYS[6])
+  local bound = redis.call('GET', KEYS[5])
   if bound and bound ~= ARGV[8] then return {'replayed', bound} end
 end
-local depth = redis.call('HLEN', KEYS[7]) + redis.call('HLEN', KEYS[8])
+local depth = redis.call('HLEN', KEYS[6]) + redis.call('HLEN', KEYS[7])
 if depth >= tonumber(ARGV[4]) then return {'queue_full', depth} end
 if tonumber(ARGV[5]) > 0 then
-  local queued = redis.call('ZCOUNT', KEYS[5], ARGV[2], '+inf')
+  local queued = redis.call('ZCOUNT', KEYS[4], ARGV[2], '+inf')
   if queued >= tonumber(ARGV[5]) then return {'quota_exceeded', queued} end
 end
 local ttl = tonumber(ARGV[3])
-redis.call('SET', KEYS[2], ARGV[12])
-for i = 14, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-redis.call('HINCRBY', KEYS[3], 'created', 1)
+for i = 13, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HINCRBY', KEYS[2], 'created', 1)
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[9])
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', '(' .. ARGV[2])
 redis.call('ZADD', KEYS[4], ARGV[1], ARGV[9])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. ARGV[2])
-redis.call('ZADD', KEYS[5], ARGV[1], ARGV[9])
-redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[2])
-if ARGV[6] == '1' then redis.call('SET', KEYS[6], ARGV[7], 'EX', ttl) end
-redis.call('HSET', KEYS[7], ARGV[10], ARGV[11])
-redis.call('RPUSH', KEYS[9], ARGV[10])
-redis.call('LPUSH', KEYS[10], 1)
-redis.call('LTRIM', KEYS[10], 0, tonumber(ARGV[13]) - 1)
+if ARGV[6] == '1' then redis.call('SET', KEYS[5], ARGV[7], 'EX', ttl) end
+redis.call('HSET', KEYS[6], ARGV[10], ARGV[11])
+redis.call('RPUSH', KEYS[8], ARGV[10])
+redis.call('LPUSH', KEYS[9], 1)
+redis.call('LTRIM', KEYS[9], 0, tonumber(ARGV[12]) - 1)
 return {'created'}
 """
 
@@ -130,8 +130,13 @@ UNFINISHED = (JobStatus.queued, JobStatus.retrying, JobStatus.running)
 
 
 def job_keys(keys: KeyLayout, job_id: str) -> list[str]:
-    """The Redis keys a job owns besides its hash: they expire with it, ``job_ttl`` after it ends."""
-    return [keys.image(job_id), keys.annotated(job_id)]
+    """The Redis keys a job owns besides its hash: they expire with it, ``job_ttl`` after it ends.
+
+    (Its input and annotated image are blobs: the blob expiry set follows the job's end too.)
+    """
+    return [
+        keys.annotated(job_id), keys.video_plan(job_id), keys.video_segments_done(job_id), keys.video_frames(job_id)
+    ]
 
 
 def client_options(settings: Settings, *, max_connections: int | None = None) -> dict[str, Any]:
@@ -277,10 +282,11 @@ class RedisJobStore:
     #: Upper bounds of the inference-time histogram (seconds).
     INFERENCE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-    def __init__(self, client: redis.Redis, prefix: str, ttl_seconds: int) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, ttl_seconds: int, result_cache_seconds: int = 0) -> None:
         self.client = client
         self.keys = KeyLayout(prefix)
         self.ttl = ttl_seconds
+        self.result_cache_seconds = result_cache_seconds
         self._transition = client.register_script(_TRANSITION)
         self._start = client.register_script(_START)
 
@@ -293,17 +299,6 @@ class RedisJobStore:
         """The job's status alone (None when missing)."""
         raw = self.client.hget(self.keys.job(job_id), "status")
         return raw.decode() if raw else None
-
-    def load(self, job_id: str) -> tuple[JobRecord | None, bytes | None]:
-        """The job and its image, in one round trip."""
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(self.keys.job(job_id))
-        pipe.get(self.keys.image(job_id))
-        raw, image = pipe.execute()
-        return (_decode(raw) if raw else None), image
-
-    def image(self, job_id: str) -> bytes | None:
-        return self.client.get(self.keys.image(job_id))
 
     # --- transitions -----------------------------------------------------------------
     def _apply(self, job_id: str, allowed: Iterable[JobStatus], new: JobStatus, incr: bool, **fields: Any):
@@ -355,9 +350,25 @@ class RedisJobStore:
 
         Returns (applied, whether the job has a webhook). A job cancelled while it ran stays cancelled.
         """
-        return self._finish(
+        done = self._finish(
             job_id, task, (JobStatus.running,), JobStatus.succeeded, inference_s, webhook, result=result
         )
+        if done[0] and self.result_cache_seconds > 0:
+            self._remember(job_id, task, result)
+        return done
+
+    def _remember(self, job_id: str, task: str, result: Any) -> None:
+        """Make a succeeded job the cached answer to its tenant's identical requests (while both live)."""
+        model = getattr(getattr(result, "model", None), "sha256", None)
+        tenant, sha, cache = self.client.hmget(self.keys.job(job_id), "tenant", "image_sha256", "cache")
+        ttl = self.client.ttl(self.keys.job(job_id))  # set by the final transition: job_ttl from now
+        if not model or not tenant or not sha or (cache or b"True").decode().lower() in ("false", "0") or ttl <= 0:
+            return
+        key = self.keys.result_cache(tenant.decode(), cache_digest(task, sha.decode(), model))
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(key, job_id, ex=min(self.result_cache_seconds, ttl))  # never outlives the job it names
+        pipe.set(self.keys.serving_model(task), model)
+        pipe.execute()
 
     def mark_failed(
         self, job_id: str, task: str, code: ErrorCode, message: str, webhook: QueuedMessage | None = None
@@ -365,6 +376,12 @@ class RedisJobStore:
         """queued|retrying|running -> failed with a reason (and ``webhook`` enqueued, as :meth:`mark_succeeded`)."""
         error = JobError(code=code, message=message)
         return self._finish(job_id, task, UNFINISHED, JobStatus.failed, None, webhook, error=error)
+
+    def set_input(self, job_id: str, image_sha256: str) -> None:
+        """Record the input a worker fetched (``source_url``) by its SHA-256, if the job still exists."""
+        key = self.keys.job(job_id)
+        if self.client.exists(key):
+            self.client.hset(key, "image_sha256", image_sha256)
 
     def set_webhook_state(self, job_id: str, state: WebhookState) -> None:
         key = self.keys.job(job_id)
@@ -452,7 +469,7 @@ class AsyncRedisJobStore:
         self._submit = client.register_script(_SUBMIT)
 
     async def submit(
-        self, job: JobRecord, image: bytes, message: QueuedMessage, admission: Admission, replace: str = ""
+        self, job: JobRecord, message: QueuedMessage, admission: Admission, replace: str = ""
     ) -> Submitted:
         """Admit and create a job in one script (see :meth:`~detectflow.jobs.store.JobStore.submit`).
 
@@ -462,14 +479,14 @@ class AsyncRedisJobStore:
         idem = admission.idempotency_key
         score = created_us(job)
         keys = [
-            k.job(job.id), k.image(job.id), k.job_counts(), k.job_index(job.tenant), k.unfinished(job.tenant),
+            k.job(job.id), k.job_counts(), k.job_index(job.tenant), k.unfinished(job.tenant),
             k.idempotency(job.tenant, idem or ""), *k.depth_keys(message.queue), k.queue(message.queue),
             k.wakeup(message.queue),
         ]  # fmt: skip
         args = [
             score, score - self.ttl * 1_000_000, self.ttl, admission.max_queue_depth,
             admission.max_queued_jobs or 0, "1" if idem else "0", f"{job.id} {admission.fingerprint}", replace,
-            job.id, message.message_id, message.data, image, WAKEUP_TOKENS, *_job_fields(k, job),
+            job.id, message.message_id, message.data, WAKEUP_TOKENS, *_job_fields(k, job),
         ]  # fmt: skip
         outcome, *rest = await self._submit(keys=keys, args=args)
         outcome = outcome.decode()
@@ -477,22 +494,46 @@ class AsyncRedisJobStore:
             found_id, _, found_fp = rest[0].decode().partition(" ")
             if await self.client.exists(k.job(found_id)):
                 return Submitted("replayed", job_id=found_id, fingerprint=found_fp)
-            return await self.submit(job, image, message, admission, replace=rest[0].decode())  # its job expired
+            return await self.submit(job, message, admission, replace=rest[0].decode())  # its job expired
         return Submitted(outcome, count=int(rest[0]) if rest else 0)
 
     async def get(self, job_id: str) -> JobRecord | None:
         raw = await self.client.hgetall(self.keys.job(job_id))
         return _decode(raw) if raw else None
 
-    async def image(self, job_id: str) -> bytes | None:
-        return await self.client.get(self.keys.image(job_id))
+    async def cached(self, tenant: str, task: str, image_sha256: str) -> JobRecord | None:
+        """The tenant's succeeded job with this input and task on the model serving it now, if cached."""
+        model = await self.client.get(self.keys.serving_model(task))
+        if model is None:
+            return None
+        found = await self.client.get(self.keys.result_cache(tenant, cache_digest(task, image_sha256, model.decode())))
+        job = await self.get(found.decode()) if found else None
+        if job is None or job.tenant != tenant or job.status is not JobStatus.succeeded or job.result is None:
+            return None
+        return job
 
-    async def annotated(self, job_id: str) -> bytes | None:
-        return await self.client.get(self.keys.annotated(job_id))
+    async def create_finished(self, job: JobRecord) -> None:
+        """Store a job that is final already (a cached answer): its record and its place in the listing."""
+        k = self.keys
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(k.job(job.id), mapping={**dict(zip(*[iter(_job_fields(k, job))] * 2, strict=True)),
+                                              "result": _encode(job.result)})  # fmt: skip
+            pipe.hdel(k.job(job.id), "unfinished_key")
+            pipe.expire(k.job(job.id), self.ttl)
+            pipe.hincrby(k.job_counts(), "created", 1)
+            pipe.hincrby(k.job_counts(), job.status.value, 1)
+            pipe.zadd(k.job_index(job.tenant), {job.id: created_us(job)})
+            await pipe.execute()
 
-    async def save_annotated(self, job_id: str, png: bytes) -> None:
+    async def annotated(self, job_id: str) -> str | None:
+        """The blob name of the job's rendered annotated PNG, if it was kept."""
+        name = await self.client.get(self.keys.annotated(job_id))
+        return name.decode() if name else None
+
+    async def save_annotated(self, job_id: str, name: str) -> None:
+        """Remember the blob name of the job's annotated PNG, for as long as the job lives."""
         ttl = await self.client.ttl(self.keys.job(job_id))
-        await self.client.set(self.keys.annotated(job_id), png, ex=ttl if ttl and ttl > 0 else self.ttl)
+        await self.client.set(self.keys.annotated(job_id), name, ex=ttl if ttl and ttl > 0 else self.ttl)
 
     async def cancel(self, job_id: str) -> tuple[bool, str | None]:
         """queued|retrying|running -> cancelled; returns (applied, previous status or None if missing).

@@ -129,7 +129,7 @@ def _detect_segment(ctx: WorkerContext, job_id: str, frames: list[int], fps: flo
         pending.clear()
         return time.perf_counter() - t
 
-    with _videos.open(job_id, lambda: storage.video_bytes(ctx.store.client, ctx.store.keys, job_id)) as path:
+    with _videos.open(job_id, lambda: ctx.load(job_id)[1]) as path:
         t0 = time.perf_counter()
         for index, image in read_frames(path, frames):
             decode_s += time.perf_counter() - t0

@@ -1,0 +1,81 @@
+"""source_url end to end: a real HTTP server on loopback, the real API and worker, the webhooks' SSRF rules."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tests.integration.conftest import submit, wait_job
+from tests.support.images import image_bytes
+
+pytestmark = [pytest.mark.redis, pytest.mark.models]
+
+
+@pytest.fixture
+def origin() -> Iterator[str]:
+    """An HTTP server on 127.0.0.1: /astronaut.png, /big (2 MB), anything else 404."""
+    files = {"/astronaut.png": image_bytes("astronaut"), "/big": bytes(2 * 1024 * 1024)}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            body = files.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def _by_url(client, url: str, **kw):
+    return client.post("/v1/jobs", data={"task": "face", "source_url": url, **kw})
+
+
+def test_source_url_is_fetched_by_the_worker_and_kept_as_the_input(make_client, run_worker, origin):
+    # Given an API and a worker that accept http sources (loopback is opened for webhooks in these tests)
+    client = make_client(source_allow_http=True)
+    run_worker("face", source_allow_http=True, source_max_bytes=1024 * 1024)
+    # When jobs name a real image, a file above the worker's cap, and a missing one
+    ok, big, missing = (_by_url(client, f"{origin}{p}") for p in ("/astronaut.png", "/big", "/missing"))
+    assert ok.status_code == big.status_code == missing.status_code == 202, ok.text
+    # Then the image is detected, and the others fail with their codes, once
+    done = wait_job(client, ok.json()["id"])
+    assert done["status"] == "succeeded" and len(done["result"]["detections"]) == 1
+    assert client.get(f"/v1/jobs/{done['id']}/annotated").status_code == 200
+    too_large, unreachable = wait_job(client, big.json()["id"]), wait_job(client, missing.json()["id"])
+    assert too_large["error"]["code"] == "source_too_large" and too_large["attempts"] == 1
+    assert unreachable["error"]["code"] == "source_unreachable" and "404" in unreachable["error"]["message"]
+
+
+def test_source_url_must_be_https_and_public_by_default(make_client, origin):
+    plain = _by_url(make_client(), f"{origin}/astronaut.png")
+    assert plain.status_code == 422 and "https" in plain.json()["error"]["message"]
+    private = _by_url(make_client(source_allow_http=True, webhook_allow_cidrs=[]), f"{origin}/astronaut.png")
+    assert private.status_code == 422 and "public address" in private.json()["error"]["message"]
+    both = client_post_both(make_client())
+    assert both.status_code == 422
+
+
+def client_post_both(client):
+    return client.post(
+        "/v1/jobs", data={"task": "face", "source_url": "https://example.org/a.png"}, files={"file": ("a", b"x")}
+    )
+
+
+def test_source_url_job_is_never_answered_from_the_cache(make_client, run_worker, origin):
+    client = make_client(source_allow_http=True)
+    run_worker("face", source_allow_http=True)
+    first = wait_job(client, _by_url(client, f"{origin}/astronaut.png").json()["id"])
+    assert first["status"] == "succeeded"
+    # an identical upload of the fetched bytes is not cached from it either (the source job kept nothing)
+    again = submit(client, image_bytes("astronaut"), cache="true").json()
+    assert again["cached"] is False
