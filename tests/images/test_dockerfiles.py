@@ -143,7 +143,7 @@ def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     proc = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", f"{context}[operator]"],
+        [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", f"{context}[api,operator]"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]
