@@ -87,6 +87,11 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Bind address of `detectflow api` (0.0.0.0 in containers).")
     api_port: int = Field(8000, ge=1, le=65535, description="Port of `detectflow api`.")
     api_public_url: str = Field("", description="Base URL used in job links and webhooks; empty: derived from the request.")
+    api_access_log: bool = Field(
+        False,
+        description="Log one line per request (method, path, status, duration, client; never headers, keys or query "
+        "strings) on the `detectflow.access` logger.",
+    )
     api_max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted upload, bytes (413 `payload_too_large`).")
     api_max_image_pixels: int = Field(
         50_000_000,

@@ -11,6 +11,7 @@ import redis
 from fastapi import FastAPI
 
 import detectflow
+from detectflow.api.access import AccessLogMiddleware
 from detectflow.api.errors import install_error_handlers
 from detectflow.api.metrics import Metrics, serve_metrics
 from detectflow.api.middleware import RequestContextMiddleware
@@ -104,6 +105,8 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.include_router(jobs.router)
     app.include_router(keys.router)
     app.include_router(health.router)
+    if settings.api_access_log:  # inside the request context, so its lines carry the request id
+        app.add_middleware(AccessLogMiddleware)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=app.state.metrics,
