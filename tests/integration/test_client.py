@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -216,3 +219,34 @@ def _refused(url: str) -> bool:
     except httpx.ConnectError:
         return True
     return False
+
+
+def _cli(url: str, key: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = cli_env(api_url=url, api_key=key)
+    return subprocess.run([sys.executable, "-m", "detectflow.cli.main", *args], capture_output=True, text=True,
+                          env={**env, "COLUMNS": "80"}, timeout=timeout)  # fmt: skip
+
+
+def test_cli_jobs_commands_on_the_client(api, run_worker):
+    # Given a face job that ran and an object job left queued (no object worker)
+    run_worker("face")
+    _, key = _tenant_key(api)
+    with Client(api, key) as client:
+        done = client.detect(image_path("astronaut"), "face", timeout=60)
+        queued = client.submit(image_path("coffee"), "object")
+    # When the CLI reads, waits for, lists and cancels them
+    got = _cli(api, key, "jobs", "get", done.id)
+    waited = _cli(api, key, "jobs", "wait", done.id, "--timeout", "30")
+    still = _cli(api, key, "jobs", "wait", queued.id, "--timeout", "0.5")
+    listed = _cli(api, key, "jobs", "list", "--json")
+    table = _cli(api, key, "jobs", "list")
+    cancelled = _cli(api, key, "jobs", "cancel", queued.id)
+    missing = _cli(api, key, "jobs", "get", "0" * 32)
+    # Then each prints what it read, with exit codes a script can use
+    assert got.returncode == 0 and json.loads(got.stdout)["result"]["detections"][0]["label"] == "face"
+    assert waited.returncode == 0 and json.loads(waited.stdout)["status"] == "succeeded"
+    assert still.returncode == 3 and json.loads(still.stdout)["status"] == "queued"
+    assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == [queued.id, done.id]
+    assert table.returncode == 0 and queued.id[:8] in table.stdout and "succeeded" in table.stdout
+    assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
+    assert missing.returncode == 1 and missing.stderr.startswith("job_not_found:")

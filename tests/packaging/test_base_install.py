@@ -99,7 +99,7 @@ def test_base_install_cli_client_commands(base_venv: Path):
 @pytest.mark.parametrize(
     ("args", "extra"),
     [(["operator", "run"], "operator"), (["operator"], "operator"), (["api"], "api"), (["worker"], "worker"),
-     (["up"], "api,worker")],
+     (["up"], "api,worker"), (["models", "build"], "build")],
 )  # fmt: skip
 def test_base_install_server_commands_name_their_extra(base_venv: Path, args: list[str], extra: str):
     proc = _run(base_venv, str(base_venv / "bin" / "detectflow"), *args)

@@ -44,6 +44,9 @@ def build(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even when the files match their cards.")] = False,
 ) -> None:
     """Build every built-in model (fetch, verify sha256, export to ONNX, measure, write cards)."""
+    from detectflow.cli.extras import require_extras
+
+    require_extras("models build", "build")
     from detectflow.models.build import BuildError, build_models
 
     logging.basicConfig(level=logging.WARNING)
