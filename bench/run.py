@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from bench.client import Conn, multipart_post
+from bench.report import replace_section
 from bench.stacks import CeleryStack, DetectflowApi, DetectflowUp, redis_server_binary
 from detectflow.config import Settings, Task
 from detectflow.detectors import load_detector
@@ -433,7 +434,7 @@ def main() -> None:
     report = render(res, args, cores)
     print(report)
     if args.write:
-        args.write.write_text(report)
+        replace_section(args.write, "baselines", report)
 
 
 # --- the report ----------------------------------------------------------------------------

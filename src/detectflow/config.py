@@ -177,6 +177,15 @@ class Settings(BaseSettings):
     worker_threads: int = Field(
         0, ge=0, description="Jobs at once per process (also the prefetch); 0: one per core the process may use."
     )
+    worker_max_batch: int = Field(
+        0,
+        ge=0,
+        description="Dynamic batching: most inputs of concurrent jobs run through the model at once; "
+        "1: off; 0: auto (8 on a GPU, off on CPU, where it measured no gain: docs/performance.md).",
+    )
+    worker_max_batch_delay_ms: float = Field(
+        2.0, ge=0, le=1000, description="Longest a job's input waits for others to fill a batch, ms."
+    )
     worker_time_limit_seconds: int = Field(
         120, ge=1, description="Longest a job may run; SIGTERM waits this long for running jobs."
     )

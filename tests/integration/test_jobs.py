@@ -261,3 +261,17 @@ def test_list_forgets_expired_jobs(make_client, store):
     assert [j["id"] for j in client.get("/v1/jobs").json()["items"]] == [new]
     # the index entry of the expired job went with the next submission
     assert store.client.zcard(store.keys.job_index("default")) == 1
+
+
+def test_batching_worker_gives_each_job_its_own_detections(client, run_worker):
+    # Given a face worker that batches up to 4 inputs of concurrent jobs (16 jobs in hand)
+    proc = run_worker("face", worker_max_batch=4, worker_max_batch_delay_ms=20)
+    # When one astronaut and one coffee photo alternate, 16 of them submitted at once
+    names = ["astronaut", "coffee"] * 8
+    ids = [submit(client, image_bytes(n), name=f"{n}.png").json()["id"] for n in names]
+    done = [wait_job(client, i) for i in ids]
+    # Then every job has the faces of its own photo: one on the astronaut, none on the coffee cup
+    assert [d["status"] for d in done] == ["succeeded"] * 16
+    assert [len(d["result"]["detections"]) for d in done] == [1, 0] * 8
+    # And the worker ran with its batcher (tests/models/test_batching.py shows batches above one form)
+    assert "dynamic batching up to 4 inputs" in proc.output()

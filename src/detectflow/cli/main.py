@@ -79,14 +79,21 @@ def worker(
 ) -> None:
     """Run a Dramatiq worker for one task (replaces this process, so signals reach Dramatiq)."""
     require_extras("worker", "worker")
+    from detectflow.worker.layout import choose_max_batch
+    from detectflow.detectors.runtime import choose_providers
     from detectflow.jobs.kinds import kind_of
     from detectflow.worker.layout import available_cores, choose_layout
 
     s = get_settings()
     kind = kind_of(task)
-    # CPU: one job per core, one intra-op thread each, unless set; a GPU worker keeps one job in hand
-    default_threads = 1 if s.device == "gpu" else 0
-    layout = choose_layout(available_cores(), threads or s.worker_threads or default_threads, s.intra_op_threads)
+    gpu = s.device != "cpu" and choose_providers(s.device)[0] != "CPUExecutionProvider"
+    max_batch = choose_max_batch(s.worker_max_batch, gpu)
+    # CPU: one job per core, one intra-op thread each, unless set; a GPU worker keeps one job in hand;
+    # with batching, enough jobs in hand to fill the batches
+    default_threads = (2 * max_batch if max_batch > 1 else 1) if gpu else 0
+    layout = choose_layout(
+        available_cores(), threads or s.worker_threads or default_threads, s.intra_op_threads, max_batch
+    )
     threads = layout.threads
     env = dict(os.environ)
     env["DETECTFLOW_WORKER_TASK"] = task.value

@@ -7,7 +7,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Box", "Detection", "ModelInfo", "Detector"]
+__all__ = ["Box", "Detection", "ModelInfo", "Detector", "StagedDetector"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +66,45 @@ class Detector(Protocol):
         """Detections in pixels of ``image``, best score first."""
         ...
 
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """:meth:`detect` of each image, through the model in as few runs as their sizes allow."""
+        ...
+
     def warmup(self) -> None:
         """Run once on a dummy input so the first real job pays no start-up cost."""
         ...
+
+
+class StagedDetector:
+    """A detector in three stages (prepare, infer, finish), so inputs of several images or jobs can share runs.
+
+    Subclasses define :meth:`prepare` (image -> input with a leading axis of 1, and whatever ``finish``
+    needs to map back), :meth:`infer` (stacked inputs -> outputs, leading axis kept) and :meth:`finish`
+    (one input's outputs -> detections). ``run_one`` runs one input: :meth:`infer` itself, or a
+    :class:`~detectflow.detectors.batching.MicroBatcher` over it that batches concurrent jobs.
+    """
+
+    def __init__(self) -> None:
+        self.run_one = self.infer
+
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, object]:
+        raise NotImplementedError
+
+    def infer(self, x: np.ndarray) -> list[np.ndarray]:
+        raise NotImplementedError
+
+    def finish(self, outputs: list[np.ndarray], x_shape: tuple[int, ...], state: object) -> list[Detection]:
+        raise NotImplementedError
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Detections in pixels of ``image`` (BGR uint8), best score first."""
+        x, state = self.prepare(image)
+        return self.finish(self.run_one(x), x.shape, state)
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[list[Detection]]:
+        """:meth:`detect` of each image, same-size inputs through the model in one run."""
+        from detectflow.detectors.batching import run_batched
+
+        prepared = [self.prepare(im) for im in images]
+        outs = run_batched(self.infer, [x for x, _ in prepared])
+        return [self.finish(o, x.shape, state) for o, (x, state) in zip(outs, prepared)]

@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from detectflow.detectors._common import as_bgr, prepare
-from detectflow.detectors.base import Box, Detection, ModelInfo
+from detectflow.detectors.base import Box, Detection, ModelInfo, StagedDetector
+from detectflow.detectors.postprocess.letterbox import Transform
 from detectflow.detectors.postprocess.retinaface import decode_retinaface
 from detectflow.models.cards import ModelCard
 
 __all__ = ["OnnxFaceDetector"]
 
 
-class OnnxFaceDetector:
+class OnnxFaceDetector(StagedDetector):
     """Detector for a card whose postprocessor is ``retinaface``; labels every detection ``face``.
 
     Parameters
@@ -31,6 +32,7 @@ class OnnxFaceDetector:
 
     def __init__(self, session, card: ModelCard, info: ModelInfo, score_threshold: float = 0.5,
                  task: str = "face") -> None:
+        super().__init__()
         if card.postprocessor != "retinaface":
             raise ValueError(f"{card.name}: OnnxFaceDetector needs postprocessor 'retinaface', not {card.postprocessor!r}")
         self.task = task
@@ -44,13 +46,19 @@ class OnnxFaceDetector:
                          if k in ("strides", "anchor_sizes", "variances", "nms_iou")}
         self._label = card.labels[0] if card.labels else "face"
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Faces in pixels of ``image`` (BGR uint8), best score first, each with five landmarks."""
-        image = as_bgr(image)
-        x, tf = prepare(image, self.card)
-        loc, conf, landmarks = self.session.run(self._outputs, {self._input: x})
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Transform]:
+        """The input tensor (leading axis 1) for ``image`` (BGR uint8) and the transform back to its pixels."""
+        return prepare(as_bgr(image), self.card)
+
+    def infer(self, x: np.ndarray) -> list[np.ndarray]:
+        """The graph's outputs for a stacked batch ``x`` (the session itself; a batcher may stand in)."""
+        return self.session.run(self._outputs, {self._input: x})
+
+    def finish(self, outputs: list[np.ndarray], x_shape: tuple[int, ...], tf: Transform) -> list[Detection]:
+        """Decoded faces of one input from its outputs (leading axis 1), in pixels of the original image."""
+        loc, conf, landmarks = outputs
         boxes, scores, points = decode_retinaface(
-            loc[0], conf[0], landmarks[0], x.shape[2], x.shape[3],
+            loc[0], conf[0], landmarks[0], x_shape[2], x_shape[3],
             score_threshold=self.score_threshold, **self._options,
         )
         boxes = tf.boxes_to_original(boxes)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from detectflow.detectors._common import as_bgr, prepare
-from detectflow.detectors.base import Box, Detection, ModelInfo
+from detectflow.detectors.base import Box, Detection, ModelInfo, StagedDetector
 from detectflow.detectors.labels import COCO_LABELS, label_for
+from detectflow.detectors.postprocess.letterbox import Transform
 from detectflow.detectors.postprocess.nanodet import decode_nanodet
 from detectflow.detectors.postprocess.yolo import decode_yolo
 from detectflow.models.cards import ModelCard
@@ -14,7 +15,7 @@ from detectflow.models.cards import ModelCard
 __all__ = ["OnnxObjectDetector"]
 
 
-class OnnxObjectDetector:
+class OnnxObjectDetector(StagedDetector):
     """Detector for a card whose postprocessor is ``nanodet`` or ``yolo``; labels from the card.
 
     Parameters
@@ -33,6 +34,7 @@ class OnnxObjectDetector:
 
     def __init__(self, session, card: ModelCard, info: ModelInfo, score_threshold: float = 0.35,
                  task: str = "object") -> None:
+        super().__init__()
         if card.postprocessor not in ("nanodet", "yolo"):
             raise ValueError(f"{card.name}: OnnxObjectDetector cannot decode {card.postprocessor!r} outputs")
         inp = session.get_inputs()[0]
@@ -59,20 +61,28 @@ class OnnxObjectDetector:
                 labels = list(COCO_LABELS)
         self.labels = labels
 
-    def detect(self, image: np.ndarray) -> list[Detection]:
-        """Objects in pixels of ``image`` (BGR uint8), best score first."""
-        image = as_bgr(image)
-        x, tf = prepare(image, self.card)
+    def prepare(self, image: np.ndarray) -> tuple[np.ndarray, Transform]:
+        """The input tensor (leading axis 1) for ``image`` (BGR uint8) and the transform back to its pixels."""
+        return prepare(as_bgr(image), self.card)
+
+    def infer(self, x: np.ndarray) -> list[np.ndarray]:
+        """The graph's outputs for a stacked batch ``x`` (the session itself; a batcher may stand in)."""
+        if self.card.postprocessor == "nanodet":
+            return self.session.run(self._scores + self._dists, {self._input: x})
+        return self.session.run(None, {self._input: x})[:1]
+
+    def finish(self, outputs: list[np.ndarray], x_shape: tuple[int, ...], tf: Transform) -> list[Detection]:
+        """Decoded objects of one input from its outputs (leading axis 1), in pixels of the original image."""
         h, w = self.card.input.size
         if self.card.postprocessor == "nanodet":
-            outs = self.session.run(self._scores + self._dists, {self._input: x})
             n = len(self._scores)
             o = {k: v for k, v in self._options.items() if k in ("strides", "reg_max", "cell_offset", "nms_iou", "max_det")}
             boxes, scores, classes = decode_nanodet(
-                [a[0] for a in outs[:n]], [a[0] for a in outs[n:]], h, w, score_threshold=self.score_threshold, **o
+                [a[0] for a in outputs[:n]], [a[0] for a in outputs[n:]], h, w,
+                score_threshold=self.score_threshold, **o,
             )
         else:
-            (out,) = self.session.run(None, {self._input: x})[:1]
+            (out,) = outputs
             o = {k: v for k, v in self._options.items() if k in ("nms_iou", "max_det", "num_classes")}
             if self.labels and "num_classes" not in o:
                 o["num_classes"] = len(self.labels)

@@ -8,12 +8,14 @@ from pathlib import Path
 from detectflow.config import Settings, Task
 from detectflow.detectors._common import model_info
 from detectflow.detectors.base import Detector
+from detectflow.detectors.batching import MicroBatcher
 from detectflow.detectors.onnx_embed import OnnxFaceEmbedder
 from detectflow.detectors.onnx_face import OnnxFaceDetector
 from detectflow.detectors.onnx_object import OnnxObjectDetector
 from detectflow.detectors.runtime import choose_providers, create_session, session_provider
 from detectflow.models.cards import ModelCard, ModelFile, card_path_for, load_card
 from detectflow.models.sources import sha256_file
+from detectflow.worker.layout import available_cores, choose_max_batch
 
 __all__ = ["ModelNotFoundError", "choose_variant", "load_detector", "load_embedder", "resolve_model"]
 
@@ -132,8 +134,18 @@ def load_detector(task: Task, settings: Settings) -> Detector:
     session, info = _open_best(card, base, settings, task.value)
     threshold = settings.score_threshold_for(task)
     if card.postprocessor == "retinaface":
-        return OnnxFaceDetector(session, card, info, threshold, task=task.value)
-    return OnnxObjectDetector(session, card, info, threshold, task=task.value)
+        detector = OnnxFaceDetector(session, card, info, threshold, task=task.value)
+    else:
+        detector = OnnxObjectDetector(session, card, info, threshold, task=task.value)
+    gpu = info.provider != "CPUExecutionProvider"
+    max_batch = choose_max_batch(settings.worker_max_batch, gpu)
+    if max_batch > 1:
+        # one batch at a time on a GPU; on CPU one per core, each on its single-threaded session
+        runners = 1 if gpu else max(1, available_cores() // max(1, settings.intra_op_threads))
+        detector.run_one = MicroBatcher(detector.infer, max_batch, settings.worker_max_batch_delay_ms, runners)
+        log.info("%s: dynamic batching up to %d inputs, %.1f ms, %d runner(s)", card.name, max_batch,
+                 settings.worker_max_batch_delay_ms, runners)
+    return detector
 
 
 def load_embedder(settings: Settings) -> OnnxFaceEmbedder:

@@ -367,7 +367,7 @@ class AutoscalingSpec(_Model):
     min_replicas: int = Field(1, ge=0, le=100, description="Fewest pods; 0 scales to zero when the queue is idle.")
     max_replicas: int = Field(4, ge=1, le=100, description="Most pods.")
     target_per_replica: int | None = Field(
-        None, ge=1, le=10000, description="Unfinished jobs per pod the HPA aims for (default: `concurrency`)."
+        None, ge=1, le=10000, description="Unfinished jobs per pod the HPA aims for (default: the pod's `concurrency`)."
     )
     polling_interval_seconds: int = Field(30, ge=1, le=3600, description="How often KEDA reads the queue.")
     cooldown_seconds: int = Field(
@@ -402,7 +402,23 @@ class WorkerSpec(_Model):
         ResourceRequirements(requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "2Gi"}),
         description="Resources of the worker container.",
     )
-    concurrency: int = Field(1, ge=1, le=64, description="Threads per pod; also the Dramatiq prefetch.")
+    concurrency: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Jobs at once per pod (threads, also the Dramatiq prefetch); default: one per CPU of the "
+        "container's limit (else of its request, at least 1), times maxBatch when batching; on a GPU 1, or 2 x maxBatch.",
+    )
+    max_batch: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Dynamic batching: most inputs of concurrent jobs in one model run (1: off); default: 8 on a GPU, "
+        "off on CPU.",
+    )
+    max_batch_delay_ms: float | None = Field(
+        None, ge=0, le=1000, description="Longest an input waits for others to fill its batch, ms (default 2)."
+    )
     time_limit_seconds: int = Field(120, ge=1, le=86400, description="Longest one job may run.")
     retries: int = Field(3, ge=0, le=20, description="Retries of a failed job.")
     node_selector: dict[str, str] = Field(default_factory=dict, description="Pod nodeSelector.")

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from kubernetes.utils.quantity import parse_quantity
+
+from detectflow.worker.layout import choose_max_batch
 from detectflow.jobs.kinds import kind_of
 from detectflow.keys import KeyLayout, pipeline_prefix
 from detectflow.operator.crd import (
@@ -594,10 +598,14 @@ def render_worker_deployment(pipeline: DetectionPipeline, worker: WorkerSpec, ow
         "DETECTFLOW_WORKER_MAX_RETRIES": worker.retries,
         "DETECTFLOW_WORKER_PROCESSES": 1,
         "DETECTFLOW_WORKER_TASK": task,
-        "DETECTFLOW_WORKER_THREADS": worker.concurrency,
+        "DETECTFLOW_WORKER_THREADS": worker_concurrency(worker),
         "DETECTFLOW_WORKER_TIME_LIMIT_SECONDS": worker.time_limit_seconds,
-        "dramatiq_queue_prefetch": worker.concurrency,
+        "dramatiq_queue_prefetch": worker_concurrency(worker),
     }
+    if worker.max_batch is not None:
+        values["DETECTFLOW_WORKER_MAX_BATCH"] = worker.max_batch
+    if worker.max_batch_delay_ms is not None:
+        values["DETECTFLOW_WORKER_MAX_BATCH_DELAY_MS"] = worker.max_batch_delay_ms
     pod: dict[str, Any] = _pod_spec_common(pipeline, child_name(pipeline.name, "worker"))
     container: dict[str, Any] = {
         "name": "worker",
@@ -685,9 +693,32 @@ def render_trigger_authentication(pipeline: DetectionPipeline, owner: dict[str, 
     }
 
 
+def worker_cpus(worker: WorkerSpec) -> int:
+    """CPUs a worker container may use: its CPU limit, else its request, rounded up (at least 1)."""
+    res = worker.resources
+    quantity = (res.limits or {}).get("cpu") or (res.requests or {}).get("cpu")
+    return max(1, math.ceil(parse_quantity(str(quantity)))) if quantity else 1
+
+
+def worker_concurrency(worker: WorkerSpec) -> int:
+    """Jobs at once per pod: ``concurrency``, else what ``detectflow worker`` chooses for the pod's CPUs.
+
+    One job per CPU on one intra-op thread each (``max_batch`` per CPU with batching, so batches fill);
+    on a GPU one job, or two batches' worth. The same rule as :func:`detectflow.worker.layout.choose_layout`,
+    written out here so the thread count and the HPA target agree without reading the node.
+    """
+    if worker.concurrency is not None:
+        return worker.concurrency
+    gpu = worker.device == "gpu"
+    max_batch = choose_max_batch(worker.max_batch or 0, gpu)
+    if gpu:
+        return 2 * max_batch if max_batch > 1 else 1
+    return worker_cpus(worker) * max_batch
+
+
 def target_per_replica(worker: WorkerSpec) -> int:
-    """Unfinished jobs per pod the HPA aims for: ``targetPerReplica``, else ``concurrency``."""
-    return worker.autoscaling.target_per_replica or worker.concurrency
+    """Unfinished jobs per pod the HPA aims for: ``targetPerReplica``, else the pod's concurrency."""
+    return worker.autoscaling.target_per_replica or worker_concurrency(worker)
 
 
 def render_scaled_object(pipeline: DetectionPipeline, worker: WorkerSpec, owner: dict[str, Any]) -> dict[str, Any]:

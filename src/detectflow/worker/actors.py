@@ -1,19 +1,17 @@
-"""Dramatiq actors: run a job of the worker's kind; deliver a finished job's webhook."""
+"""Dramatiq actors: run a job of the worker's kind (through its task's runner); deliver a finished job's webhook."""
 
 from __future__ import annotations
 
 import logging
-import time
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 
 from detectflow.jobs.errors import DetectflowError, ErrorCode
-from detectflow.jobs.images import decode_image
 from detectflow.jobs.records import WebhookState, utcnow
-from detectflow.jobs.results import DetectionResult, DetectionTimings, ImageSize, ModelRef
 from detectflow.webhooks import TargetPolicy, deliver, sign, signing_key
 from detectflow.worker.context import WorkerContext
+from detectflow.worker.tasks import runner_for
 
 __all__ = ["declare_actors"]
 
@@ -29,29 +27,13 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> tuple[dramati
     s = ctx.settings
     kind = ctx.kind
 
-    def detect(job_id: str) -> None:
+    run = runner_for(kind.task)
+
+    def run_job(job_id: str) -> None:
         job, data = ctx.store.load(job_id)
         if job is None or data is None:
             raise DetectflowError(ErrorCode.image_expired, "The job's image expired before it was processed.")
-        image = decode_image(data, s.api_max_image_pixels)  # the header the API read may lie
-        detector = ctx.require_detector()
-        t0 = time.perf_counter()
-        detections = detector.detect(image)
-        inference_ms = (time.perf_counter() - t0) * 1000
-        now = utcnow()
-        started = job.started_at or now
-        ctx.hand_over(
-            DetectionResult(
-                image=ImageSize(width=int(image.shape[1]), height=int(image.shape[0])),
-                detections=[d.to_dict() for d in detections],
-                model=ModelRef(**detector.info.to_dict()),
-                timings_ms=DetectionTimings(
-                    queued=round((started - job.created_at).total_seconds() * 1000, 3),
-                    inference=round(inference_ms, 3),
-                    total=round((now - job.created_at).total_seconds() * 1000, 3),
-                ),
-            )
-        )
+        ctx.hand_over(run(ctx, job, data))
 
     policy = TargetPolicy.of(s.webhook_allow_hosts, s.webhook_allow_cidrs)
 
@@ -92,7 +74,7 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> tuple[dramati
             raise WebhookNotDelivered(outcome.reason or "")
 
     job_actor = dramatiq.actor(
-        detect,
+        run_job,
         actor_name=kind.actor_name,
         queue_name=kind.queue,
         broker=broker,

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from detectflow.config import Settings
 from detectflow.detectors.base import Detector
 from detectflow.jobs.kinds import JobKind
-from detectflow.jobs.results import DetectionResult
 from detectflow.jobs.stores.redis import RedisJobStore
+from detectflow.worker.tasks.base import Outcome
 
 __all__ = ["WorkerContext"]
 
@@ -21,16 +21,16 @@ class WorkerContext:
     kind: JobKind
     detector: Detector | None = None
     worker_id: str = ""
-    #: Per worker thread: the result the actor hands to the JobLifecycle middleware.
+    #: Per worker thread: the outcome the actor hands to the JobLifecycle middleware.
     #: (Returning it would make Dramatiq warn that no Results backend keeps it.)
     _local: threading.local = field(default_factory=threading.local)
 
-    def hand_over(self, result: DetectionResult) -> None:
-        self._local.result = result
+    def hand_over(self, outcome: Outcome) -> None:
+        self._local.outcome = outcome
 
-    def take_result(self) -> DetectionResult | None:
-        result, self._local.result = getattr(self._local, "result", None), None
-        return result
+    def take_outcome(self) -> Outcome | None:
+        outcome, self._local.outcome = getattr(self._local, "outcome", None), None
+        return outcome
 
     def require_detector(self) -> Detector:
         if self.detector is None:

@@ -12,10 +12,10 @@ import dramatiq
 from dramatiq.middleware import Middleware, SkipMessage
 
 from detectflow.jobs.errors import DetectflowError, ErrorCode
-from detectflow.jobs.results import DetectionResult
 from detectflow.logs import job_id_var, request_id_var
 from detectflow.worker.broker import WakeupRedisBroker
 from detectflow.worker.context import WorkerContext
+from detectflow.worker.tasks.base import Outcome
 
 __all__ = ["JobLifecycle", "WorkerPresence", "failure_of"]
 
@@ -49,13 +49,13 @@ class JobLifecycle(Middleware):
     def _job_id(self, message) -> str | None:
         return message.args[0] if message.actor_name == self.ctx.kind.actor_name else None
 
-    def succeed(self, job_id: str, result: DetectionResult) -> None:
+    def succeed(self, job_id: str, outcome: Outcome) -> None:
         """The success path: store the result (running -> succeeded), then send the webhook."""
         applied, has_webhook = self.ctx.store.mark_succeeded(
-            job_id, result, self.ctx.kind.task.value, result.timings_ms.inference / 1000
+            job_id, outcome.result, self.ctx.kind.task.value, outcome.inference_s
         )
         if applied:
-            log.info("job succeeded with %d detections", len(result.detections))
+            log.info("job succeeded: %s", outcome.summary or "done")
             if has_webhook:
                 self.webhook_actor.send(job_id)
 
@@ -84,9 +84,9 @@ class JobLifecycle(Middleware):
         job_id = self._job_id(message)
         if job_id is None:
             return
-        result = self.ctx.take_result()
-        if exception is None and result is not None:
-            self.succeed(job_id, result)
+        outcome = self.ctx.take_outcome()
+        if exception is None and outcome is not None:
+            self.succeed(job_id, outcome)
         self._forget()
 
     def after_skip_message(self, broker, message):

@@ -9,7 +9,7 @@ import pydantic
 import pytest
 import yaml
 
-from detectflow.operator.crd import DetectionPipeline, dump_yaml
+from detectflow.operator.crd import DetectionPipeline, WorkerSpec, dump_yaml
 from detectflow.operator.render import (
     child_name,
     redis_target,
@@ -17,6 +17,8 @@ from detectflow.operator.render import (
     render_scaled_object,
     render_worker_deployment,
     owner_reference,
+    target_per_replica,
+    worker_concurrency,
 )
 from tests.unit.operator.conftest import DATA, INVALID, VALID, expected_error, load
 
@@ -238,3 +240,38 @@ def test_render_user_env_comes_after_the_operators(make_pipeline) -> None:
     assert api["envFrom"] == [{"configMapRef": {"name": "c"}}]
     worker = docs[("Deployment", "demo-a")]["spec"]["template"]["spec"]["containers"][0]
     assert worker["envFrom"] == [{"secretRef": {"name": "s"}}]
+
+
+def _worker(**fields) -> WorkerSpec:
+    return WorkerSpec.model_validate({"name": "faces", "task": "face", **fields})
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({}, 1),  # the default resources: a 500m request, no limit
+        ({"resources": {"requests": {"cpu": "500m"}, "limits": {"cpu": "2"}}}, 2),
+        ({"resources": {"requests": {"cpu": "1500m"}}}, 2),
+        ({"resources": {"limits": {"cpu": "2"}}, "maxBatch": 4}, 8),
+        ({"device": "gpu"}, 16),  # batching on by default on a GPU: two batches of 8 in hand
+        ({"device": "gpu", "maxBatch": 1}, 1),
+        ({"resources": {"limits": {"cpu": "4"}}, "concurrency": 3}, 3),
+    ],
+)
+def test_worker_concurrency_follows_the_cpus_like_the_worker_does(fields, expected):
+    worker = _worker(**fields)
+    assert worker_concurrency(worker) == expected
+    assert target_per_replica(worker) == expected
+
+
+def test_worker_deployment_renders_batching_only_when_set(make_pipeline):
+    env = lambda w: {e["name"]: e.get("value") for e in w["spec"]["template"]["spec"]["containers"][0]["env"]}  # noqa: E731
+    pipeline = make_pipeline(
+        {"redis": REDIS, "workers": [{"name": "faces", "task": "face", "maxBatch": 4, "maxBatchDelayMs": 5},
+                                     {"name": "objects", "task": "object"}]}  # fmt: skip
+    )
+    owner = owner_reference(pipeline)
+    faces, objects = (render_worker_deployment(pipeline, w, owner) for w in pipeline.spec.workers)
+    assert env(faces)["DETECTFLOW_WORKER_MAX_BATCH"] == "4" and env(faces)["DETECTFLOW_WORKER_MAX_BATCH_DELAY_MS"] == "5.0"
+    assert env(faces)["DETECTFLOW_WORKER_THREADS"] == "4"  # 4 per CPU of the default request (1)
+    assert "DETECTFLOW_WORKER_MAX_BATCH" not in env(objects)

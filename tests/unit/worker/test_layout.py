@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detectflow.worker.layout import WorkerLayout, available_cores, choose_layout
+import pytest
+
+from detectflow.worker.layout import DEFAULT_GPU_MAX_BATCH, WorkerLayout, available_cores, choose_layout, choose_max_batch
 
 
 def test_layout_defaults_to_one_job_per_core_on_one_thread_each():
@@ -28,3 +30,13 @@ def test_available_cores_follows_the_container_cpu_limit(tmp_path: Path):
     assert available_cores(cpu_max) == 1
     cpu_max.write_text("max 100000\n")
     assert available_cores(cpu_max) == unlimited
+
+
+def test_choose_layout_with_batching_holds_max_batch_jobs_per_core():
+    assert choose_layout(2, max_batch=4) == WorkerLayout(8, 1)
+    assert choose_layout(2, threads=3, max_batch=4) == WorkerLayout(3, 1)
+
+
+@pytest.mark.parametrize(("setting", "gpu", "expected"), [(0, False, 1), (0, True, DEFAULT_GPU_MAX_BATCH), (4, False, 4), (1, True, 1)])
+def test_choose_max_batch_auto_batches_only_on_gpu(setting, gpu, expected):
+    assert choose_max_batch(setting, gpu) == expected

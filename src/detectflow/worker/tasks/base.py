@@ -1,0 +1,29 @@
+"""The runner contract: what a task's runner takes and hands back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from detectflow.jobs.records import JobRecord
+    from detectflow.worker.context import WorkerContext
+
+__all__ = ["Outcome", "Runner"]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a runner hands back: the result to store, and the seconds spent in the model (for metrics)."""
+
+    result: BaseModel
+    inference_s: float
+    summary: str = ""
+
+
+class Runner(Protocol):
+    """Run one job: its record and its input bytes in, its outcome out (raise DetectflowError to fail it)."""
+
+    def __call__(self, ctx: WorkerContext, job: JobRecord, data: bytes) -> Outcome: ...
