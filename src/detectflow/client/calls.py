@@ -125,9 +125,14 @@ def image_part(image: ImageInput, filename: str | None = None) -> tuple[str, byt
     ------
     TypeError
         When ``image`` is none of those (a text file object, say).
+    ValueError
+        For an http(s) URL: the API does not fetch images by URL yet.
     """
     if isinstance(image, (bytes, bytearray, memoryview)):
         return filename or "image", bytes(image)
+    if isinstance(image, str) and image.startswith(("http://", "https://")):
+        # the API takes files only today; a `source_url` form field will be a submit option of its own
+        raise ValueError(f"{image}: submitting by URL is not supported by this API version; download it first")
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
         return filename or path.name, path.read_bytes()

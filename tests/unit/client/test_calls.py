@@ -27,6 +27,11 @@ def test_image_part_reads_paths_bytes_and_binary_files(tmp_path):
     assert image_part(io.BytesIO(b"mem")) == ("image", b"mem")
 
 
+def test_image_part_says_urls_are_not_fetched_yet():
+    with pytest.raises(ValueError, match="URL"):
+        image_part("https://example.org/a.jpg")
+
+
 def test_image_part_refuses_text_files_and_other_types(tmp_path):
     with pytest.raises(TypeError, match="binary"):
         image_part(io.StringIO("text"))
