@@ -92,6 +92,11 @@ class Settings(BaseSettings):
         description="Log one line per request (method, path, status, duration, client; never headers, keys or query "
         "strings) on the `detectflow.access` logger.",
     )
+    api_forwarded_allow_ips: str = Field(
+        "",
+        description="Comma-separated proxy IPs or networks whose X-Forwarded-For/-Proto headers uvicorn trusts "
+        "(e.g. the ingress controller's pod network); empty: none, the headers are ignored.",
+    )
     api_max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="Largest accepted upload, bytes (413 `payload_too_large`).")
     api_max_image_pixels: int = Field(
         50_000_000,
@@ -192,6 +197,16 @@ class Settings(BaseSettings):
     worker_max_retries: int = Field(3, ge=0, description="Retries of a job after a transient error (bad images are not retried).")
     worker_min_backoff_ms: int = Field(500, ge=0, description="First retry delay, ms (exponential).")
     worker_max_backoff_ms: int = Field(30_000, ge=0, description="Longest retry delay, ms.")
+    worker_metrics_port: int = Field(
+        9465,
+        ge=0,
+        le=65535,
+        description="Port of a worker's Prometheus /metrics (shared by its processes); 0: none. "
+        "`detectflow up` gives its N-th worker this port + N - 1.",
+    )
+    worker_metrics_host: str = Field(
+        "127.0.0.1", description="Bind address of a worker's /metrics (0.0.0.0 in containers)."
+    )
     worker_dead_after_seconds: float = Field(
         30.0, gt=0, description="A worker silent this long is dead: live workers requeue the jobs it held."
     )

@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
+from detectflow.cli.up import free_port
 from detectflow.operator.crd import dump_yaml
 from detectflow.operator.rbac import render_namespaced_rbac
 from tests.operator.recorder import Recorder
 from tests.support.cluster import ClusterInfo, ensure_cluster, install_keda_crds, stop_cluster, wait_for
+from tests.support.crds import install_gateway_crds, install_monitoring_crds
 from tests.support.processes import Proc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,8 +34,11 @@ def cluster() -> Iterator[ClusterInfo]:
 
 @pytest.fixture(scope="session")
 def crds(cluster: ClusterInfo) -> ClusterInfo:
-    """Our CRD (from crds/) and KEDA's CRDs (from the Go module cache), established."""
+    """Our CRD (from crds/), KEDA's, the Prometheus operator's and Gateway API's CRDs (from the Go module cache),
+    established."""
     install_keda_crds(cluster)
+    install_monitoring_crds(cluster)
+    install_gateway_crds(cluster)
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", "crd/detectionpipelines.detectflow.io"
@@ -93,6 +98,7 @@ class Operator:
         )
         self.proc: Proc | None = None
         self.logs: list[Path] = []
+        self.metrics_port = free_port()  # the operator's Prometheus /metrics
 
     def start(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DETECTFLOW_")}
@@ -100,7 +106,8 @@ class Operator:
         log = self.home / f"operator-{len(self.logs)}.log"
         self.logs.append(log)
         self.proc = Proc(
-            ["operator", "--namespace", self.namespace, "--resync-seconds", "2", "--verbose"], env, log
+            ["operator", "--namespace", self.namespace, "--resync-seconds", "2", "--verbose",
+             "--metrics-host", "127.0.0.1", "--metrics-port", str(self.metrics_port)], env, log,
         )
 
     def stop(self) -> None:

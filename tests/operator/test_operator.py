@@ -16,9 +16,11 @@ import pytest
 import redis
 import yaml
 
+from detectflow import monitoring
 from detectflow.operator.rbac import RULES
 from tests.operator.conftest import ROOT, Operator, condition, wait_until
 from tests.support.cluster import ClusterInfo
+from tests.support.prometheus import PrometheusServer
 
 pytestmark = [pytest.mark.cluster, pytest.mark.slow]
 
@@ -252,6 +254,75 @@ def test_operator_leaves_an_unowned_child_alone_with_conflict(crds: ClusterInfo,
     assert kube("get", "deployment", "x-api")["metadata"]["ownerReferences"][0]["uid"] == uid
     for kind in ("poddisruptionbudget", "networkpolicy"):
         wait_until(lambda: crds.kubectl("-n", namespace, "get", kind, "x-api", check=False).returncode != 0, f"{kind} pruned", operator)
+
+
+@pytest.mark.prometheus
+def test_operator_exposes_and_monitors_a_pipeline(
+    crds: ClusterInfo, namespace: str, operator: Operator, kube, tmp_path: Path
+) -> None:
+    # Given a pipeline with an Ingress (TLS), an HTTPRoute and a PodMonitor
+    manifest = {
+        "apiVersion": "detectflow.io/v1alpha1", "kind": "DetectionPipeline",
+        "metadata": {"name": "pub", "namespace": namespace},
+        "spec": {
+            "redis": {"address": "redis:6379"}, "workers": [{"name": "faces", "task": "face"}],
+            "api": {
+                "ingress": {"enabled": True, "className": "nginx", "host": "detect.example.com",
+                            "tls": {"secretName": "detect-tls"}},
+                "httpRoute": {"enabled": True, "parentRefs": [{"name": "public"}], "hostnames": ["detect.example.com"]},
+                "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "api", "effect": "NoSchedule"}],
+            },
+            "monitoring": {"podMonitor": {"enabled": True}},
+        },
+    }  # fmt: skip
+    crds.apply(json.dumps(manifest))
+    # When the operator reconciles it, Then it applies the three, owned by the pipeline
+    ingress = wait_until(lambda: _get(crds, namespace, "ingress", "pub-api"), "Ingress pub-api", operator)
+    route = wait_until(lambda: _get(crds, namespace, "httproute", "pub-api"), "HTTPRoute pub-api", operator)
+    monitor = wait_until(lambda: _get(crds, namespace, "podmonitor", "pub"), "PodMonitor pub", operator)
+    dp = wait_until(lambda: _ready(kube, "pub"), "pipeline pub Ready", operator)
+    uid = dp["metadata"]["uid"]
+    assert all(o["metadata"]["ownerReferences"][0]["uid"] == uid for o in (ingress, route, monitor))
+    assert ingress["spec"]["tls"] == [{"hosts": ["detect.example.com"], "secretName": "detect-tls"}]
+    assert ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "pub-api"
+    assert route["spec"]["rules"][0]["backendRefs"][0]["name"] == "pub-api"
+    assert monitor["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
+    # and the public URL (from the Ingress) reaches the API and the workers, the tolerations the API pods
+    env = lambda d: {e["name"]: e.get("value") for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}  # noqa: E731
+    api, faces = kube("get", "deployment", "pub-api"), kube("get", "deployment", "pub-faces")
+    assert env(api)["DETECTFLOW_API_PUBLIC_URL"] == env(faces)["DETECTFLOW_API_PUBLIC_URL"] == "https://detect.example.com"
+    assert api["spec"]["template"]["spec"]["tolerations"][0]["key"] == "dedicated"
+
+    # And the operator's own metrics, scraped by a real Prometheus, carry what the rules and the dashboard read
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(monitoring.rules_text())
+    with PrometheusServer(tmp_path / "prom", [f"127.0.0.1:{operator.metrics_port}"], rule_files=[str(rules)]) as prom:
+        ready = prom.wait_for_series('detectflow_operator_pipeline_condition{pipeline="pub",type="Ready"} == 1')
+        prom.wait_for_series('detectflow_operator_reconciles_total{trigger="resync",outcome="ok"}')
+        names = set(prom.api("label/__name__/values"))
+        alert = wait_until(lambda: _rule(prom, "DetectflowPipelineNotReady"), "the Ready rule evaluated")
+    used = set().union(*map(monitoring.metric_names, [*monitoring.alert_expressions().values(),
+                                                       *monitoring.dashboard_expressions().values()]))  # fmt: skip
+    assert {n for n in used if n.startswith("detectflow_operator_")} <= names
+    assert ready[0]["metric"]["namespace"] == namespace
+    assert alert["health"] == "ok" and alert["state"] == "inactive"
+
+    # When exposure and scraping are turned off, Then the three are pruned
+    crds.kubectl("-n", namespace, "patch", "dp", "pub", "--type=merge", "-p", json.dumps(
+        {"spec": {"api": {"ingress": {"enabled": False}, "httpRoute": {"enabled": False}},
+                  "monitoring": {"podMonitor": {"enabled": False}}}}))  # fmt: skip
+    for kind, name in (("ingress", "pub-api"), ("httproute", "pub-api"), ("podmonitor", "pub")):
+        wait_until(lambda: _get(crds, namespace, kind, name) is None, f"{kind} {name} pruned", operator)
+
+
+def _get(cluster: ClusterInfo, namespace: str, kind: str, name: str) -> dict[str, Any] | None:
+    proc = cluster.kubectl("-n", namespace, "get", kind, name, "-o", "json", check=False)
+    return json.loads(proc.stdout) if proc.returncode == 0 else None
+
+
+def _rule(prom: PrometheusServer, name: str) -> dict[str, Any] | None:
+    found = [r for g in prom.api("rules")["groups"] for r in g["rules"] if r["name"] == name]
+    return found[0] if found and found[0].get("health") in ("ok", "err") else None
 
 
 def test_operator_uses_exactly_its_rbac(operator: Operator) -> None:

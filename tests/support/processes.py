@@ -33,6 +33,7 @@ def cli_env(**settings: object) -> dict[str, str]:
     env["DETECTFLOW_LOG_FORMAT"] = "json"
     env["DETECTFLOW_ADMIN_KEY"] = TEST_ADMIN_KEY
     env["DETECTFLOW_API_METRICS_PORT"] = "0"
+    env["DETECTFLOW_WORKER_METRICS_PORT"] = "0"
     for key, value in settings.items():
         env[f"DETECTFLOW_{key.upper()}"] = str(value)
     return env

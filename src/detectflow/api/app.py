@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 import detectflow
 from detectflow.api.access import AccessLogMiddleware
+from detectflow.api.console import install_console
 from detectflow.api.errors import install_error_handlers
 from detectflow.api.metrics import Metrics, serve_metrics
 from detectflow.api.middleware import RequestContextMiddleware
@@ -107,6 +108,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.include_router(health.router)
     if settings.api_access_log:  # inside the request context, so its lines carry the request id
         app.add_middleware(AccessLogMiddleware)
+    install_console(app)
     app.add_middleware(
         RequestContextMiddleware,
         metrics=app.state.metrics,

@@ -28,6 +28,7 @@ class _RedisCollector:
         try:
             counts = self.store.job_counts()
             depth = {t: self.store.queue_depth(kind_of(t).queue) for t in Task}
+            oldest = {t: self.store.oldest_waiting_seconds(kind_of(t).queue) for t in Task}
             hists = {t: self.store.inference_histogram(t.value) for t in Task}
             workers = {t: len(self.store.live_workers(t.value, self.settings.api_worker_stale_seconds)) for t in Task}
         except Exception:  # Redis down: /readyz says so; metrics of this process still work
@@ -40,14 +41,18 @@ class _RedisCollector:
         q = GaugeMetricFamily(
             "detectflow_queue_depth", "Unfinished messages of a task's queue (waiting, running, delayed).", labels=["task"]
         )
+        age = GaugeMetricFamily(
+            "detectflow_queue_oldest_age_seconds", "Age of a task's oldest job no worker has fetched yet.", labels=["task"]
+        )
         w = GaugeMetricFamily("detectflow_workers", "Worker processes seen recently.", labels=["task"])
         inf = HistogramMetricFamily("detectflow_inference_seconds", "Model inference time per job.", labels=["task"])
         for t in Task:
             q.add_metric([t.value], depth[t])
+            age.add_metric([t.value], oldest[t])
             w.add_metric([t.value], workers[t])
             buckets, total, _ = hists[t]
             inf.add_metric([t.value], buckets, sum_value=total)
-        yield from (q, w, inf)
+        yield from (q, age, w, inf)
 
 
 class Metrics:

@@ -100,7 +100,30 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "limit_concurrency": settings.api_limit_concurrency,
         "timeout_keep_alive": settings.api_keepalive_seconds,
         "h11_max_incomplete_event_size": settings.api_max_header_bytes,
+        **proxy_options(settings.api_forwarded_allow_ips),
     }
+
+
+def proxy_options(forwarded_allow_ips: str) -> dict[str, Any]:
+    """uvicorn's proxy-header options: trust X-Forwarded-* only from the listed proxies.
+
+    uvicorn's own default trusts 127.0.0.1 (or ``$FORWARDED_ALLOW_IPS``); detectflow trusts no proxy
+    unless told, so a client cannot fake its scheme or address.
+
+    Parameters
+    ----------
+    forwarded_allow_ips
+        Comma-separated IPs or networks (``api_forwarded_allow_ips``); empty: none.
+
+    Returns
+    -------
+    dict
+        ``proxy_headers`` off, or on with ``forwarded_allow_ips``.
+    """
+    trusted = [part.strip() for part in forwarded_allow_ips.split(",") if part.strip()]
+    if not trusted:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": trusted}
 
 
 def raise_open_files_limit(connections: int) -> int:

@@ -12,7 +12,7 @@ __all__ = ["EXTRA_MODULES", "missing_extras", "require_extras", "install_hint"]
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "api": ("fastapi", "uvicorn", "multipart", "dramatiq", "redis", "cv2", "PIL", "numpy", "prometheus_client"),
     "worker": ("dramatiq", "onnxruntime", "redis", "cv2", "PIL", "numpy", "prometheus_client"),
-    "operator": ("kopf", "kubernetes", "yaml", "redis"),
+    "operator": ("kopf", "kubernetes", "yaml", "redis", "prometheus_client"),
     "build": ("onnx", "onnxruntime", "cv2", "numpy"),
 }
 

@@ -104,9 +104,15 @@ def worker(
     # Dramatiq's worker processes log through pipes: decide "auto" here, where the terminal is known.
     env["DETECTFLOW_LOG_FORMAT"] = _resolved_log_format(s.log_format)
     _limit_decoder(env, s.api_max_image_pixels)
+    processes = processes or s.worker_processes
+    if s.worker_metrics_port and processes > 1:
+        # one port for all processes: prometheus_client's multiprocess mode, in a directory of this run
+        import tempfile
+
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="detectflow-worker-metrics-")
     args = [
         sys.executable, "-m", "dramatiq", "detectflow.worker.main",
-        "--processes", str(processes or s.worker_processes),
+        "--processes", str(processes),
         "--threads", str(threads),
         "--queues", kind.queue, kind.webhook_queue,
         # Running jobs may finish on SIGTERM; the pod's grace period is set above this.

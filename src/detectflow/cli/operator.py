@@ -42,6 +42,15 @@ def run(
         str | None,
         typer.Option(help="auto (JSON unless on a terminal), json or text [default: DETECTFLOW_LOG_FORMAT, else auto]."),
     ] = None,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            min=0, max=65535, envvar="DETECTFLOW_OPERATOR_METRICS_PORT", help="Serve Prometheus /metrics here; 0: off."
+        ),
+    ] = 0,
+    metrics_host: Annotated[
+        str, typer.Option(envvar="DETECTFLOW_OPERATOR_METRICS_HOST", help="Bind address of /metrics.")
+    ] = "0.0.0.0",
 ) -> None:
     """Run the operator until interrupted (SIGINT/SIGTERM)."""
     if ctx.invoked_subcommand is not None:
@@ -57,7 +66,7 @@ def run(
     fmt = operator_log_format(log_format or get_settings().log_format, sys.stderr.isatty())
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if fmt == "json" else kopf.LogFormat.PLAIN)
     registry = kopf.OperatorRegistry()
-    register(registry, resync_seconds=resync_seconds)
+    register(registry, resync_seconds=resync_seconds, metrics_port=metrics_port, metrics_host=metrics_host)
     kopf.run(
         registry=registry,
         clusterwide=not namespace,

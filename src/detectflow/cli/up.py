@@ -252,16 +252,19 @@ def register(app: typer.Typer) -> None:
             children.append(Child("redis", redis_server.spawn, log_file=redis_server.log_file, proc=redis_server.proc))
         env["DETECTFLOW_REDIS_URL"] = redis_url
 
-        def piped(args: list[str]) -> Callable[[], subprocess.Popen]:
-            return lambda: _spawn(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        def piped(args: list[str], **extra: str) -> Callable[[], subprocess.Popen]:
+            return lambda: _spawn(args, env={**env, **extra}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
         children.append(Child("api", piped(_cli("api", "--host", host, "--port", str(port)))))
         # One Dramatiq master per worker process: Dramatiq's master stops all its processes when one dies,
         # so supervising per process restarts only the one that died.
-        for t in tasks:
-            for i in range(1, workers + 1):
-                args = _cli("worker", "--task", t.value, "--processes", "1")
-                children.append(Child(f"worker-{t.value}-{i}", piped(args)))
+        for n, (t, i) in enumerate((t, i) for t in tasks for i in range(1, workers + 1)):
+            args = _cli("worker", "--task", t.value, "--processes", "1")
+            port = worker_metrics_port(s.worker_metrics_port, n)
+            children.append(Child(f"worker-{t.value}-{i}", piped(args, DETECTFLOW_WORKER_METRICS_PORT=str(port))))
+        if s.worker_metrics_port:
+            last = worker_metrics_port(s.worker_metrics_port, workers * len(tasks) - 1)
+            _say(f"worker metrics on {s.worker_metrics_host}:{s.worker_metrics_port}-{last} (one port per process)")
         policy = _policy(s)
         supervisor = Supervisor(children, policy, _say)
         stopping = False
@@ -289,7 +292,7 @@ def register(app: typer.Typer) -> None:
                     ready, next_check = _is_ready(api_url, tasks, admin_key), now + 0.3
                     if ready:
                         _say(
-                            f"[bold green]detectflow is up[/]: API {api_url}  (docs {api_url}/docs)\n"
+                            f"[bold green]detectflow is up[/]: API {api_url}  (console {api_url}/ui, docs {api_url}/docs)\n"
                             f"  try: detectflow detect photo.jpg --task face\n  Ctrl-C stops everything."
                         )
                 time.sleep(0.1)
@@ -302,6 +305,11 @@ def register(app: typer.Typer) -> None:
             lock.close()
             _say("stopped.")
         raise typer.Exit(code)
+
+
+def worker_metrics_port(base: int, index: int) -> int:
+    """The metrics port of `up`'s ``index``-th worker process (from 0): one each, from ``base``; 0 stays off."""
+    return base + index if base else 0
 
 
 def _lock_state_dir(state: Path):

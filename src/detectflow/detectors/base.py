@@ -96,6 +96,11 @@ class StagedDetector:
     def finish(self, outputs: list[np.ndarray], x_shape: tuple[int, ...], state: object) -> list[Detection]:
         raise NotImplementedError
 
+    def last_batch(self) -> int:
+        """Inputs in the model run of this thread's last :meth:`detect` (1 without a batcher)."""
+        last = getattr(self.run_one, "last_batch", None)
+        return last() if last is not None else 1
+
     def detect(self, image: np.ndarray) -> list[Detection]:
         """Detections in pixels of ``image`` (BGR uint8), best score first."""
         x, state = self.prepare(image)

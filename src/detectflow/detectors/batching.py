@@ -57,6 +57,7 @@ class _Pending:
     done: threading.Event = field(default_factory=threading.Event)
     outputs: list[np.ndarray] | None = None
     error: BaseException | None = None
+    batch: int = 1
 
 
 class MicroBatcher:
@@ -89,6 +90,7 @@ class MicroBatcher:
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._closed = False
         self.batch_sizes: list[int] = []  # recent batch sizes, for metrics and tests (bounded below)
+        self._local = threading.local()
         self._threads = [
             threading.Thread(target=self._loop, name=f"batcher-{i}", daemon=True) for i in range(runners)
         ]
@@ -108,10 +110,15 @@ class MicroBatcher:
         p = _Pending(x)
         self._queue.put(p)
         p.done.wait()
+        self._local.batch = p.batch
         if p.error is not None:
             raise p.error
         assert p.outputs is not None
         return p.outputs
+
+    def last_batch(self) -> int:
+        """Inputs in the run of this thread's last call."""
+        return getattr(self._local, "batch", 1)
 
     def close(self) -> None:
         """Stop the runner threads once the inputs already queued have run."""
@@ -148,7 +155,7 @@ class MicroBatcher:
             try:
                 outs = run_batched(self.run, [p.x for p in batch])
                 for p, o in zip(batch, outs):
-                    p.outputs = o
+                    p.outputs, p.batch = o, len(batch)
             except BaseException as exc:  # handed to every waiting job thread, which fails its job
                 for p in batch:
                     p.error = exc

@@ -57,6 +57,9 @@ _PLURALS = {
     "Secret": "secrets",
     "PodDisruptionBudget": "poddisruptionbudgets",
     "NetworkPolicy": "networkpolicies",
+    "Ingress": "ingresses",
+    "HTTPRoute": "httproutes",
+    "PodMonitor": "podmonitors",
 }
 
 

@@ -268,6 +268,72 @@ class ResourceRequirements(_Model):
     limits: dict[str, Quantity] = Field(default_factory=dict, description="Resource limits.")
 
 
+class IngressTLS(_Model):
+    """TLS of the API's Ingress: the certificate Secret (cert-manager or your own) for ``host``."""
+
+    secret_name: str = Field(pattern=_DNS_SUBDOMAIN, max_length=253, description="Secret of type kubernetes.io/tls.")
+
+
+class IngressSpec(_Model):
+    """An Ingress in front of the API Service."""
+
+    cel_rules = (
+        _Rule(
+            "!has(self.tls) || has(self.host)",
+            "ingress.tls needs ingress.host",
+            lambda s: not _has(s.tls) or _has(s.host),
+            ".tls",
+        ),
+    )
+
+    enabled: bool = Field(False, description="Render Ingress `<pipeline>-api`.")
+    class_name: str | None = Field(
+        None, pattern=_DNS_SUBDOMAIN, max_length=253, description="IngressClass (empty: the cluster's default class)."
+    )
+    host: str | None = Field(
+        None, pattern=_DNS_SUBDOMAIN, max_length=253, description="Host name; empty: every host (no public URL derived)."
+    )
+    path: str = Field("/", pattern=r"^/\S*$", max_length=256, description="Path prefix routed to the API.")
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Annotations of the Ingress (e.g. the controller's, cert-manager's issuer)."
+    )
+    tls: IngressTLS | None = Field(None, description="Serve `host` over TLS with this Secret (the public URL is https).")
+
+
+class ParentReference(_Model):
+    """A Gateway (or other parent) an HTTPRoute attaches to (Gateway API ParentReference)."""
+
+    name: str = Field(pattern=_DNS_SUBDOMAIN, max_length=253, description="Gateway name.")
+    namespace: str | None = Field(None, pattern=_DNS_LABEL, max_length=63, description="Its namespace (default: the pipeline's).")
+    section_name: str | None = Field(None, pattern=_DNS_LABEL, max_length=253, description="Listener name.")
+    port: int | None = Field(None, ge=1, le=65535, description="Listener port.")
+    group: str | None = Field(None, max_length=253, description="Parent API group (default gateway.networking.k8s.io).")
+    kind: str | None = Field(None, max_length=63, description="Parent kind (default Gateway).")
+
+
+class HTTPRouteSpec(_Model):
+    """A Gateway API HTTPRoute to the API Service."""
+
+    cel_rules = (
+        _Rule(
+            "!self.enabled || size(self.parentRefs) > 0",
+            "httpRoute.enabled needs at least one parentRef",
+            lambda s: not s.enabled or bool(s.parent_refs),
+            ".parentRefs",
+        ),
+    )
+
+    enabled: bool = Field(False, description="Render HTTPRoute `<pipeline>-api`.")
+    parent_refs: list[ParentReference] = Field(
+        default_factory=list, max_length=16, description="Gateways (listeners) the route attaches to."
+    )
+    hostnames: list[Annotated[str, Field(pattern=_DNS_SUBDOMAIN, max_length=253)]] = Field(
+        default_factory=list, max_length=16, description="Host names; the first makes the public URL (https)."
+    )
+    path: str = Field("/", pattern=r"^/\S*$", max_length=256, description="Path prefix routed to the API.")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations of the HTTPRoute.")
+
+
 class ApiSpec(_Model):
     """The REST API Deployment."""
 
@@ -296,6 +362,30 @@ class ApiSpec(_Model):
     env_from: list[LooseObject] = Field(
         default_factory=list, max_length=16, description="EnvFromSources (configMapRef, secretRef) of the API container."
     )
+    public_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^/\s]+(/\S*)?$",
+        max_length=2048,
+        description="Base URL in job links and webhooks (DETECTFLOW_API_PUBLIC_URL); default: from `ingress` "
+        "(https with tls) or `httpRoute` (https), else each request's own.",
+    )
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Proxies (IPs or CIDRs, e.g. the ingress controller's pod network) whose X-Forwarded-* headers "
+        "the API trusts (DETECTFLOW_API_FORWARDED_ALLOW_IPS); empty: none.",
+    )
+    ingress: IngressSpec = Field(default_factory=IngressSpec, description="Ingress of the API.")
+    http_route: HTTPRouteSpec = Field(
+        default_factory=HTTPRouteSpec, alias="httpRoute", description="Gateway API HTTPRoute of the API."
+    )
+    node_selector: dict[str, str] = Field(default_factory=dict, description="API pod nodeSelector.")
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=16, description="API pod tolerations.")
+    affinity: LooseObject | None = Field(None, description="API pod affinity (a Pod spec's Affinity).")
+    topology_spread_constraints: list[LooseObject] = Field(
+        default_factory=list, max_length=8, description="API pod topologySpreadConstraints (e.g. across zones)."
+    )
+    pod_annotations: dict[str, str] = Field(default_factory=dict, description="Annotations of the API pods.")
 
 
 class ModelSpec(_Model):
@@ -434,6 +524,22 @@ class WorkerSpec(_Model):
     )
 
 
+class PodMonitorSpec(_Model):
+    """A PodMonitor (Prometheus operator) of the pipeline's API and worker pods."""
+
+    enabled: bool = Field(False, description="Render PodMonitor `<pipeline>` (needs the Prometheus operator's CRDs).")
+    interval: str = Field("30s", pattern=r"^([0-9]+(ms|s|m|h))+$", description="Scrape interval.")
+    labels: dict[str, str] = Field(
+        default_factory=dict, description="Extra labels of the PodMonitor (e.g. the one your Prometheus selects)."
+    )
+
+
+class MonitoringSpec(_Model):
+    """Prometheus scraping of the pipeline (its alerts and dashboard come with the chart)."""
+
+    pod_monitor: PodMonitorSpec = Field(default_factory=PodMonitorSpec, description="PodMonitor of the pods.")
+
+
 class DetectionPipelineSpec(_Model):
     """Desired state of a detection pipeline."""
 
@@ -460,6 +566,7 @@ class DetectionPipelineSpec(_Model):
     network_policy: NetworkPolicySpec = Field(
         default_factory=NetworkPolicySpec, description="NetworkPolicy of the API pods."
     )
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, description="Prometheus scraping.")
     workers: list[WorkerSpec] = Field(
         min_length=1,
         max_length=16,

@@ -43,7 +43,18 @@ RULES: list[dict[str, Any]] = [
     },
     {
         "apiGroups": ["networking.k8s.io"],
-        "resources": ["networkpolicies"],
+        "resources": ["ingresses", "networkpolicies"],
+        "verbs": ["create", "delete", "get", "list", "patch"],
+    },
+    # Exposure and scraping, when asked for: a Gateway API HTTPRoute and a Prometheus operator PodMonitor.
+    {
+        "apiGroups": ["gateway.networking.k8s.io"],
+        "resources": ["httproutes"],
+        "verbs": ["create", "delete", "get", "list", "patch"],
+    },
+    {
+        "apiGroups": ["monitoring.coreos.com"],
+        "resources": ["podmonitors"],
         "verbs": ["create", "delete", "get", "list", "patch"],
     },
     {

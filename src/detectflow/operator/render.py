@@ -36,10 +36,14 @@ __all__ = [
     "redis_prefix",
     "redis_target",
     "render_all",
+    "public_url",
     "render_api_deployment",
+    "render_api_http_route",
+    "render_api_ingress",
     "render_api_network_policy",
     "render_api_pdb",
     "render_api_service",
+    "render_pod_monitor",
     "render_scaled_object",
     "render_service_account",
     "render_trigger_authentication",
@@ -52,6 +56,8 @@ FIELD_MANAGER = "detectflow-operator"
 DEFAULT_API_PORT = 8000
 #: Port of the API's Prometheus /metrics in its pod (a container port, not on the Service).
 DEFAULT_API_METRICS_PORT = 9464
+#: Port of a worker's Prometheus /metrics in its pod (a container port, scraped by a PodMonitor).
+DEFAULT_WORKER_METRICS_PORT = 9465
 #: Size cap of the writable /tmp of API and worker pods (the root filesystem is read-only).
 DEFAULT_TMP_SIZE_LIMIT = "64Mi"
 #: Resources of the model-fetching init container (it streams the file to disk).
@@ -72,6 +78,9 @@ CHILD_KINDS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "Deployment"),
     ("policy/v1", "PodDisruptionBudget"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
     ("keda.sh/v1alpha1", "TriggerAuthentication"),
     ("keda.sh/v1alpha1", "ScaledObject"),
 )
@@ -82,6 +91,9 @@ PRUNABLE_KINDS: tuple[tuple[str, str], ...] = (
     ("apps/v1", "Deployment"),
     ("policy/v1", "PodDisruptionBudget"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
+    ("networking.k8s.io/v1", "Ingress"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
     ("keda.sh/v1alpha1", "TriggerAuthentication"),
     ("keda.sh/v1alpha1", "ScaledObject"),
 )
@@ -412,6 +424,7 @@ def render_api_deployment(pipeline: DetectionPipeline, owner: dict[str, Any]) ->
             "DETECTFLOW_API_METRICS_PORT": DEFAULT_API_METRICS_PORT,
             "DETECTFLOW_API_PORT": DEFAULT_API_PORT,
             "DETECTFLOW_JOB_TTL_SECONDS": api.result_ttl_seconds,
+            **_exposure_env(pipeline),
         },
         _redis_env(pipeline)
         + _secret_env("DETECTFLOW_ADMIN_KEY", api.auth.admin_key_secret_ref)
@@ -455,13 +468,172 @@ def render_api_deployment(pipeline: DetectionPipeline, owner: dict[str, Any]) ->
             "selector": {"matchLabels": _selector(pipeline, "api")},
             "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
             "template": {
-                "metadata": {"labels": lbls},
+                "metadata": {
+                    "labels": lbls,
+                    **({"annotations": dict(sorted(api.pod_annotations.items()))} if api.pod_annotations else {}),
+                },
                 "spec": {
                     **_pod_spec_common(pipeline, child_name(pipeline.name, "api")),
                     "containers": [container],
                     "volumes": [_TMP_VOLUME],
+                    **_api_scheduling(pipeline),
                 },
             },
+        },
+    }
+
+
+def public_url(pipeline: DetectionPipeline) -> str:
+    """The API's public base URL: ``api.publicUrl``, else from the Ingress or the HTTPRoute; "" if none.
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline.
+
+    Returns
+    -------
+    str
+        ``https://<host><path>`` for an Ingress with TLS (``http://`` without) or an HTTPRoute's first
+        hostname (Gateways terminate TLS), without a trailing slash; "" when no host is known.
+    """
+    api = pipeline.spec.api
+    if api.public_url:
+        return api.public_url.rstrip("/")
+    if api.ingress.enabled and api.ingress.host:
+        scheme = "https" if api.ingress.tls else "http"
+        return f"{scheme}://{api.ingress.host}{api.ingress.path.rstrip('/')}"
+    if api.http_route.enabled and api.http_route.hostnames:
+        return f"https://{api.http_route.hostnames[0]}{api.http_route.path.rstrip('/')}"
+    return ""
+
+
+def _exposure_env(pipeline: DetectionPipeline) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if public_url(pipeline):
+        out["DETECTFLOW_API_PUBLIC_URL"] = public_url(pipeline)
+    if pipeline.spec.api.forwarded_allow_ips:
+        out["DETECTFLOW_API_FORWARDED_ALLOW_IPS"] = ",".join(pipeline.spec.api.forwarded_allow_ips)
+    return out
+
+
+def _api_scheduling(pipeline: DetectionPipeline) -> dict[str, Any]:
+    """The API pod's nodeSelector, tolerations, affinity and topologySpreadConstraints, when set."""
+    api = pipeline.spec.api
+    out: dict[str, Any] = {}
+    if api.node_selector:
+        out["nodeSelector"] = dict(sorted(api.node_selector.items()))
+    if api.tolerations:
+        out["tolerations"] = [t.model_dump(by_alias=True, exclude_none=True) for t in api.tolerations]
+    if api.affinity:
+        out["affinity"] = dict(api.affinity)
+    if api.topology_spread_constraints:
+        out["topologySpreadConstraints"] = [dict(c) for c in api.topology_spread_constraints]
+    return out
+
+
+def render_api_ingress(pipeline: DetectionPipeline, owner: dict[str, Any]) -> dict[str, Any] | None:
+    """Ingress ``<pipeline>-api`` routing ``host`` + ``path`` to the API Service.
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline.
+    owner
+        Owner reference from :func:`owner_reference`.
+
+    Returns
+    -------
+    dict or None
+        The manifest, or None unless ``spec.api.ingress.enabled``.
+    """
+    ingress = pipeline.spec.api.ingress
+    if not ingress.enabled:
+        return None
+    meta = _metadata(pipeline, child_name(pipeline.name, "api"), owner, labels(pipeline, "api"))
+    if ingress.annotations:
+        meta["annotations"] = dict(sorted(ingress.annotations.items()))
+    backend = {"service": {"name": child_name(pipeline.name, "api"), "port": {"name": "http"}}}
+    rule: dict[str, Any] = {"http": {"paths": [{"path": ingress.path, "pathType": "Prefix", "backend": backend}]}}
+    if ingress.host:
+        rule = {"host": ingress.host, **rule}
+    spec: dict[str, Any] = {}
+    if ingress.class_name:
+        spec["ingressClassName"] = ingress.class_name
+    if ingress.tls:
+        spec["tls"] = [{"hosts": [ingress.host], "secretName": ingress.tls.secret_name}]
+    spec["rules"] = [rule]
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": meta, "spec": spec}
+
+
+def render_api_http_route(pipeline: DetectionPipeline, owner: dict[str, Any]) -> dict[str, Any] | None:
+    """Gateway API HTTPRoute ``<pipeline>-api`` from the given Gateways to the API Service.
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline.
+    owner
+        Owner reference from :func:`owner_reference`.
+
+    Returns
+    -------
+    dict or None
+        The manifest, or None unless ``spec.api.httpRoute.enabled``.
+    """
+    route = pipeline.spec.api.http_route
+    if not route.enabled:
+        return None
+    meta = _metadata(pipeline, child_name(pipeline.name, "api"), owner, labels(pipeline, "api"))
+    if route.annotations:
+        meta["annotations"] = dict(sorted(route.annotations.items()))
+    spec: dict[str, Any] = {"parentRefs": [p.model_dump(by_alias=True, exclude_none=True) for p in route.parent_refs]}
+    if route.hostnames:
+        spec["hostnames"] = list(route.hostnames)
+    spec["rules"] = [
+        {
+            "matches": [{"path": {"type": "PathPrefix", "value": route.path}}],
+            "backendRefs": [{"name": child_name(pipeline.name, "api"), "port": DEFAULT_API_PORT}],
+        }
+    ]
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": meta, "spec": spec}
+
+
+def render_pod_monitor(pipeline: DetectionPipeline, owner: dict[str, Any]) -> dict[str, Any] | None:
+    """PodMonitor ``<pipeline>`` scraping the port ``metrics`` of the API and worker pods.
+
+    Parameters
+    ----------
+    pipeline
+        The parsed pipeline.
+    owner
+        Owner reference from :func:`owner_reference`.
+
+    Returns
+    -------
+    dict or None
+        The manifest, or None unless ``spec.monitoring.podMonitor.enabled``.
+    """
+    monitor = pipeline.spec.monitoring.pod_monitor
+    if not monitor.enabled:
+        return None
+    lbls = {**labels(pipeline, "monitoring"), **dict(sorted(monitor.labels.items()))}
+    endpoint = {
+        "port": "metrics",
+        "path": "/metrics",
+        "interval": monitor.interval,
+        "relabelings": [
+            {"sourceLabels": ["__meta_kubernetes_pod_label_detectflow_io_pipeline"], "targetLabel": "pipeline"},
+            {"sourceLabels": ["__meta_kubernetes_pod_label_app_kubernetes_io_component"], "targetLabel": "component"},
+        ],
+    }
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": _metadata(pipeline, child_name(pipeline.name), owner, lbls),
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/instance": pipeline.name, _PIPELINE_LABEL: pipeline.name}},
+            "podMetricsEndpoints": [endpoint],
         },
     }
 
@@ -596,6 +768,8 @@ def render_worker_deployment(pipeline: DetectionPipeline, worker: WorkerSpec, ow
         "DETECTFLOW_DEVICE": worker.device,
         "DETECTFLOW_JOB_TTL_SECONDS": spec.api.result_ttl_seconds,
         "DETECTFLOW_WORKER_MAX_RETRIES": worker.retries,
+        "DETECTFLOW_WORKER_METRICS_HOST": "0.0.0.0",
+        "DETECTFLOW_WORKER_METRICS_PORT": DEFAULT_WORKER_METRICS_PORT,
         "DETECTFLOW_WORKER_PROCESSES": 1,
         "DETECTFLOW_WORKER_TASK": task,
         "DETECTFLOW_WORKER_THREADS": worker_concurrency(worker),
@@ -606,12 +780,15 @@ def render_worker_deployment(pipeline: DetectionPipeline, worker: WorkerSpec, ow
         values["DETECTFLOW_WORKER_MAX_BATCH"] = worker.max_batch
     if worker.max_batch_delay_ms is not None:
         values["DETECTFLOW_WORKER_MAX_BATCH_DELAY_MS"] = worker.max_batch_delay_ms
+    if public_url(pipeline):  # the webhooks' job links
+        values["DETECTFLOW_API_PUBLIC_URL"] = public_url(pipeline)
     pod: dict[str, Any] = _pod_spec_common(pipeline, child_name(pipeline.name, "worker"))
     container: dict[str, Any] = {
         "name": "worker",
         "image": f"{image.repository}:{image.tag}",
         "imagePullPolicy": spec.image.pull_policy,
         "command": ["detectflow", "worker", "--task", task],
+        "ports": [{"name": "metrics", "containerPort": DEFAULT_WORKER_METRICS_PORT, "protocol": "TCP"}],
     }
     model_env = f"DETECTFLOW_{task.upper()}_MODEL"
     if worker.model and worker.model.name:
@@ -799,8 +976,8 @@ def render_all(pipeline: DetectionPipeline) -> list[dict[str, Any]]:
     Returns
     -------
     list of dict
-        ServiceAccounts, Service, Deployments, the API's PodDisruptionBudget and NetworkPolicy
-        (when asked for), TriggerAuthentication (with a password) and ScaledObjects.
+        ServiceAccounts, Service, Deployments, the API's PodDisruptionBudget, NetworkPolicy, Ingress,
+        HTTPRoute and the PodMonitor (when asked for), TriggerAuthentication (with a password) and ScaledObjects.
     """
     owner = owner_reference(pipeline)
     out: list[dict[str, Any] | None] = [
@@ -810,6 +987,9 @@ def render_all(pipeline: DetectionPipeline) -> list[dict[str, Any]]:
         render_api_deployment(pipeline, owner),
         render_api_pdb(pipeline, owner),
         render_api_network_policy(pipeline, owner),
+        render_api_ingress(pipeline, owner),
+        render_api_http_route(pipeline, owner),
+        render_pod_monitor(pipeline, owner),
         render_trigger_authentication(pipeline, owner),
     ]
     for worker in pipeline.spec.workers:

@@ -10,6 +10,7 @@ from dramatiq.middleware import CurrentMessage, TimeLimitExceeded
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.records import WebhookState, utcnow
 from detectflow.webhooks import TargetPolicy, deliver, sign, signing_key
+from detectflow.worker import metrics
 from detectflow.worker.context import WorkerContext
 from detectflow.worker.tasks import runner_for
 
@@ -62,12 +63,14 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> tuple[dramati
         )
         state.last_status_code = outcome.status_code
         if outcome.delivered:
+            metrics.webhook_attempted(kind.task.value, "delivered")
             state.state, state.delivered_at = "delivered", utcnow()
             ctx.store.set_webhook_state(job_id, state)
             return
         state.last_error = outcome.reason  # a stable code: receivers' and libraries' texts stay in the logs
         final = not outcome.retryable or attempt >= s.webhook_max_attempts
         state.state = "failed" if final else "pending"
+        metrics.webhook_attempted(kind.task.value, "failed" if final else "retried")
         ctx.store.set_webhook_state(job_id, state)
         log.warning("webhook attempt %d failed: %s", attempt, outcome.reason)
         if not final:

@@ -12,6 +12,7 @@ from detectflow.logs import setup_logging
 from detectflow.worker.actors import declare_actors
 from detectflow.worker.broker import make_broker
 from detectflow.worker.context import WorkerContext
+from detectflow.worker.metrics import WorkerMetrics
 from detectflow.worker.middleware import JobLifecycle, WorkerPresence
 
 
@@ -31,3 +32,6 @@ _, webhook_actor = declare_actors(broker, ctx)
 broker.add_middleware(CurrentMessage())
 broker.add_middleware(JobLifecycle(ctx, webhook_actor))
 broker.add_middleware(WorkerPresence(ctx, _load_detector, [kind.queue, dq_name(kind.queue)]))
+broker.add_middleware(
+    WorkerMetrics(kind.task.value, kind.actor_name, settings.worker_metrics_host, settings.worker_metrics_port)
+)

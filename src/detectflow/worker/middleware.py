@@ -14,6 +14,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.logs import job_id_var, request_id_var
 from detectflow.worker.broker import WakeupRedisBroker
+from detectflow.worker import metrics
 from detectflow.worker.context import WorkerContext
 from detectflow.worker.tasks.base import Outcome
 
@@ -55,6 +56,7 @@ class JobLifecycle(Middleware):
             job_id, outcome.result, self.ctx.kind.task.value, outcome.inference_s
         )
         if applied:
+            metrics.job_finished(self.ctx.kind.task.value, "succeeded", outcome)
             log.info("job succeeded: %s", outcome.summary or "done")
             if has_webhook:
                 self.webhook_actor.send(job_id)
@@ -63,6 +65,7 @@ class JobLifecycle(Middleware):
         """The failure path: store the reason (-> failed), then send the webhook."""
         applied, has_webhook = self.ctx.store.mark_failed(job_id, self.ctx.kind.task.value, code, text)
         if applied:
+            metrics.job_finished(self.ctx.kind.task.value, "failed")
             log.warning("job failed: %s: %s", code.value, text)
             if has_webhook:
                 self.webhook_actor.send(job_id)
@@ -133,6 +136,7 @@ class WorkerPresence(Middleware):
             log.critical("cannot load the %s model: %s: %s", self.ctx.kind.task.value, type(exc).__name__, exc)
             raise SystemExit(EXIT_MODEL_FAILED) from exc
         info = self.ctx.detector.info
+        metrics.model_loaded(self.ctx.kind.task.value, info.name, info.provider, time.perf_counter() - started)
         log.info(
             "model %s loaded and warmed up on %s in %.0f ms",
             info.name,

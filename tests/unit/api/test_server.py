@@ -8,7 +8,13 @@ from types import SimpleNamespace
 from uvicorn import Config
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from detectflow.api.server import header_timeout_protocol, is_waiting_for_headers, raise_open_files_limit, uvicorn_options
+from detectflow.api.server import (
+    header_timeout_protocol,
+    is_waiting_for_headers,
+    proxy_options,
+    raise_open_files_limit,
+    uvicorn_options,
+)
 from detectflow.config import Settings
 
 
@@ -47,3 +53,15 @@ def test_raise_open_files_limit_never_lowers_nor_passes_the_hard_limit():
         assert got == (hard if hard != resource.RLIM_INFINITY else 10**9 + 256)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_proxy_options_trust_no_proxy_by_default():
+    assert proxy_options("") == {"proxy_headers": False}
+    assert uvicorn_options(Settings())["proxy_headers"] is False
+
+
+def test_proxy_options_trust_the_listed_proxies_only():
+    options = proxy_options(" 10.42.0.0/16, 192.168.1.7 ")
+    assert options == {"proxy_headers": True, "forwarded_allow_ips": ["10.42.0.0/16", "192.168.1.7"]}
+    config = Config("detectflow.api.app:create_app", factory=True, **uvicorn_options(Settings(api_forwarded_allow_ips="10.42.0.0/16")))
+    assert config.proxy_headers and config.forwarded_allow_ips == ["10.42.0.0/16"]

@@ -72,3 +72,10 @@ def test_up_refuses_an_unknown_appendfsync_before_starting_anything(tmp_path: Pa
     assert res.exit_code == 2
     assert "--appendfsync must be always, everysec or no" in res.output
     assert not (tmp_path / "state").exists()
+
+
+def test_worker_metrics_port_is_one_per_worker_process_and_zero_stays_off():
+    from detectflow.cli.up import worker_metrics_port
+
+    assert [worker_metrics_port(9465, n) for n in range(3)] == [9465, 9466, 9467]
+    assert worker_metrics_port(0, 2) == 0

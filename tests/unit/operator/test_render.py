@@ -12,6 +12,7 @@ import yaml
 from detectflow.operator.crd import DetectionPipeline, WorkerSpec, dump_yaml
 from detectflow.operator.render import (
     child_name,
+    public_url,
     redis_target,
     render_all,
     render_scaled_object,
@@ -275,3 +276,30 @@ def test_worker_deployment_renders_batching_only_when_set(make_pipeline):
     assert env(faces)["DETECTFLOW_WORKER_MAX_BATCH"] == "4" and env(faces)["DETECTFLOW_WORKER_MAX_BATCH_DELAY_MS"] == "5.0"
     assert env(faces)["DETECTFLOW_WORKER_THREADS"] == "4"  # 4 per CPU of the default request (1)
     assert "DETECTFLOW_WORKER_MAX_BATCH" not in env(objects)
+
+
+@pytest.mark.parametrize(
+    ("api", "expected"),
+    [
+        ({}, ""),
+        ({"ingress": {"enabled": True, "host": "a.example"}}, "http://a.example"),
+        ({"ingress": {"enabled": True, "host": "a.example", "path": "/detect/", "tls": {"secretName": "t"}}},
+         "https://a.example/detect"),
+        ({"ingress": {"enabled": False, "host": "a.example"}}, ""),
+        ({"ingress": {"enabled": True}}, ""),
+        ({"httpRoute": {"enabled": True, "parentRefs": [{"name": "gw"}], "hostnames": ["b.example", "c.example"]}},
+         "https://b.example"),
+        ({"publicUrl": "http://cdn.example/x/", "ingress": {"enabled": True, "host": "a.example"}}, "http://cdn.example/x"),
+    ],
+)  # fmt: skip
+def test_public_url_prefers_the_setting_then_the_ingress_then_the_route(make_pipeline, api, expected) -> None:
+    pipeline = make_pipeline({"redis": REDIS, "workers": [{"name": "f", "task": "face"}], "api": api})
+    assert public_url(pipeline) == expected
+    env = {e["name"]: e.get("value") for d in render_all(pipeline) if d["kind"] == "Deployment"
+           for e in d["spec"]["template"]["spec"]["containers"][0]["env"]}  # fmt: skip
+    assert env.get("DETECTFLOW_API_PUBLIC_URL", "") == expected
+
+
+def test_exposure_and_pod_monitor_are_off_by_default(make_pipeline) -> None:
+    kinds = {d["kind"] for d in render_all(make_pipeline({"redis": REDIS, "workers": [{"name": "f", "task": "face"}]}))}
+    assert not kinds & {"Ingress", "HTTPRoute", "PodMonitor"}

@@ -284,6 +284,15 @@ class RedisJobStore:
             pipe.hlen(key)
         return sum(int(n) for n in pipe.execute())
 
+    def oldest_waiting_seconds(self, queue: str, now: float | None = None) -> float:
+        """Age of the oldest message no worker has fetched yet (the head of the list), seconds; 0 if none."""
+        head = self.client.lindex(self.keys.queue(queue), 0)
+        raw = self.client.hget(self.keys.queue_messages(queue), head) if head is not None else None
+        if raw is None:
+            return 0.0
+        enqueued_ms = json.loads(raw).get("message_timestamp", 0)
+        return max(0.0, (time.time() if now is None else now) - enqueued_ms / 1000)
+
     def job_counts(self) -> dict[str, int]:
         return {k.decode(): int(v) for k, v in self.client.hgetall(self.keys.job_counts()).items()}
 

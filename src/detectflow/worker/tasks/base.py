@@ -16,11 +16,15 @@ __all__ = ["Outcome", "Runner"]
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a runner hands back: the result to store, and the seconds spent in the model (for metrics)."""
+    """What a runner hands back: the result to store, and figures for the metrics."""
 
     result: BaseModel
     inference_s: float
     summary: str = ""
+    #: Seconds the job waited in the queue (None where the runner cannot tell).
+    queued_s: float | None = None
+    #: Inputs in the model run this job's input went through (above 1 with dynamic batching).
+    batch: int = 1
 
 
 class Runner(Protocol):

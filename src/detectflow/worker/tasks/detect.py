@@ -35,4 +35,7 @@ def run_detect(ctx: WorkerContext, job: JobRecord, data: bytes) -> Outcome:
             total=round((now - job.created_at).total_seconds() * 1000, 3),
         ),
     )
-    return Outcome(result, inference_s, f"{len(detections)} detections")
+    batch = detector.last_batch() if hasattr(detector, "last_batch") else 1
+    return Outcome(
+        result, inference_s, f"{len(detections)} detections", (started - job.created_at).total_seconds(), batch
+    )
