@@ -355,6 +355,7 @@ def main() -> None:
                     help=f"also measure detectflow with these DETECTFLOW_* settings (repeatable) [default: {DEFAULT_TUNED!r}]")
     ap.add_argument("--no-tuned", action="store_true", help="measure detectflow with its defaults only")
     ap.add_argument("--write", type=Path, help="write the report (markdown) here")
+    ap.add_argument("--video-rounds", type=int, default=3, help="rounds of the video section (bench/video.py); 0: none")
     args = ap.parse_args()
     args.tuned = [] if args.no_tuned else (args.tuned or [DEFAULT_TUNED])
 
@@ -435,6 +436,13 @@ def main() -> None:
     print(report)
     if args.write:
         replace_section(args.write, "baselines", report)
+    if args.video_rounds:
+        from bench.video import measure_video, render_video
+
+        section = render_video(measure_video(args.video_rounds))
+        print(section)
+        if args.write:
+            replace_section(args.write, "video", section)
 
 
 # --- the report ----------------------------------------------------------------------------

@@ -158,6 +158,22 @@ class Settings(BaseSettings):
     # --- jobs
     job_ttl_seconds: int = Field(24 * 3600, ge=1, description="How long a job, its image and its result are kept, seconds.")
 
+    # --- video
+    video_max_duration_seconds: float = Field(
+        600.0, gt=0, description="Longest video accepted, seconds of stream (`video_too_long`; at submit from the container)."
+    )
+    video_max_pixels: int = Field(
+        1920 * 1080, ge=1, description="Largest video frame, width x height (413 `video_too_large`)."
+    )
+    video_max_frames: int = Field(
+        3000, ge=1, description="Most frames one video job samples, after `max_frames` (`video_too_long`)."
+    )
+    video_max_sample_fps: float = Field(30.0, gt=0, description="Highest `sample_fps` a video job may ask for, frames/s.")
+    video_segment_frames: int = Field(
+        25, ge=1, description="Sampled frames per segment of a video job: each segment is one message of the task's queue."
+    )
+    video_max_segments: int = Field(200, ge=1, description="Most segments one video job is split into (longer segments beyond).")
+
     # --- webhooks
     webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key signing webhooks; unset disables `webhook_url`.")
     webhook_max_attempts: int = Field(6, ge=1, le=20, description="Deliveries tried before a webhook is marked failed.")

@@ -55,6 +55,22 @@ class KeyLayout:
         """String: the rendered annotated PNG (cache)."""
         return f"{self.prefix}:job:{job_id}:annotated"
 
+    def video_plan(self, job_id: str) -> str:
+        """String: a video job's plan (stream, sampled frames of each segment), JSON."""
+        return f"{self.prefix}:job:{job_id}:video:plan"
+
+    def video_segment(self, job_id: str, index: int) -> str:
+        """String: one finished segment of a video job (its frames and timings), JSON."""
+        return f"{self.prefix}:job:{job_id}:video:segment:{index}"
+
+    def video_segments_done(self, job_id: str) -> str:
+        """Set: indices of a video job's finished segments (the merge starts when it is full)."""
+        return f"{self.prefix}:job:{job_id}:video:done"
+
+    def video_frames(self, job_id: str) -> str:
+        """List: a finished video job's sampled frames with their detections, one JSON each, in order."""
+        return f"{self.prefix}:job:{job_id}:video:frames"
+
 
     def job_index(self, tenant: str) -> str:
         """Sorted set of a tenant's job ids scored by creation time in µs (listing, newest first)."""

@@ -25,9 +25,11 @@ from detectflow.client import (
     JobStatus,
     RetryPolicy,
 )
+from detectflow.video.models import VideoResult
 from tests.support.faults import LossyProxy
 from tests.support.images import image_bytes, image_path
 from tests.support.processes import TEST_ADMIN_KEY, Proc, cli_env, start_api, wait_for
+from tests.support.videos import video_path
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
@@ -81,6 +83,26 @@ def test_client_submits_waits_gets_lists_and_draws(api, run_worker):
         assert [j.id for j in client.iter_jobs(page_size=1)] == ids[::-1]
         assert client.list_jobs(status="failed").items == []
         assert client.annotated_png(by_path.id).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_client_runs_a_video_job_with_its_options_frames_and_webm(api, run_worker):
+    # Given a face worker and the carphone clip (one face throughout)
+    run_worker("face")
+    _, key = _tenant_key(api)
+    with Client(api, key) as client:
+        # When it is submitted with video options: 6 frames at most, no tracking
+        job = client.submit(video_path("carphone_pristine"), "face", sample_fps=5, max_frames=6, track=False)
+        done = client.wait_job(job.id, timeout=120)
+        # Then the job is a video job with 6 sampled frames, each with the face, read page by page
+        assert done.status is JobStatus.succeeded, done.error
+        assert isinstance(done.result, VideoResult) and done.result.video.frames_sampled == 6 and done.result.tracks == []
+        first = client.frames(job.id, limit=4)
+        rest = client.frames(job.id, offset=first.next_offset)
+        frames = first.items + rest.items
+        assert (first.total, len(frames), rest.next_offset) == (6, 6, None)
+        assert all([d.label for d in f.detections] == ["face"] for f in frames)
+        # And its annotated media is a WebM (EBML magic)
+        assert client.annotated(job.id)[:4] == b"\x1a\x45\xdf\xa3"
 
 
 def test_client_cancels_a_queued_job_and_reads_api_errors(api):

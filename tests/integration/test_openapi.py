@@ -17,6 +17,7 @@ import pytest
 from detectflow.api.app import create_app
 from tests.integration.conftest import submit, wait_job
 from tests.support.images import image_bytes
+from tests.support.videos import video_bytes
 
 pytestmark = [pytest.mark.redis, pytest.mark.models]
 
@@ -77,8 +78,8 @@ def test_every_route_answers_what_the_openapi_document_declares(client, make_cli
     doc = client.get("/openapi.json").json()
     c = Conformance(doc)
     ops = {op["operationId"] for _, _, op in c.routes}
-    assert ops == {"create_job", "list_jobs", "get_job", "cancel_job", "get_annotated", "healthz", "readyz",
-                   "create_key", "list_keys", "revoke_key"}  # fmt: skip
+    assert ops == {"create_job", "list_jobs", "get_job", "cancel_job", "get_annotated", "get_frames", "healthz",
+                   "readyz", "create_key", "list_keys", "revoke_key"}  # fmt: skip
     codes = doc["components"]["schemas"]["ErrorCode"]["enum"]
     assert {"invalid_image", "queue_full", "job_not_found", "service_unavailable"} <= set(codes)
 
@@ -93,6 +94,13 @@ def test_every_route_answers_what_the_openapi_document_declares(client, make_cli
     c.check(client.get(f"/v1/jobs/{job_id}/annotated"))  # 200 PNG
     c.check(client.delete(f"/v1/jobs/{job_id}"))  # 409 not cancellable
     c.check(client.get("/v1/jobs", params={"limit": 1}))
+    # A finished video job: its frames by page, its annotated WebM
+    video = c.check(submit(client, video_bytes("carphone_pristine"), name="c.mp4", max_frames="3")).json()["id"]
+    assert wait_job(client, video, timeout=120)["status"] == "succeeded"
+    c.check(client.get(f"/v1/jobs/{video}/frames", params={"limit": 2}))  # 200
+    c.check(client.get(f"/v1/jobs/{video}/annotated"))  # 200 WebM
+    c.check(client.get(f"/v1/jobs/{video}/frames", params={"limit": 0}))  # 422
+    c.check(client.get(f"/v1/jobs/{job_id}/frames"))  # 404 not_found: an image job has no frames
 
     # Requests the API refuses
     c.check(submit(client, _truncated_png()))  # 400
@@ -102,7 +110,7 @@ def test_every_route_answers_what_the_openapi_document_declares(client, make_cli
     c.check(client.post("/v1/jobs", files={"file": ("a.png", image_bytes("astronaut"))}))  # 422: no task
     c.check(client.get("/v1/jobs", params={"limit": 0}))  # 422
     c.check(client.get(f"/v1/jobs/{job_id}", params={"wait": 999}))  # 422
-    for path in (f"/v1/jobs/{'0' * 32}", f"/v1/jobs/{'0' * 32}/annotated"):
+    for path in (f"/v1/jobs/{'0' * 32}", f"/v1/jobs/{'0' * 32}/annotated", f"/v1/jobs/{'0' * 32}/frames"):
         c.check(client.get(path))  # 404
     c.check(client.delete(f"/v1/jobs/{'0' * 32}"))  # 404
 
@@ -112,6 +120,8 @@ def test_every_route_answers_what_the_openapi_document_declares(client, make_cli
     c.check(submit(full, image_bytes("coffee"), task="object"))  # 429
     c.check(full.get(f"/v1/jobs/{queued}/annotated"))  # 409 not finished
     c.check(full.delete(f"/v1/jobs/{queued}"))  # 200 cancelled
+    waiting = c.check(submit(client, video_bytes("carphone_pristine"), task="object", name="c.mp4")).json()["id"]
+    c.check(client.get(f"/v1/jobs/{waiting}/frames"))  # 409 not finished
 
     # Keys: create (201), list, revoke (204), a second revoke (404), a bad body (422)
     reader = c.check(client.post("/v1/keys", json={"tenant": "conf", "name": "reader", "scopes": ["jobs:read"]}))
@@ -132,6 +142,7 @@ def test_every_route_answers_what_the_openapi_document_declares(client, make_cli
         "get": lambda cl: cl.get(f"/v1/jobs/{job_id}"),
         "cancel": lambda cl: cl.delete(f"/v1/jobs/{job_id}"),
         "annotated": lambda cl: cl.get(f"/v1/jobs/{job_id}/annotated"),
+        "frames": lambda cl: cl.get(f"/v1/jobs/{video}/frames"),
         "create_key": lambda cl: cl.post("/v1/keys", json={"tenant": "conf", "name": "n", "scopes": ["jobs:read"]}),
         "list_keys": lambda cl: cl.get("/v1/keys"),
         "revoke_key": lambda cl: cl.delete(f"/v1/keys/{gone['id']}"),
@@ -164,6 +175,7 @@ def test_every_route_answers_what_the_openapi_document_declares(client, make_cli
     c.check(down.get(f"/v1/jobs/{job_id}"))
     c.check(down.delete(f"/v1/jobs/{job_id}"))
     c.check(down.get(f"/v1/jobs/{job_id}/annotated"))
+    c.check(down.get(f"/v1/jobs/{video}/frames"))
     c.check(down.post("/v1/keys", json={"tenant": "conf", "name": "n", "scopes": ["jobs:read"]}))
     c.check(down.get("/v1/keys"))
     c.check(down.delete(f"/v1/keys/{gone['id']}"))

@@ -17,7 +17,7 @@ from detectflow.api.errors import install_error_handlers
 from detectflow.api.metrics import Metrics, serve_metrics
 from detectflow.api.middleware import RequestContextMiddleware
 from detectflow.api.openapi import install_openapi, operation_id
-from detectflow.api.routes import health, jobs, keys
+from detectflow.api.routes import health, jobs, keys, video
 from detectflow.auth.store import KeyStore
 from detectflow.api.waiter import JobWaiter
 from detectflow.config import Settings, get_settings
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     install_error_handlers(app)
     install_openapi(app)
     app.include_router(jobs.router)
+    app.include_router(video.router)
     app.include_router(keys.router)
     app.include_router(health.router)
     if settings.api_access_log:  # inside the request context, so its lines carry the request id

@@ -54,10 +54,20 @@ _EXAMPLES: dict[ErrorCode, tuple[str, dict[str, Any]]] = {
         "The image is 10000x10000 pixels; at most 50000000 pixels are accepted.",
         {"width": 10000, "height": 10000, "max_pixels": 50000000},
     ),
+    ErrorCode.invalid_video: ("The video could not be opened: corrupt, truncated or not a video.", {}),
+    ErrorCode.video_too_large: (
+        "The video is 3840x2160; frames of at most 2073600 pixels are accepted.",
+        {"width": 3840, "height": 2160, "max_pixels": 2073600},
+    ),
+    ErrorCode.video_too_long: (
+        "The video lasts 3600.0 s; at most 600 s are accepted.",
+        {"duration_ms": 3600000.0, "max_duration_seconds": 600.0},
+    ),
     ErrorCode.validation_error: ("task: Input should be 'face' or 'object'", {"errors": []}),
     ErrorCode.idempotency_key_reused: ("This Idempotency-Key was used for a different request.", {}),
     ErrorCode.webhooks_disabled: ("Webhooks are disabled on this server: set DETECTFLOW_WEBHOOK_SECRET.", {}),
     ErrorCode.job_not_found: ("No job 3f1c9a0e6b7d4e2f8a5b0c1d2e3f4a5b (unknown or expired).", {}),
+    ErrorCode.not_found: ("Job 3f1c... is not a video job: it has no frames.", {}),
     ErrorCode.job_not_finished: ("Job 3f1c... is running; the annotated image exists once it has succeeded.", {}),
     ErrorCode.job_not_cancellable: ("Job 3f1c... is running: only queued jobs can be cancelled.", {}),
     ErrorCode.queue_full: (

@@ -15,6 +15,7 @@ from detectflow.cli.client import DEFAULT_API_URL, open_client
 from detectflow.client import ApiError, ClientError, JobWaitTimeout
 from detectflow.config import Task
 from detectflow.jobs.records import JobPublic, JobStatus
+from detectflow.jobs.results import DetectionResult
 
 __all__ = ["register"]
 
@@ -71,12 +72,12 @@ def register(app: typer.Typer) -> None:
                 if out is not None:
                     out.mkdir(parents=True, exist_ok=True)
                     try:
-                        png = client.annotated_png(jid)
+                        png = client.annotated(jid)
                     except ApiError as exc:
                         console.print(f"[red]{path}: annotated image: {exc}[/]")
                         failed += 1
                         continue
-                    target = out / f"{path.stem}.{task.value}.png"
+                    target = out / f"{path.stem}.{task.value}.{'png' if isinstance(job.result, DetectionResult) else 'webm'}"
                     target.write_bytes(png)
                     console.print(f"annotated image: {target}")
         raise typer.Exit(1 if failed else 0)
@@ -84,6 +85,9 @@ def register(app: typer.Typer) -> None:
 
 def _print_table(console: Console, path: Path, job: JobPublic) -> None:
     result = job.result
+    if not isinstance(result, DetectionResult):  # a video: its frames are paged (`detectflow jobs get`, /frames)
+        console.print(f"{path.name}: job {job.id} succeeded; `detectflow jobs get {job.id}` prints its result")
+        return
     img, model, timing = result.image, result.model, result.timings_ms
     table = Table(
         title=f"{path.name}: {len(result.detections)} detection(s)",

@@ -11,7 +11,7 @@ __all__ = ["EXTRA_MODULES", "missing_extras", "require_extras", "install_hint"]
 #: The modules that show an extra is installed (pyproject.toml's [project.optional-dependencies]).
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "api": ("fastapi", "uvicorn", "multipart", "dramatiq", "redis", "cv2", "PIL", "numpy", "prometheus_client"),
-    "worker": ("dramatiq", "onnxruntime", "redis", "cv2", "PIL", "numpy", "prometheus_client"),
+    "worker": ("dramatiq", "onnxruntime", "redis", "cv2", "PIL", "numpy", "prometheus_client", "norfair"),
     "operator": ("kopf", "kubernetes", "yaml", "redis", "prometheus_client"),
     "build": ("onnx", "onnxruntime", "cv2", "numpy"),
 }

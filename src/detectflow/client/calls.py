@@ -22,13 +22,14 @@ from detectflow.auth.records import ApiKeyCreate, ApiKeyCreated, ApiKeyList, Api
 from detectflow.client.errors import ApiError
 from detectflow.client.retry import parse_retry_after
 from detectflow.jobs.records import JobPage, JobPublic, JobStatus
+from detectflow.video.models import FramePage
 
 __all__ = ["Call", "ImageInput", "image_part", "api_error", "new_idempotency_key"]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 
-#: What a submit accepts: a path, the bytes, or a binary file object.
+#: What a submit accepts: a path, the bytes, or a binary file object (an image or a video).
 ImageInput = Union[str, os.PathLike, bytes, bytearray, memoryview, IO[bytes]]
 
 MAX_WAIT_SECONDS = 30.0  # the API's longest long poll (api/routes/jobs.py)
@@ -171,10 +172,14 @@ def submit_job(
     webhook_url: str | None = None,
     idempotency_key: str | None = None,
     filename: str | None = None,
+    video: Mapping[str, Any] | None = None,
 ) -> Call[JobPublic]:
     data = {"task": str(task)}
     if webhook_url is not None:
         data["webhook_url"] = webhook_url
+    for name, value in (video or {}).items():  # sample_fps, max_frames, start_ms, end_ms, track (videos only)
+        if value is not None:
+            data[name] = str(value).lower() if isinstance(value, bool) else str(value)
     return Call(
         "POST", "/v1/jobs", _parsed(JobPublic), data=data, files={"file": image_part(image, filename)},
         headers={"Idempotency-Key": idempotency_key or new_idempotency_key()}, idempotent=True,
@@ -212,7 +217,12 @@ def list_jobs(
                 idempotent=True)  # fmt: skip
 
 
-def annotated_png(job_id: str) -> Call[bytes]:
+def frames(job_id: str, offset: int = 0, limit: int = 100) -> Call[FramePage]:
+    return Call("GET", f"/v1/jobs/{job_id}/frames", _parsed(FramePage), params={"offset": offset, "limit": limit},
+                idempotent=True)  # fmt: skip
+
+
+def annotated(job_id: str) -> Call[bytes]:
     return Call("GET", f"/v1/jobs/{job_id}/annotated", lambda r: _content(_checked(r)), idempotent=True)
 
 

@@ -18,6 +18,7 @@ from detectflow.client.errors import JobWaitTimeout
 from detectflow.client.retry import RetryPolicy
 from detectflow.client.transport import Engine, client_headers
 from detectflow.jobs.records import JobPage, JobPublic, JobStatus
+from detectflow.video.models import FramePage
 
 __all__ = ["Client", "DEFAULT_WAIT_TIMEOUT"]
 
@@ -136,8 +137,13 @@ class Client:
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
         filename: str | None = None,
+        sample_fps: float | None = None,
+        max_frames: int | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        track: bool | None = None,
     ) -> JobPublic:
-        """Submit an image (a path, bytes or a binary file object) for ``task``; returns the queued job.
+        """Submit an image or a video (a path, bytes or a binary file object) for ``task``; returns the queued job.
 
         Parameters
         ----------
@@ -152,9 +158,13 @@ class Client:
             the first job instead of making another.
         filename
             The file name sent (default: the path's or file object's name).
+        sample_fps, max_frames, start_ms, end_ms, track
+            Videos only: frames per second to run the model on (the server's default: 5), at most this many
+            sampled frames, the window to sample (ms), and whether to follow detections as tracks (default true).
         """
         return self.send(calls.submit_job(image, task, webhook_url=webhook_url, idempotency_key=idempotency_key,
-                                          filename=filename))  # fmt: skip
+                                          filename=filename, video={"sample_fps": sample_fps, "max_frames": max_frames,
+                                          "start_ms": start_ms, "end_ms": end_ms, "track": track}))  # fmt: skip
 
     def get_job(self, job_id: str, wait: float = 0) -> JobPublic:
         """The job; with ``wait`` (seconds, at most 30), once it has ended or the wait is over (long poll)."""
@@ -214,9 +224,17 @@ class Client:
                 return
             cursor = page.next_cursor
 
+    def annotated(self, job_id: str) -> bytes:
+        """A finished job's media with its detections drawn: PNG bytes for an image, VP9 WebM for a video."""
+        return self.send(calls.annotated(job_id))
+
     def annotated_png(self, job_id: str) -> bytes:
-        """The image of a finished job with its detections drawn (PNG bytes)."""
-        return self.send(calls.annotated_png(job_id))
+        """The image of a finished image job with its detections drawn (PNG bytes); `annotated` for any job."""
+        return self.send(calls.annotated(job_id))
+
+    def frames(self, job_id: str, offset: int = 0, limit: int = 100) -> FramePage:
+        """One page of a finished video job's sampled frames, each with its detections and track ids."""
+        return self.send(calls.frames(job_id, offset, limit))
 
     # --- keys (an admin key is needed) ---
 

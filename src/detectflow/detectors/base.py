@@ -86,6 +86,8 @@ class StagedDetector:
 
     def __init__(self) -> None:
         self.run_one = self.infer
+        #: Inputs per model run callers with many inputs at hand (a video's frames) should group.
+        self.max_batch = 1
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, object]:
         raise NotImplementedError

@@ -142,6 +142,7 @@ def load_detector(task: Task, settings: Settings) -> Detector:
     if max_batch > 1:
         # one batch at a time on a GPU; on CPU one per core, each on its single-threaded session
         runners = 1 if gpu else max(1, available_cores() // max(1, settings.intra_op_threads))
+        detector.max_batch = max_batch
         detector.run_one = MicroBatcher(detector.infer, max_batch, settings.worker_max_batch_delay_ms, runners)
         log.info("%s: dynamic batching up to %d inputs, %.1f ms, %d runner(s)", card.name, max_batch,
                  settings.worker_max_batch_delay_ms, runners)

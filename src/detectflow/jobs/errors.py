@@ -12,6 +12,9 @@ class ErrorCode(StrEnum):
     """Stable error codes: clients may switch on them."""
 
     invalid_image = "invalid_image"
+    invalid_video = "invalid_video"
+    video_too_long = "video_too_long"
+    video_too_large = "video_too_large"
     unsupported_media_type = "unsupported_media_type"
     payload_too_large = "payload_too_large"
     request_timeout = "request_timeout"
@@ -42,6 +45,9 @@ class ErrorCode(StrEnum):
 #: HTTP status of each request error code.
 HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.invalid_image: 400,
+    ErrorCode.invalid_video: 400,
+    ErrorCode.video_too_long: 422,
+    ErrorCode.video_too_large: 413,
     ErrorCode.unsupported_media_type: 415,
     ErrorCode.payload_too_large: 413,
     ErrorCode.request_timeout: 408,
@@ -69,6 +75,9 @@ JOB_FAILURE_CODES = frozenset(
     {
         ErrorCode.invalid_image,
         ErrorCode.image_too_large,
+        ErrorCode.invalid_video,
+        ErrorCode.video_too_long,
+        ErrorCode.video_too_large,
         ErrorCode.image_expired,
         ErrorCode.model_error,
         ErrorCode.timeout,

@@ -28,7 +28,7 @@ class JobKind:
     task
         The name a client submits (the ``task`` form field) and the worker pool that serves it.
     media
-        Input media accepted (``image``).
+        Input media accepted (``image``, ``video``).
     options
         Validated options of a submission.
     result
@@ -59,6 +59,11 @@ class JobKind:
         return f"detect_{self.task.value}"
 
     @property
+    def segment_actor_name(self) -> str:
+        """Name of the Dramatiq actor that runs one segment of this kind's video jobs (same queue)."""
+        return f"segment_{self.task.value}"
+
+    @property
     def webhook_actor_name(self) -> str:
         """Name of the Dramatiq actor that delivers this kind's webhooks."""
         return f"deliver_webhook_{self.task.value}"
@@ -67,10 +72,10 @@ class JobKind:
 #: Every kind of job, by the task name a client submits.
 KINDS: dict[Task, JobKind] = {
     Task.face: JobKind(
-        Task.face, frozenset({"image"}), DetectOptions, DetectionResult, "Faces, each with five landmarks."
+        Task.face, frozenset({"image", "video"}), DetectOptions, DetectionResult, "Faces, each with five landmarks."
     ),
     Task.object: JobKind(
-        Task.object, frozenset({"image"}), DetectOptions, DetectionResult, "Objects of the 80 COCO classes."
+        Task.object, frozenset({"image", "video"}), DetectOptions, DetectionResult, "Objects of the 80 COCO classes."
     ),
 }
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from detectflow.config import Task
 from detectflow.jobs.errors import ErrorCode
 from detectflow.jobs.results import DetectionResult
+from detectflow.video.models import VideoOptions, VideoProgress, VideoResult
 
 __all__ = [
     "JobStatus",
@@ -79,7 +80,7 @@ class JobLinks(BaseModel):
 
 
 #: The result of any kind of job (the union grows with the kinds declared in ``jobs.kinds``).
-JobResult = DetectionResult
+JobResult = DetectionResult | VideoResult
 
 
 class JobBase(BaseModel):
@@ -94,6 +95,9 @@ class JobBase(BaseModel):
     attempts: int = Field(0, description="Deliveries of the job to a worker (retries and redeliveries count).")
     error: JobError | None = Field(None, description="Why the job failed (status `failed`).")
     result: JobResult | None = Field(None, description="The result (status `succeeded`).")
+    progress: VideoProgress | None = Field(
+        None, exclude_if=_is_none, description="Video jobs while running: frames and segments done, time left."
+    )
 
 
 class JobRecord(JobBase):
@@ -107,10 +111,34 @@ class JobRecord(JobBase):
     image_format: str = ""
     image_width: int = 0
     image_height: int = 0
+    media: Literal["image", "video"] = "image"
+    video_options: VideoOptions | None = None
+    video_frames_total: int = 0
+    video_segments_total: int = 0
+    video_frames_done: int = 0
+    video_segments_done: int = 0
+
+    def video_progress(self, now: datetime | None = None) -> VideoProgress | None:
+        """Progress of a running video job once it is split into segments (None otherwise)."""
+        if self.media != "video" or self.status is not JobStatus.running or not self.video_segments_total:
+            return None
+        eta = None
+        if self.video_frames_done and self.started_at is not None:
+            elapsed = ((now or utcnow()) - self.started_at).total_seconds()
+            left = self.video_frames_total - self.video_frames_done
+            eta = round(max(0.0, elapsed / self.video_frames_done * left), 1)
+        return VideoProgress(
+            frames_done=self.video_frames_done,
+            frames_total=self.video_frames_total,
+            segments_done=self.video_segments_done,
+            segments_total=self.video_segments_total,
+            eta_seconds=eta,
+        )
 
     def public(self, base_url: str = "") -> JobPublic:
         """What clients see of this job: the API's answers and the webhook body."""
         shared = {name: getattr(self, name) for name in JobBase.model_fields}  # validated already: no copies
+        shared["progress"] = self.video_progress()
         return JobPublic(**shared, webhook=self.webhook, links=JobLinks.of(self.id, base_url))
 
 

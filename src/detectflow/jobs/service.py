@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from anyio import to_thread
 
@@ -15,6 +15,9 @@ from detectflow.jobs.images import inspect_image
 from detectflow.jobs.kinds import JobKind, kind_of
 from detectflow.jobs.records import JobPage, JobRecord, JobStatus, WebhookState
 from detectflow.jobs.store import Admission, JobFilter, JobStore, QueuedMessage, decode_cursor, encode_cursor
+from detectflow.video.container import sniff_container
+from detectflow.video.inspect import inspect_video
+from detectflow.video.models import VideoOptions
 from detectflow.webhooks import INVALID_URL, TargetPolicy, TargetRefused, signing_key, vet_target_async
 
 __all__ = ["Enqueuer", "JobService", "retry_after_seconds", "MAX_PAGE_SIZE", "MAX_SCANNED_PER_PAGE"]
@@ -31,6 +34,12 @@ MAX_SCANNED_PER_PAGE = 1000
 
 #: Tenant of every job when authentication is disabled.
 DEFAULT_TENANT = "default"
+
+
+class _VideoHeader(NamedTuple):
+    format: str
+    width: int
+    height: int
 
 
 class Enqueuer(Protocol):
@@ -65,6 +74,7 @@ class JobService:
         webhook_url: str | None = None,
         idempotency_key: str | None = None,
         request_id: str | None = None,
+        video: VideoOptions | None = None,
     ) -> tuple[JobRecord, bool]:
         """Validate, admit, store and enqueue a job; returns (job, created): created is False on a replay.
 
@@ -72,13 +82,18 @@ class JobService:
         ------
         DetectflowError
             The image's codes, ``idempotency_key_reused``, ``queue_full`` (the kind's queue is at
-            ``api_max_queue_depth``) or ``quota_exceeded`` (the tenant has ``max_queued_jobs`` unfinished).
+            ``api_max_queue_depth``) or ``quota_exceeded`` (the tenant has ``max_queued_jobs`` unfinished);
+            for a video (``video`` holds its options), the codes of :func:`~detectflow.video.inspect.inspect_video`.
         """
         s = self.settings
         kind = kind_of(task)
-        header = inspect_image(data, s.api_max_image_pixels)
+        media = await self._media(data, kind, video)
+        header = media[1]
         webhook = await self._webhook(webhook_url)
-        fingerprint = f"{kind.task.value}:{hashlib.sha256(data).hexdigest()}"
+        digest = hashlib.sha256(data).hexdigest()
+        fingerprint = f"{kind.task.value}:{digest}"
+        if media[0] is not None:  # the same video with other options is another request
+            fingerprint += ":" + media[0].model_dump_json()
         job = JobRecord(
             id=uuid.uuid4().hex,
             task=kind.task,
@@ -86,10 +101,11 @@ class JobService:
             webhook=webhook,
             request_id=request_id,
             idempotency_key=idempotency_key,
-            image_sha256=fingerprint.partition(":")[2],
+            image_sha256=digest,
             image_format=header.format,
             image_width=header.width,
             image_height=header.height,
+            **({"media": "video", "video_options": media[0]} if media[0] is not None else {}),
         )
         admission = Admission(s.api_max_queue_depth, max_queued_jobs, idempotency_key, fingerprint)
         done = await self.store.submit(job, data, self.enqueuer.message(kind, job.id), admission)
@@ -118,6 +134,25 @@ class JobService:
             {"queued_jobs": done.count, "max_queued_jobs": max_queued_jobs, "retry_after_seconds": wait},
             headers={"Retry-After": str(wait)},
         )
+
+    async def _media(self, data: bytes, kind: JobKind, video: VideoOptions | None):
+        """(video options or None, header) of an upload: a video by its magic bytes, else an image."""
+        s = self.settings
+        if sniff_container(data) is None:
+            if video is not None:
+                raise DetectflowError(
+                    ErrorCode.validation_error,
+                    "sample_fps, max_frames, start_ms, end_ms and track apply to video files only.",
+                    {"field": "sample_fps"},
+                )
+            return None, inspect_image(data, s.api_max_image_pixels)
+        if "video" not in kind.media:
+            raise DetectflowError(
+                ErrorCode.unsupported_media_type, f"The {kind.task.value} task does not take videos."
+            )
+        options = video or VideoOptions()
+        found = await to_thread.run_sync(inspect_video, data, options, s)  # OpenCV probes a file: off the loop
+        return options, _VideoHeader(found.container, found.info.width, found.info.height)
 
     async def _webhook(self, url: str | None) -> WebhookState | None:
         if not url:
@@ -163,9 +198,12 @@ class JobService:
         )
 
     async def cancel(self, job_id: str, tenant: str = DEFAULT_TENANT) -> JobRecord:
-        """queued -> cancelled (a cancelled job stays cancelled); ``job_not_cancellable`` once it started."""
-        await self.get(job_id, tenant)
-        applied, old = await self.store.cancel(job_id)
+        """queued -> cancelled (a cancelled job stays cancelled); ``job_not_cancellable`` once it started.
+
+        A running video job can be cancelled too: its segments not yet started are then skipped.
+        """
+        job = await self.get(job_id, tenant)
+        applied, old = await self.store.cancel(job_id, running=job.media == "video")
         if old is None:
             raise DetectflowError(ErrorCode.job_not_found, f"No job {job_id} (unknown or expired).")
         if not applied and old != JobStatus.cancelled:

@@ -141,8 +141,8 @@ class JobStore(Protocol):
 
     async def save_annotated(self, job_id: str, png: bytes) -> None: ...
 
-    async def cancel(self, job_id: str) -> tuple[bool, str | None]:
-        """queued -> cancelled; ``(applied, previous status or None if missing)``."""
+    async def cancel(self, job_id: str, running: bool = False) -> tuple[bool, str | None]:
+        """queued (or, with ``running``, running) -> cancelled; ``(applied, previous status or None if missing)``."""
         ...
 
     async def queue_depth(self, queue: str) -> int:

@@ -13,8 +13,9 @@ from detectflow.webhooks import TargetPolicy, deliver, sign, signing_key
 from detectflow.worker import metrics
 from detectflow.worker.context import WorkerContext
 from detectflow.worker.tasks import runner_for
+from detectflow.worker.tasks.video import run_segment
 
-__all__ = ["declare_actors"]
+__all__ = ["declare_actors", "declare_segment_actor"]
 
 log = logging.getLogger("detectflow.worker")
 
@@ -28,13 +29,11 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> tuple[dramati
     s = ctx.settings
     kind = ctx.kind
 
-    run = runner_for(kind.task)
-
     def run_job(job_id: str) -> None:
         job, data = ctx.store.load(job_id)
         if job is None or data is None:
             raise DetectflowError(ErrorCode.image_expired, "The job's image expired before it was processed.")
-        ctx.hand_over(run(ctx, job, data))
+        ctx.hand_over(runner_for(kind.task, job.media)(ctx, job, data))
 
     policy = TargetPolicy.of(s.webhook_allow_hosts, s.webhook_allow_cidrs)
 
@@ -98,3 +97,31 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> tuple[dramati
         time_limit=int(s.webhook_timeout_seconds * 1000) + 5_000,
     )
     return job_actor, webhook_actor
+
+
+def declare_segment_actor(broker: dramatiq.Broker, ctx: WorkerContext) -> dramatiq.Actor:
+    """The actor running one segment of a video job of the worker's kind, on the kind's own queue.
+
+    It is retried like a job; the JobLifecycle middleware skips it once the job is no longer
+    running (cancelled, failed) and fails the job when its retries are exhausted.
+    """
+    s = ctx.settings
+
+    def run_video_segment(job_id: str, index: int) -> None:
+        outcome = run_segment(ctx, job_id, index)
+        if outcome is not None:
+            ctx.hand_over(outcome)
+
+    actor = dramatiq.actor(
+        run_video_segment,
+        actor_name=ctx.kind.segment_actor_name,
+        queue_name=ctx.kind.queue,
+        broker=broker,
+        max_retries=s.worker_max_retries,
+        min_backoff=s.worker_min_backoff_ms,
+        max_backoff=s.worker_max_backoff_ms,
+        time_limit=s.worker_time_limit_seconds * 1000,
+        throws=(DetectflowError, TimeLimitExceeded),
+    )
+    ctx.segment_actor = actor
+    return actor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 from detectflow.config import Settings
 from detectflow.detectors.base import Detector
@@ -21,6 +22,8 @@ class WorkerContext:
     kind: JobKind
     detector: Detector | None = None
     worker_id: str = ""
+    #: The actor that runs one segment of a video job (declared by actors.declare_segment_actor).
+    segment_actor: Any = None
     #: Per worker thread: the outcome the actor hands to the JobLifecycle middleware.
     #: (Returning it would make Dramatiq warn that no Results backend keeps it.)
     _local: threading.local = field(default_factory=threading.local)

@@ -9,7 +9,7 @@ from detectflow.config import get_settings
 from detectflow.jobs.kinds import kind_of
 from detectflow.jobs.stores.redis import RedisJobStore
 from detectflow.logs import setup_logging
-from detectflow.worker.actors import declare_actors
+from detectflow.worker.actors import declare_actors, declare_segment_actor
 from detectflow.worker.broker import make_broker
 from detectflow.worker.context import WorkerContext
 from detectflow.worker.metrics import WorkerMetrics
@@ -29,6 +29,7 @@ kind = kind_of(settings.worker_task)
 store = RedisJobStore(broker.client, settings.redis_prefix, settings.job_ttl_seconds)
 ctx = WorkerContext(settings=settings, store=store, kind=kind)
 _, webhook_actor = declare_actors(broker, ctx)
+declare_segment_actor(broker, ctx)
 broker.add_middleware(CurrentMessage())
 broker.add_middleware(JobLifecycle(ctx, webhook_actor))
 broker.add_middleware(WorkerPresence(ctx, _load_detector, [kind.queue, dq_name(kind.queue)]))

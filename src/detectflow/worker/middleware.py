@@ -13,6 +13,7 @@ from dramatiq.middleware import Middleware, SkipMessage
 
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.logs import job_id_var, request_id_var
+from detectflow.video.storage import job_status
 from detectflow.worker.broker import WakeupRedisBroker
 from detectflow.worker import metrics
 from detectflow.worker.context import WorkerContext
@@ -48,7 +49,8 @@ class JobLifecycle(Middleware):
         self.webhook_actor = webhook_actor
 
     def _job_id(self, message) -> str | None:
-        return message.args[0] if message.actor_name == self.ctx.kind.actor_name else None
+        kind = self.ctx.kind
+        return message.args[0] if message.actor_name in (kind.actor_name, kind.segment_actor_name) else None
 
     def succeed(self, job_id: str, outcome: Outcome) -> None:
         """The success path: store the result (running -> succeeded), then send the webhook."""
@@ -75,6 +77,13 @@ class JobLifecycle(Middleware):
         if job_id is None:
             return
         job_id_var.set(job_id)
+        if message.actor_name == self.ctx.kind.segment_actor_name:
+            # a video's segment runs only while its job runs: cancelling the job skips the segments left
+            status = job_status(self.ctx.store.client, self.ctx.store.keys, job_id)
+            if status != "running":
+                log.info("skipping segment %s: job is %s", message.args[1], status or "gone")
+                raise SkipMessage()
+            return
         applied, old, request_id = self.ctx.store.mark_running(job_id)
         request_id_var.set(request_id)
         if not applied:
@@ -88,7 +97,7 @@ class JobLifecycle(Middleware):
         if job_id is None:
             return
         outcome = self.ctx.take_outcome()
-        if exception is None and outcome is not None:
+        if exception is None and outcome is not None and outcome.result is not None:
             self.succeed(job_id, outcome)
         self._forget()
 

@@ -144,3 +144,13 @@ def test_async_client_sends_the_same_calls():
 
     assert asyncio.run(main()).id == "j1"
     assert len(slept) == 1 and script.requests[0].headers["Idempotency-Key"] == script.requests[1].headers["Idempotency-Key"]
+
+
+def test_submit_sends_video_options_as_form_fields_and_leaves_unset_ones_out():
+    script = Script(httpx.Response(202, json=JOB))
+    client, _ = _client(script)
+    client.submit(b"video", "face", sample_fps=2.5, max_frames=6, track=False)
+    body = script.requests[0].content
+    assert b'name="sample_fps"\r\n\r\n2.5' in body and b'name="max_frames"\r\n\r\n6' in body
+    assert b'name="track"\r\n\r\nfalse' in body
+    assert b"start_ms" not in body and b"end_ms" not in body

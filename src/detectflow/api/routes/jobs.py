@@ -16,6 +16,7 @@ from detectflow.jobs.records import JobPage, JobPublic, JobStatus
 from detectflow.jobs.service import MAX_PAGE_SIZE
 from detectflow.jobs.store import JobFilter
 from detectflow.logs import request_id_var
+from detectflow.video.service import annotated_webm, video_options
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -98,8 +99,11 @@ def _base_url(request: Request, public_url: str) -> str:
             ErrorCode.rate_limited,
             ErrorCode.quota_exceeded,
             ErrorCode.invalid_image,
+            ErrorCode.invalid_video,
             ErrorCode.payload_too_large,
             ErrorCode.image_too_large,
+            ErrorCode.video_too_large,
+            ErrorCode.video_too_long,
             ErrorCode.unsupported_media_type,
             ErrorCode.validation_error,
             ErrorCode.idempotency_key_reused,
@@ -107,7 +111,7 @@ def _base_url(request: Request, public_url: str) -> str:
             ErrorCode.queue_full,
         ),
     },
-    summary="Submit an image for detection",
+    summary="Submit an image or a video for detection",
 )
 async def create_job(
     request: Request,
@@ -115,7 +119,9 @@ async def create_job(
     service: JobServiceDep,
     settings: SettingsDep,
     principal: Submitter,
-    file: Annotated[UploadFile, File(description="The image (JPEG, PNG, WebP, BMP, TIFF).")],
+    file: Annotated[
+        UploadFile, File(description="The image (JPEG, PNG, WebP, BMP, TIFF) or video (MP4, MOV, MKV, WebM, AVI).")
+    ],
     task: Annotated[Task, Form(description="What to detect.", examples=["face"])],
     webhook_url: Annotated[
         str | None, Form(description="POSTed the job JSON when it ends.", examples=["https://example.org/hooks/df"])
@@ -126,7 +132,15 @@ async def create_job(
             alias="Idempotency-Key", max_length=255, description="Replays return the same job.", examples=["upload-42"]
         ),
     ] = None,
+    sample_fps: Annotated[
+        float | None, Form(gt=0, description="Videos: frames per second of video to run the model on (default 5).")
+    ] = None,
+    max_frames: Annotated[int | None, Form(ge=1, description="Videos: at most this many sampled frames.")] = None,
+    start_ms: Annotated[int | None, Form(ge=0, description="Videos: start of the window to sample, ms.")] = None,
+    end_ms: Annotated[int | None, Form(ge=1, description="Videos: end of the window to sample (exclusive), ms.")] = None,
+    track: Annotated[bool | None, Form(description="Videos: follow detections as tracks (default true).")] = None,
 ) -> JobPublic:
+    video = video_options(sample_fps=sample_fps, max_frames=max_frames, start_ms=start_ms, end_ms=end_ms, track=track)
     data = await file.read(settings.api_max_upload_bytes + 1)
     if len(data) > settings.api_max_upload_bytes:
         raise DetectflowError(
@@ -142,6 +156,7 @@ async def create_job(
         webhook_url=webhook_url,
         idempotency_key=idempotency_key,
         request_id=request_id_var.get(),
+        video=video,
     )
     public = job.public(_base_url(request, settings.api_public_url))
     response.status_code = 202 if created else 200
@@ -228,11 +243,15 @@ async def cancel_job(
     "/{job_id}/annotated",
     response_class=Response,
     responses={
-        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
-              "description": "The image with its detections drawn."},
+        200: {"content": {"image/png": {"schema": {"type": "string", "format": "binary"}},
+                          "video/webm": {"schema": {"type": "string", "format": "binary"}}},
+              "description": "The image (PNG) or the video's sampled frames (VP9 WebM) with the detections drawn."},
         **errors(*_AUTH, ErrorCode.job_not_found, ErrorCode.job_not_finished),
     },  # fmt: skip
-    summary="The image with its detections drawn (PNG)",
+    summary="The image or video with its detections drawn (PNG or WebM)",
 )
 async def get_annotated(job_id: str, service: JobServiceDep, principal: Reader) -> Response:
+    job = await service.get(job_id, principal.tenant)
+    if job.media == "video":
+        return Response(await annotated_webm(service, job), media_type="video/webm")
     return Response(await service.annotated_png(job_id, principal.tenant), media_type="image/png")

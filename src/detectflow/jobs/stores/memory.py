@@ -94,8 +94,9 @@ class MemoryJobStore:
         entry = self._jobs.get(job_id)
         self._blobs[f"{job_id}:annotated"] = (entry[0] if entry else self._expires(), png)
 
-    async def cancel(self, job_id: str) -> tuple[bool, str | None]:
-        return self._transition(job_id, (JobStatus.queued,), JobStatus.cancelled)
+    async def cancel(self, job_id: str, running: bool = False) -> tuple[bool, str | None]:
+        allowed = (JobStatus.queued, JobStatus.running) if running else (JobStatus.queued,)
+        return self._transition(job_id, allowed, JobStatus.cancelled)
 
     async def queue_depth(self, queue: str) -> int:
         return sum(

@@ -22,7 +22,7 @@ __all__ = ["AsyncRedisJobStore", "RedisJobStore", "client_options", "connect", "
 #: How often an idle pooled connection is pinged before reuse (seconds).
 HEALTH_CHECK_SECONDS = 30
 
-_JSON_FIELDS = ("error", "result", "webhook")
+_JSON_FIELDS = ("error", "result", "webhook", "video_options")
 
 # Conditional transition: KEYS[1] job hash, KEYS[2] per-state counters; ARGV = [allowed "a,b",
 # new_status, incr_attempts 0|1, final 0|1, done channel, job id, field, value, ...]. A final
@@ -168,6 +168,8 @@ def _job_fields(keys: KeyLayout, job: JobRecord) -> list[str]:
     fields = {k: _encode(v) for k, v in job.model_dump(exclude_none=True).items() if k not in _JSON_FIELDS}
     if job.webhook is not None:
         fields["webhook"] = job.webhook.model_dump_json()
+    if job.video_options is not None:
+        fields["video_options"] = job.video_options.model_dump_json()
     fields["unfinished_key"] = keys.unfinished(job.tenant)  # the final transition leaves the quota
     return [x for kv in fields.items() for x in kv]
 
@@ -381,10 +383,11 @@ class AsyncRedisJobStore:
         ttl = await self.client.ttl(self.keys.job(job_id))
         await self.client.set(self.keys.annotated(job_id), png, ex=ttl if ttl and ttl > 0 else self.ttl)
 
-    async def cancel(self, job_id: str) -> tuple[bool, str | None]:
-        """queued -> cancelled; returns (applied, previous status or None if missing)."""
+    async def cancel(self, job_id: str, running: bool = False) -> tuple[bool, str | None]:
+        """queued (or, with ``running``, running) -> cancelled; returns (applied, previous status or None if missing)."""
+        allowed = (JobStatus.queued, JobStatus.running) if running else (JobStatus.queued,)
         keys, args = _transition_request(
-            self.keys, job_id, (JobStatus.queued,), JobStatus.cancelled, False, {"finished_at": utcnow()}
+            self.keys, job_id, allowed, JobStatus.cancelled, False, {"finished_at": utcnow()}
         )
         applied, old, _ = _transition_result(await self._transition(keys=keys, args=args))
         return applied, old

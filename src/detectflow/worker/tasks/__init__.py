@@ -5,8 +5,9 @@ from __future__ import annotations
 from detectflow.config import Task
 from detectflow.worker.tasks.base import Outcome, Runner
 from detectflow.worker.tasks.detect import run_detect
+from detectflow.worker.tasks.video import run_video
 
-__all__ = ["Outcome", "Runner", "RUNNERS", "runner_for"]
+__all__ = ["Outcome", "Runner", "RUNNERS", "VIDEO_RUNNERS", "runner_for"]
 
 
 #: The runner of each task. A new kind of job adds its module here and its JobKind in detectflow.jobs.kinds.
@@ -16,12 +17,19 @@ RUNNERS: dict[Task, Runner] = {
 }
 
 
-def runner_for(task: Task) -> Runner:
-    """The runner of ``task``.
+#: The runner of each task's video jobs (it splits the video into segment messages).
+VIDEO_RUNNERS: dict[Task, Runner] = {
+    Task.face: run_video,
+    Task.object: run_video,
+}
+
+
+def runner_for(task: Task, media: str = "image") -> Runner:
+    """The runner of ``task`` for input ``media`` (``image`` or ``video``).
 
     Raises
     ------
     KeyError
         For a task no runner serves.
     """
-    return RUNNERS[Task(task)]
+    return (VIDEO_RUNNERS if media == "video" else RUNNERS)[Task(task)]

@@ -16,9 +16,12 @@ __all__ = ["Outcome", "Runner"]
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a runner hands back: the result to store, and figures for the metrics."""
+    """What a runner hands back: the result to store, and figures for the metrics.
 
-    result: BaseModel
+    A result of None leaves the job running: its work goes on in other messages (a video's segments).
+    """
+
+    result: BaseModel | None
     inference_s: float
     summary: str = ""
     #: Seconds the job waited in the queue (None where the runner cannot tell).
