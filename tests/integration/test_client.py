@@ -26,7 +26,7 @@ from detectflow.client import (
     RetryPolicy,
 )
 from detectflow.video.models import VideoResult
-from tests.support.faults import LossyProxy
+from tests.support.lossy_proxy import LossyProxy
 from tests.support.images import image_bytes, image_path
 from tests.support.processes import TEST_ADMIN_KEY, Proc, cli_env, start_api, wait_for
 from tests.support.videos import video_path
