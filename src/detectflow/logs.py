@@ -34,6 +34,9 @@ class JsonFormatter(logging.Formatter):
         for key in ("request_id", "job_id"):
             if getattr(record, key, None):
                 out[key] = getattr(record, key)
+        fields = getattr(record, "fields", None)  # structured extras: logger.info(..., extra={"fields": {...}})
+        if isinstance(fields, dict):
+            out.update({k: v for k, v in fields.items() if k not in out})
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str)

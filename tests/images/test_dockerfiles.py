@@ -133,17 +133,17 @@ def _detectflow_commands(stages: list[Stage]) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def fresh_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A plain venv with detectflow installed from exactly the build context the Dockerfiles COPY
-    (pyproject.toml, README.md, src/ through .dockerignore), as their RUN pip install does."""
+    (pyproject.toml, README.md, LICENSE, src/ through .dockerignore), as their RUN pip install does."""
     base = tmp_path_factory.mktemp("image")
     context = base / "context"
     context.mkdir()
-    for rel in ("pyproject.toml", "README.md"):
+    for rel in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / rel, context / rel)
     shutil.copytree(ROOT / "src", context / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     proc = subprocess.run(
-        [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", f"{context}[operator]"],
+        [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", f"{context}[api,worker,operator]"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -11,6 +11,7 @@ import redis
 from fastapi import FastAPI
 
 import detectflow
+from detectflow.api.access import AccessLogMiddleware
 from detectflow.api.console import install_console
 from detectflow.api.errors import install_error_handlers
 from detectflow.api.metrics import Metrics, serve_metrics
@@ -131,6 +132,8 @@ def create_app(settings: Settings | None = None, enqueuer: Enqueuer | None = Non
     app.include_router(keys.router)
     app.include_router(uploads.router)
     app.include_router(health.router)
+    if settings.api_access_log:  # inside the request context, so its lines carry the request id
+        app.add_middleware(AccessLogMiddleware)
     install_console(app)
     app.add_middleware(
         RequestContextMiddleware,

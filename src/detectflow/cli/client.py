@@ -1,41 +1,34 @@
-"""What CLI commands that call a running API share: its URL and the API key they send."""
+"""What CLI commands that call a running API share: the --api option, the client, and how errors are printed."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
 
-from detectflow.auth.tokens import new_key
-from detectflow.config import Settings
+import typer
 
-__all__ = ["admin_key_path", "ensure_admin_key", "api_key", "auth_headers"]
+from detectflow.client import ApiError, CircuitOpenError, Client, TransportFailed
+from detectflow.client.credentials import DEFAULT_API_URL
 
+__all__ = ["ApiUrl", "DEFAULT_API_URL", "open_client", "api_errors"]
 
-def admin_key_path(settings: Settings) -> Path:
-    """Where `detectflow up` keeps its admin key: ``<state_dir>/admin.key``."""
-    return Path(settings.state_dir).expanduser() / "admin.key"
-
-
-def ensure_admin_key(settings: Settings) -> str:
-    """The admin key of `detectflow up`: read from ``admin.key``, or made and written there once (mode 0600)."""
-    path = admin_key_path(settings)
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        key = new_key()
-        path.touch(mode=0o600)
-        path.write_text(key + "\n")
-        return key
-    return path.read_text().strip()
+ApiUrl = Annotated[str, typer.Option(envvar="DETECTFLOW_API_URL", help="API base URL.")]
 
 
-def api_key(settings: Settings) -> str | None:
-    """The key to send: DETECTFLOW_API_KEY, else the admin key `detectflow up` wrote, else None."""
-    if settings.api_key is not None:
-        return settings.api_key.get_secret_value()
-    path = admin_key_path(settings)
-    return path.read_text().strip() if path.exists() else None
+def open_client(api: str) -> Client:
+    """A `Client` of ``api`` sending DETECTFLOW_API_KEY, else the admin key `detectflow up` wrote."""
+    return Client(api)
 
 
-def auth_headers(settings: Settings) -> dict[str, str]:
-    """``Authorization: Bearer <key>`` when there is a key to send."""
-    key = api_key(settings)
-    return {"Authorization": f"Bearer {key}"} if key else {}
+@contextmanager
+def api_errors() -> Iterator[None]:
+    """Print an API or transport error on stderr as one line and exit 1, instead of a traceback."""
+    try:
+        yield
+    except ApiError as exc:
+        typer.echo(f"{exc.code}: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    except (TransportFailed, CircuitOpenError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from detectflow.cli.client import DEFAULT_API_URL, open_client
+from detectflow.client import ApiError, ClientError, JobWaitTimeout
 from detectflow.config import Task
+from detectflow.jobs.records import JobPublic, JobStatus
+from detectflow.jobs.results import DetectionResult
 
 __all__ = ["register"]
-
-FINAL = {"succeeded", "failed", "cancelled"}
-
-
-def _submit(client: httpx.Client, path: Path, task: Task) -> dict:
-    with path.open("rb") as fh:
-        resp = client.post("/v1/jobs", files={"file": (path.name, fh)}, data={"task": task.value})
-    if resp.status_code >= 400:
-        err = resp.json().get("error", {})
-        raise RuntimeError(f"{err.get('code', resp.status_code)}: {err.get('message', resp.text)}")
-    return resp.json()
 
 
 def register(app: typer.Typer) -> None:
@@ -34,74 +25,78 @@ def register(app: typer.Typer) -> None:
     def detect(
         images: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False, help="Image files.")],
         task: Annotated[Task, typer.Option(help="What to detect.")] = Task.face,
-        api: Annotated[str, typer.Option(envvar="DETECTFLOW_API_URL", help="API base URL.")] = "http://127.0.0.1:8000",
+        api: Annotated[str, typer.Option(envvar="DETECTFLOW_API_URL", help="API base URL.")] = DEFAULT_API_URL,
         out: Annotated[Path | None, typer.Option(file_okay=False, help="Write annotated PNGs here.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Print the jobs as JSON lines.")] = False,
         timeout: Annotated[float, typer.Option(help="Seconds to wait for each job.")] = 300.0,
     ) -> None:
-        """Detect faces or objects in IMAGES through a running detectflow API."""
+        """Detect faces or objects in IMAGES through a running detectflow API.
+
+        A submit the API refuses for a while (429 rate limited, 503 queue full) is retried after its Retry-After.
+        """
         console = Console(stderr=as_json)
         failed = 0
-        from detectflow.cli.client import auth_headers
-        from detectflow.config import get_settings
-
-        with httpx.Client(base_url=api, timeout=30, headers=auth_headers(get_settings())) as client:
-            jobs: dict[str, tuple[Path, dict]] = {}
+        with open_client(api) as client:
+            jobs: dict[str, tuple[Path, JobPublic]] = {}
             for path in images:
                 try:
-                    job = _submit(client, path, task)
-                    jobs[job["id"]] = (path, job)
-                except (RuntimeError, httpx.HTTPError) as exc:
+                    job = client.submit(path, task.value)
+                    jobs[job.id] = (path, job)
+                except (ClientError, OSError) as exc:
                     console.print(f"[red]{path}: {exc}[/]")
                     failed += 1
             with Progress(
                 SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console, transient=True
             ) as progress:
-                bars = {jid: progress.add_task(f"{p.name}: queued") for jid, (p, _) in jobs.items()}
                 deadline = time.monotonic() + timeout
-                pending = set(jobs)
-                while pending and time.monotonic() < deadline:
-                    # one job left: long-poll it instead of polling
-                    wait = 2 if len(pending) == 1 else 0
-                    for jid in list(pending):
-                        job = client.get(f"/v1/jobs/{jid}", params={"wait": wait}).json()
-                        jobs[jid] = (jobs[jid][0], job)
-                        progress.update(bars[jid], description=f"{jobs[jid][0].name}: {job['status']}")
-                        if job["status"] in FINAL:
-                            pending.discard(jid)
-                    if wait == 0:
-                        time.sleep(0.1)
+                for jid, (path, job) in jobs.items():
+                    bar = progress.add_task(f"{path.name}: {job.status}")
+                    try:  # the jobs run side by side on the workers: waiting for each in turn costs nothing
+                        job = client.wait_job(jid, max(0.0, deadline - time.monotonic()))
+                    except JobWaitTimeout as exc:
+                        job = exc.job
+                    except ClientError as exc:
+                        console.print(f"[red]{path}: {exc}[/]")
+                    jobs[jid] = (path, job)
+                    progress.update(bar, description=f"{path.name}: {job.status}")
             for jid, (path, job) in jobs.items():
                 if as_json:
-                    print(json.dumps(job))
-                if job["status"] != "succeeded":
-                    err = job.get("error") or {}
-                    console.print(f"[red]{path}: {job['status']} {err.get('code', '')} {err.get('message', '')}[/]")
+                    print(job.model_dump_json())
+                if job.status is not JobStatus.succeeded:
+                    err = job.error
+                    console.print(f"[red]{path}: {job.status} {err.code if err else ''} {err.message if err else ''}[/]")
                     failed += 1
                     continue
                 if not as_json:
                     _print_table(console, path, job)
                 if out is not None:
                     out.mkdir(parents=True, exist_ok=True)
-                    png = client.get(f"/v1/jobs/{jid}/annotated")
-                    png.raise_for_status()
-                    target = out / f"{path.stem}.{task.value}.png"
-                    target.write_bytes(png.content)
+                    try:
+                        png = client.annotated(jid)
+                    except ApiError as exc:
+                        console.print(f"[red]{path}: annotated image: {exc}[/]")
+                        failed += 1
+                        continue
+                    target = out / f"{path.stem}.{task.value}.{'png' if isinstance(job.result, DetectionResult) else 'webm'}"
+                    target.write_bytes(png)
                     console.print(f"annotated image: {target}")
         raise typer.Exit(1 if failed else 0)
 
 
-def _print_table(console: Console, path: Path, job: dict) -> None:
-    result = job["result"]
-    img, model, timing = result["image"], result["model"], result["timings_ms"]
+def _print_table(console: Console, path: Path, job: JobPublic) -> None:
+    result = job.result
+    if not isinstance(result, DetectionResult):  # a video: its frames are paged (`detectflow jobs get`, /frames)
+        console.print(f"{path.name}: job {job.id} succeeded; `detectflow jobs get {job.id}` prints its result")
+        return
+    img, model, timing = result.image, result.model, result.timings_ms
     table = Table(
-        title=f"{path.name}: {len(result['detections'])} detection(s)",
-        caption=f"{img['width']}x{img['height']} px · {model['name']} on {model['provider']} · "
-        f"inference {timing['inference']:.1f} ms, total {timing['total']:.1f} ms",
+        title=f"{path.name}: {len(result.detections)} detection(s)",
+        caption=f"{img.width}x{img.height} px · {model.name} on {model.provider} · "
+        f"inference {timing.inference:.1f} ms, total {timing.total:.1f} ms",
     )
     for col in ("label", "score", "x", "y", "width", "height"):
         table.add_column(col, justify="left" if col == "label" else "right")
-    for d in result["detections"]:
-        b = d["box"]
-        table.add_row(d["label"], f"{d['score']:.3f}", *(f"{b[k]:.0f}" for k in ("x", "y", "width", "height")))
+    for d in result.detections:
+        b = d.box
+        table.add_row(d.label, f"{d.score:.3f}", *(f"{v:.0f}" for v in (b.x, b.y, b.width, b.height)))
     console.print(table)

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from detectflow import __version__
+from detectflow.cli.extras import install_hint, missing_extras, require_extras
 from detectflow.config import Pool, get_settings
 
 app = typer.Typer(
@@ -19,12 +21,28 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"detectflow {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Face and object detection as asynchronous jobs: run the platform, submit images, manage models."""
+
+
 @app.command()
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address [default: DETECTFLOW_API_HOST].")] = None,
     port: Annotated[int | None, typer.Option(help="Port [default: DETECTFLOW_API_PORT].")] = None,
 ) -> None:
     """Run the REST API (uvicorn)."""
+    require_extras("api", "api")
     import uvicorn
 
     from detectflow.api.server import raise_open_files_limit, uvicorn_options
@@ -60,6 +78,7 @@ def worker(
     ] = None,
 ) -> None:
     """Run a Dramatiq worker for one task (replaces this process, so signals reach Dramatiq)."""
+    require_extras("worker", "worker")
     from detectflow.worker.layout import choose_max_batch
     from detectflow.detectors.runtime import choose_providers
     from detectflow.jobs.kinds import kinds_of_pool
@@ -115,15 +134,29 @@ def _resolved_log_format(fmt: str) -> str:
     return "text" if sys.stderr.isatty() else "json"
 
 
+def _mount_missing(name: str, help_: str, extras: tuple[str, ...]) -> None:
+    """A stand-in for a command group whose extra is not installed: it says which extra to install (exit 2)."""
+
+    @app.command(name, help=f"{help_} (needs the {', '.join(extras)} extra)",
+                 context_settings={"allow_extra_args": True, "ignore_unknown_options": True})  # fmt: skip
+    def _missing(ctx: typer.Context) -> None:
+        typer.echo(install_hint(name, missing_extras(*extras) or list(extras)), err=True)
+        raise typer.Exit(2)
+
+
 def _mount_optional() -> None:
-    for module, name, help_ in (
-        ("detectflow.cli.models", "models", "Build and list the ONNX models."),
-        ("detectflow.cli.operator", "operator", "Run the Kubernetes operator; render manifests."),
-        ("detectflow.cli.keys", "keys", "Create, list and revoke API keys (admin)."),
-        ("detectflow.cli.blobs", "blobs", "Sweep expired blobs (inputs, annotated images, uploads)."),
-        ("detectflow.cli.up", None, None),
-        ("detectflow.cli.detect", None, None),
+    for module, name, help_, extras in (
+        ("detectflow.cli.jobs", "jobs", "Get, wait for, cancel and list jobs.", ()),
+        ("detectflow.cli.models", "models", "Build and list the ONNX models.", ()),
+        ("detectflow.cli.operator", "operator", "Run the Kubernetes operator; render manifests.", ("operator",)),
+        ("detectflow.cli.keys", "keys", "Create, list and revoke API keys (admin).", ()),
+        ("detectflow.cli.blobs", "blobs", "Sweep expired blobs (inputs, annotated images, uploads).", ("api",)),
+        ("detectflow.cli.up", None, None, ()),
+        ("detectflow.cli.detect", None, None, ()),
     ):
+        if name and extras and missing_extras(*extras):
+            _mount_missing(name, help_, extras)
+            continue
         try:
             mod = __import__(module, fromlist=["app"])
         except ImportError as exc:

@@ -38,6 +38,10 @@ def run(
         float, typer.Option(min=1, help="Re-apply and refresh status this often (seconds).")
     ] = 15.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="auto (JSON unless on a terminal), json or text [default: DETECTFLOW_LOG_FORMAT, else auto]."),
+    ] = None,
     metrics_port: Annotated[
         int,
         typer.Option(
@@ -57,7 +61,10 @@ def run(
 
     from detectflow.operator.handlers import register
 
-    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.PLAIN)
+    from detectflow.config import get_settings
+
+    fmt = operator_log_format(log_format or get_settings().log_format, sys.stderr.isatty())
+    kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if fmt == "json" else kopf.LogFormat.PLAIN)
     registry = kopf.OperatorRegistry()
     register(registry, resync_seconds=resync_seconds, metrics_port=metrics_port, metrics_host=metrics_host)
     kopf.run(
@@ -67,6 +74,28 @@ def run(
         liveness_endpoint=liveness,
         standalone=True,
     )
+
+
+def operator_log_format(fmt: str, isatty: bool) -> str:
+    """The operator's log format: ``json`` (kopf's JSON lines, one object per event, in-cluster) or ``text``.
+
+    Parameters
+    ----------
+    fmt
+        ``auto``, ``json`` or ``text`` (DETECTFLOW_LOG_FORMAT); ``auto`` is JSON unless stderr is a terminal.
+    isatty
+        Whether stderr is a terminal.
+
+    Raises
+    ------
+    typer.BadParameter
+        For any other value.
+    """
+    if fmt not in ("auto", "json", "text"):
+        raise typer.BadParameter(f"log format must be auto, json or text, not {fmt!r}")
+    if fmt == "auto":
+        return "text" if isatty else "json"
+    return fmt
 
 
 def _pipelines(path: Path) -> list[dict[str, Any]]:

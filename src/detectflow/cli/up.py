@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from detectflow.cli.supervisor import Child, RestartPolicy, Supervisor
-from detectflow.cli.client import admin_key_path, ensure_admin_key
+from detectflow.client.credentials import admin_key_path, ensure_admin_key
 from detectflow.config import Pool, Settings, get_settings
 from detectflow.webhooks import LOOPBACK_CIDRS
 
@@ -205,6 +205,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Run Redis, the API and the workers on this machine, restarting any that dies; Ctrl-C stops everything."""
+        from detectflow.cli.extras import require_extras
+
+        require_extras("up", "api", "worker")
         s = get_settings()
         if appendfsync is not None:
             if appendfsync not in ("always", "everysec", "no"):
@@ -237,10 +240,10 @@ def register(app: typer.Typer) -> None:
             env["DETECTFLOW_WEBHOOK_ALLOW_CIDRS"] = ",".join(LOOPBACK_CIDRS)
         admin_key = None
         if s.auth == "enabled":
-            admin_key = s.admin_key.get_secret_value() if s.admin_key else ensure_admin_key(s)
+            admin_key = s.admin_key.get_secret_value() if s.admin_key else ensure_admin_key(s.state_dir)
             env["DETECTFLOW_ADMIN_KEY"] = admin_key
             if not s.admin_key:
-                _say(f"admin API key in {admin_key_path(s)} (the CLI sends it; curl: -H \"Authorization: Bearer $(cat {admin_key_path(s)})\")")
+                _say(f"admin API key in {admin_key_path(s.state_dir)} (the CLI sends it; curl: -H \"Authorization: Bearer $(cat {admin_key_path(s.state_dir)})\")")
         else:
             try:
                 s.check_bind(host)
