@@ -43,6 +43,14 @@ _EXCLUDED = {
     "POST /v1/jobs": [positive_data_acceptance],
     # a schema-valid cursor is any string: only tokens the API handed out are cursors (422 otherwise)
     "GET /v1/jobs": [positive_data_acceptance],
+    # cross-field rules the document cannot state: thresholds.uncertain >= thresholds.match
+    "POST /v1/galleries": [positive_data_acceptance],
+    # every face's embedding has the export's declared dimension
+    "POST /v1/galleries/import": [positive_data_acceptance],
+    # every embedding has the gallery's dimension (128 for dlib-resnet-v1)
+    "POST /v1/galleries/{gallery_id}/match": [positive_data_acceptance],
+    # as POST /v1/jobs: the uploads are any bytes until the API checks they are images
+    "POST /v1/galleries/{gallery_id}/subjects/{subject_id}/faces": [positive_data_acceptance],
 }
 
 
