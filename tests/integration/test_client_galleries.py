@@ -3,7 +3,10 @@ a recognition worker (face detector + embedder) and Redis."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,11 +24,37 @@ SCOPES = ["jobs:write", "jobs:read", "galleries:write", "galleries:read"]
 
 @pytest.fixture
 def api(settings, tmp_path: Path):
-    """A real `detectflow api` process sharing the workers' blob store; yields its URL."""
-    env = cli_env(redis_url=settings.redis_url, redis_prefix=settings.redis_prefix, **storage_env(settings))
+    """A real `detectflow api` process sharing the workers' blob store; yields its URL.
+
+    It accepts http `source_url`s on loopback (the `origin` below), as the workers started with that option do.
+    """
+    env = cli_env(redis_url=settings.redis_url, redis_prefix=settings.redis_prefix, source_allow_http=True,
+                  webhook_allow_cidrs=",".join(settings.webhook_allow_cidrs), **storage_env(settings))  # fmt: skip
     proc, url = start_api(env, tmp_path / "api.log")
     yield url
     proc.stop()
+
+
+@pytest.fixture
+def origin() -> Iterator[str]:
+    """An HTTP server on 127.0.0.1 serving /obama2.jpg (anything else 404)."""
+    files = {"/obama2.jpg": face_photo_path("obama2").read_bytes()}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server API
+            body = files.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
 
 
 def _tenant_client(url: str) -> Client:
@@ -126,3 +155,17 @@ def test_client_uploads_then_recognizes_by_upload_id(storage, api, run_worker):
         with pytest.raises(ApiError) as info:
             client.submit(task="recognize", upload_id=upload_id, gallery=gallery.id)
         assert info.value.code == "upload_not_found"
+
+
+def test_client_submits_a_url_string_as_source_url(api, run_worker, origin):
+    # Given a gallery holding Obama and a worker that may fetch http sources on loopback
+    run_worker("recognition", source_allow_http=True)
+    with _tenant_client(api) as client:
+        gallery = client.create_gallery("by-url")
+        obama = client.create_subject(gallery.id, "Barack Obama")
+        _done(client.enrol_faces(gallery.id, obama.id, face_photo_path("obama"), wait=True, timeout=120))
+        # When the photo is given as a URL string, Then the worker fetched it and recognised him
+        result = _done(client.recognize(f"{origin}/obama2.jpg", gallery.id, timeout=120))
+        assert result.faces[0].match.subject_id == obama.id
+        missing = client.recognize(f"{origin}/missing.jpg", gallery.id, timeout=120)
+        assert missing.status is JobStatus.failed and missing.error.code == "source_unreachable"
