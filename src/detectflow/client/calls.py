@@ -213,6 +213,9 @@ def submit_job(
     given = sum(x is not None for x in (image, upload_id, source_url))
     if given != 1:
         raise ValueError("give exactly one of image, upload_id and source_url")
+    if reference is not None and source_url is not None:
+        # the API fetches one image by URL and keeps no second one with it
+        raise ValueError("verify by source_url takes subject= and gallery=, not a reference image")
     data = {"task": str(task)}
     options = {
         "webhook_url": webhook_url, "upload_id": upload_id, "source_url": source_url, "gallery": gallery,

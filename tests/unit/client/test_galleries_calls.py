@@ -67,6 +67,8 @@ def test_submit_takes_an_upload_id_instead_of_a_file_and_wants_exactly_one_sourc
         calls.submit_job(b"a", "face", upload_id="u1")
     with pytest.raises(ValueError, match="exactly one"):
         calls.submit_job(None, "face")
+    with pytest.raises(ValueError, match="reference"):
+        calls.submit_job("https://example.org/a.jpg", "verify", reference=b"b")
 
 
 def test_enrol_repeats_the_file_part_and_sends_face_index_and_box():
