@@ -74,6 +74,8 @@ def test_base_install_imports_and_uses_the_client(base_venv: Path):
 import detectflow, detectflow.client as c
 from detectflow.client import Client, AsyncClient, RetryPolicy, TransportFailed
 from detectflow.jobs.records import JobPublic
+from detectflow.galleries.records import Gallery, GalleryExport, MatchResponse
+from detectflow.api.schemas import UploadPublic
 with Client("http://127.0.0.1:9", "k", retry=RetryPolicy(max_attempts=2, backoff_base=0)) as client:
     try:
         client.health()
@@ -90,7 +92,7 @@ def test_base_install_cli_client_commands(base_venv: Path):
     exe = str(base_venv / "bin" / "detectflow")
     version = _run(base_venv, exe, "--version")
     assert version.returncode == 0 and version.stdout.startswith("detectflow "), version.stderr
-    for group in ("jobs", "keys", "detect"):
+    for group in ("jobs", "keys", "detect", "galleries"):
         proc = _run(base_venv, exe, group, "--help")
         assert proc.returncode == 0, proc.stderr
         assert "Usage" in proc.stdout

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from detectflow.jobs.errors import ErrorCode
 
-__all__ = ["ErrorBody", "ErrorResponse", "Health", "Readiness", "WorkerSeen"]
+__all__ = ["ErrorBody", "ErrorResponse", "Health", "Readiness", "WorkerSeen", "UploadPublic", "UploadReceived"]
 
 
 class ErrorBody(BaseModel):
@@ -45,3 +45,20 @@ class Readiness(BaseModel):
     redis: str = Field(examples=["ok"])
     workers: dict[str, list[WorkerSeen]] | None = Field(None, description="Live workers by task.")
     queue_depth: dict[str, int] | None = Field(None, description="Unfinished jobs by task.")
+
+
+class UploadPublic(BaseModel):
+    """Where to PUT the file, then pass ``upload_id`` to ``POST /v1/jobs``."""
+
+    upload_id: str = Field(examples=["9b0f...64 hex digits"])
+    url: str = Field(description="PUT the file's bytes here (the body is the file, no multipart).")
+    method: str = "PUT"
+    expires_in: int = Field(description="Seconds the URL may be used.")
+    presigned: bool = Field(
+        description="`true`: an S3 pre-signed URL, sent without the API key; `false`: the API's, with the key."
+    )
+
+
+class UploadReceived(BaseModel):
+    upload_id: str
+    size: int = Field(description="Bytes stored.")

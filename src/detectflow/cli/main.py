@@ -147,6 +147,7 @@ def _mount_missing(name: str, help_: str, extras: tuple[str, ...]) -> None:
 def _mount_optional() -> None:
     for module, name, help_, extras in (
         ("detectflow.cli.jobs", "jobs", "Get, wait for, cancel and list jobs.", ()),
+        ("detectflow.cli.galleries", "galleries", "List, create and delete face galleries; enrol faces.", ()),
         ("detectflow.cli.models", "models", "Build and list the ONNX models.", ()),
         ("detectflow.cli.operator", "operator", "Run the Kubernetes operator; render manifests.", ("operator",)),
         ("detectflow.cli.keys", "keys", "Create, list and revoke API keys (admin).", ()),

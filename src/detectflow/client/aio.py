@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
@@ -19,6 +19,7 @@ from detectflow.client.errors import JobWaitTimeout
 from detectflow.client.retry import RetryPolicy
 from detectflow.client.sync import DEFAULT_WAIT_TIMEOUT
 from detectflow.client.transport import Engine, client_headers
+from detectflow.galleries.records import Face, Gallery, GalleryExport, MatchResponse, Subject
 from detectflow.jobs.records import JobPage, JobPublic, JobStatus
 from detectflow.video.models import FramePage
 
@@ -90,6 +91,12 @@ class AsyncClient:
         """Close the connection pool."""
         await self._http.aclose()
 
+    def _request(self, call: Call) -> httpx.Request:
+        request = self._http.build_request(call.method, call.path, **call.request_kwargs())
+        if call.anonymous:  # a pre-signed URL: the API key must not leave for another host
+            request.headers.pop("Authorization", None)
+        return request
+
     async def send(self, call: Call[T]) -> T:
         """Send one `Call` with retries and the breaker; return what its parser reads from the answer.
 
@@ -107,7 +114,7 @@ class AsyncClient:
             self._engine.admit()
             attempt += 1
             try:
-                resp = await self._http.request(call.method, call.path, **call.request_kwargs())
+                resp = await self._http.send(self._request(call))
             except httpx.TransportError as exc:
                 await self._sleep(self._engine.after_error(call, attempt, exc))
                 continue
@@ -130,7 +137,7 @@ class AsyncClient:
 
     async def submit(
         self,
-        image: ImageInput,
+        image: ImageInput | None = None,
         task: str = "face",
         *,
         webhook_url: str | None = None,
@@ -141,15 +148,25 @@ class AsyncClient:
         start_ms: int | None = None,
         end_ms: int | None = None,
         track: bool | None = None,
+        upload_id: str | None = None,
+        source_url: str | None = None,
+        reference: ImageInput | None = None,
+        gallery: str | None = None,
+        subject: str | None = None,
+        top_k: int | None = None,
+        match_threshold: float | None = None,
+        uncertain_threshold: float | None = None,
+        cache: bool | None = None,
     ) -> JobPublic:
-        """Submit an image or a video (a path, bytes or a binary file object) for ``task``; returns the queued job.
+        """Submit an image or a video for ``task``; returns the queued job.
 
         Parameters
         ----------
         image
-            The image: a path, its bytes, or a file object opened ``"rb"`` (read once).
+            The image: a path, its bytes, or a file object opened ``"rb"`` (read once); an ``http(s)://`` string
+            is sent as ``source_url`` (the worker fetches it). Leave it out with ``upload_id`` or ``source_url``.
         task
-            What to detect: ``face`` or ``object``.
+            ``face``, ``object``, ``embed``, ``recognize`` or ``verify``.
         webhook_url
             POSTed the job when it ends.
         idempotency_key
@@ -160,10 +177,28 @@ class AsyncClient:
         sample_fps, max_frames, start_ms, end_ms, track
             Videos only: frames per second to run the model on (the server's default: 5), at most this many
             sampled frames, the window to sample (ms), and whether to follow detections as tracks (default true).
+        upload_id
+            An upload (`upload`) holding the image, instead of ``image``.
+        source_url
+            An http(s) URL the worker fetches the image from, instead of ``image``.
+        reference, gallery, subject, top_k, match_threshold, uncertain_threshold
+            Recognition: ``verify``'s second image (or ``gallery`` + ``subject``), ``recognize``'s gallery,
+            candidates per face, and distances overriding the gallery's thresholds.
+        cache
+            ``False``: always run the job (never answered from, nor kept in, the result cache).
+
+        Raises
+        ------
+        ValueError
+            Not exactly one of ``image``, ``upload_id`` and ``source_url``.
         """
-        return await self.send(calls.submit_job(image, task, webhook_url=webhook_url, idempotency_key=idempotency_key,
-                                          filename=filename, video={"sample_fps": sample_fps, "max_frames": max_frames,
-                                          "start_ms": start_ms, "end_ms": end_ms, "track": track}))  # fmt: skip
+        return await self.send(calls.submit_job(
+            image, task, webhook_url=webhook_url, idempotency_key=idempotency_key, filename=filename,
+            video={"sample_fps": sample_fps, "max_frames": max_frames, "start_ms": start_ms, "end_ms": end_ms,
+                   "track": track},
+            upload_id=upload_id, source_url=source_url, reference=reference, gallery=gallery, subject=subject,
+            top_k=top_k, match_threshold=match_threshold, uncertain_threshold=uncertain_threshold, cache=cache,
+        ))  # fmt: skip
 
     async def get_job(self, job_id: str, wait: float = 0) -> JobPublic:
         """The job; with ``wait`` (seconds, at most 30), once it has ended or the wait is over (long poll)."""
@@ -189,6 +224,50 @@ class AsyncClient:
     async def detect(self, image: ImageInput, task: str = "face", *, timeout: float = DEFAULT_WAIT_TIMEOUT) -> JobPublic:
         """Submit an image and wait for its job to end."""
         return await self.wait_job((await self.submit(image, task)).id, timeout)
+
+    async def recognize(
+        self,
+        image: ImageInput,
+        gallery: str,
+        *,
+        top_k: int | None = None,
+        match_threshold: float | None = None,
+        uncertain_threshold: float | None = None,
+        cache: bool | None = None,
+        wait: bool = True,
+        timeout: float = DEFAULT_WAIT_TIMEOUT,
+    ) -> JobPublic:
+        """Who is in the image: a ``recognize`` job against ``gallery``, waited for unless ``wait=False``."""
+        job = await self.submit(image, "recognize", gallery=gallery, top_k=top_k, match_threshold=match_threshold,
+                          uncertain_threshold=uncertain_threshold, cache=cache)  # fmt: skip
+        return await self.wait_job(job.id, timeout) if wait else job
+
+    async def verify(
+        self,
+        image: ImageInput,
+        reference: ImageInput | None = None,
+        *,
+        subject: str | None = None,
+        gallery: str | None = None,
+        match_threshold: float | None = None,
+        uncertain_threshold: float | None = None,
+        cache: bool | None = None,
+        wait: bool = True,
+        timeout: float = DEFAULT_WAIT_TIMEOUT,
+    ) -> JobPublic:
+        """Is it the same person: ``image`` against ``reference`` (a second image) or ``subject`` of ``gallery``.
+
+        Raises
+        ------
+        ValueError
+            Neither or both of ``reference`` and ``subject``, or ``subject`` without ``gallery``.
+        """
+        if (reference is None) == (subject is None) or (subject is not None and gallery is None):
+            raise ValueError("verify needs reference=<image>, or subject=<id> with gallery=<id>")
+        job = await self.submit(image, "verify", reference=reference, subject=subject, gallery=gallery,
+                          match_threshold=match_threshold, uncertain_threshold=uncertain_threshold,
+                          cache=cache)  # fmt: skip
+        return await self.wait_job(job.id, timeout) if wait else job
 
     async def cancel_job(self, job_id: str) -> JobPublic:
         """Cancel a job that has not started (cancelling a cancelled job is a no-op)."""
@@ -259,3 +338,103 @@ class AsyncClient:
     async def revoke_key(self, key_id: str) -> None:
         """Revoke a key: it is refused from the next request on."""
         await self.send(calls.revoke_key(key_id))
+
+    # --- uploads ---
+
+    async def upload(self, media: ImageInput) -> str:
+        """Upload a (large) file: ``POST /v1/uploads``, then PUT its bytes to the URL answered (a pre-signed S3
+        URL without the API key, or the API's own with it); returns the ``upload_id`` to `submit`."""
+        data = calls.upload_bytes(media)
+        up = await self.send(calls.create_upload())
+        await self.send(calls.put_upload(up, data))
+        return up.upload_id
+
+    # --- galleries ---
+
+    async def create_gallery(
+        self,
+        name: str,
+        *,
+        match_threshold: float | None = None,
+        uncertain_threshold: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Gallery:
+        """Create a gallery (unset thresholds take the defaults, 0.5 and 0.6)."""
+        return await self.send(calls.create_gallery(name, match_threshold=match_threshold,
+                                              uncertain_threshold=uncertain_threshold, metadata=metadata))  # fmt: skip
+
+    async def list_galleries(self) -> list[Gallery]:
+        """The tenant's galleries, oldest first."""
+        return await self.send(calls.list_galleries())
+
+    async def get_gallery(self, gallery_id: str) -> Gallery:
+        """A gallery with its counts and version."""
+        return await self.send(calls.get_gallery(gallery_id))
+
+    async def delete_gallery(self, gallery_id: str) -> None:
+        """Delete a gallery with its subjects and faces."""
+        await self.send(calls.delete_gallery(gallery_id))
+
+    async def export_gallery(self, gallery_id: str) -> GalleryExport:
+        """A gallery's subjects and embeddings (to back up, or `import_gallery` elsewhere)."""
+        return await self.send(calls.export_gallery(gallery_id))
+
+    async def import_gallery(self, export: GalleryExport | Mapping[str, Any]) -> Gallery:
+        """A new gallery holding an export's subjects and faces."""
+        return await self.send(calls.import_gallery(export))
+
+    async def match(
+        self,
+        gallery_id: str,
+        embeddings: Sequence[Sequence[float]],
+        *,
+        top_k: int = 3,
+        match_threshold: float | None = None,
+        uncertain_threshold: float | None = None,
+    ) -> MatchResponse:
+        """Match embeddings (e.g. from ``embed`` jobs) 1:N against a gallery, synchronously, in order."""
+        return await self.send(calls.match(gallery_id, embeddings, top_k=top_k, match_threshold=match_threshold,
+                                     uncertain_threshold=uncertain_threshold))  # fmt: skip
+
+    async def create_subject(self, gallery_id: str, name: str, *, metadata: Mapping[str, Any] | None = None) -> Subject:
+        """Add a subject (a person) to a gallery."""
+        return await self.send(calls.create_subject(gallery_id, name, metadata=metadata))
+
+    async def list_subjects(self, gallery_id: str) -> list[Subject]:
+        """A gallery's subjects, oldest first."""
+        return await self.send(calls.list_subjects(gallery_id))
+
+    async def get_subject(self, gallery_id: str, subject_id: str) -> Subject:
+        """A subject with its face count."""
+        return await self.send(calls.get_subject(gallery_id, subject_id))
+
+    async def delete_subject(self, gallery_id: str, subject_id: str) -> None:
+        """Delete a subject with its faces."""
+        await self.send(calls.delete_subject(gallery_id, subject_id))
+
+    async def enrol_faces(
+        self,
+        gallery_id: str,
+        subject_id: str,
+        images: ImageInput | Sequence[ImageInput],
+        *,
+        face_index: int | None = None,
+        box: Sequence[float] | str | None = None,
+        webhook_url: str | None = None,
+        idempotency_key: str | None = None,
+        wait: bool = False,
+        timeout: float = DEFAULT_WAIT_TIMEOUT,
+    ) -> JobPublic:
+        """Enrol one image or a list of them (one face each, or ``face_index`` / ``box`` = ``(x, y, w, h)``): the
+        ``enrol`` job, queued, or ended with ``wait=True`` (its result reports each image)."""
+        job = await self.send(calls.enrol_faces(gallery_id, subject_id, images, face_index=face_index, box=box,
+                                          webhook_url=webhook_url, idempotency_key=idempotency_key))  # fmt: skip
+        return await self.wait_job(job.id, timeout) if wait else job
+
+    async def list_faces(self, gallery_id: str, subject_id: str) -> list[Face]:
+        """A subject's enrolled faces (no embeddings: see `export_gallery`)."""
+        return (await self.send(calls.list_faces(gallery_id, subject_id))).items
+
+    async def delete_face(self, gallery_id: str, subject_id: str, face_id: str) -> None:
+        """Delete an enrolled face."""
+        await self.send(calls.delete_face(gallery_id, subject_id, face_id))

@@ -7,14 +7,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from detectflow.jobs.options import Thresholds
+from detectflow.jobs.options import MAX_TOP_K, Thresholds
 from detectflow.jobs.records import utcnow
 from detectflow.jobs.results import Box
-from detectflow.jobs.results_recognition import FaceQuality
+from detectflow.jobs.results_recognition import Candidate, FaceQuality, Match
 
 __all__ = [
     "GalleryCreate", "Gallery", "GalleryList", "SubjectCreate", "Subject", "SubjectList", "Face", "FaceList",
-    "ExportedFace", "ExportedSubject", "GalleryExport", "EXPORT_FORMAT",
+    "ExportedFace", "ExportedSubject", "GalleryExport", "EXPORT_FORMAT", "MatchRequest", "MatchAnswer", "MatchResponse",
 ]  # fmt: skip
 
 #: The ``format`` of an export; an import refuses any other.
@@ -111,3 +111,23 @@ class GalleryExport(_Model):
     embedding_model: str = "dlib-resnet-v1"
     dimension: int = Field(128, ge=1, le=4096)
     subjects: list[ExportedSubject] = Field(default_factory=list)
+
+
+class MatchRequest(BaseModel):
+    """``POST /v1/galleries/{g}/match``: embeddings (e.g. from ``embed`` jobs) to match 1:N, in order."""
+
+    embeddings: list[list[float]] = Field(min_length=1, description="Up to 1,000 embeddings (128 floats each).")
+    top_k: int = Field(3, ge=1, le=MAX_TOP_K)
+    thresholds: Thresholds | None = Field(None, description="Overrides the gallery's thresholds.")
+
+
+class MatchAnswer(BaseModel):
+    match: Match
+    candidates: list[Candidate]
+
+
+class MatchResponse(BaseModel):
+    gallery_id: str
+    gallery_version: int
+    thresholds: Thresholds
+    results: list[MatchAnswer] = Field(description="One per embedding, in the request's order.")

@@ -7,45 +7,25 @@ from typing import Any
 
 import numpy as np
 from anyio import to_thread
-from pydantic import BaseModel, Field
 
 from detectflow.config import Settings
 from detectflow.galleries.cache import GalleryCache
 from detectflow.galleries.match import match_embeddings
-from detectflow.galleries.records import (
+from detectflow.galleries.records import (  # the match models live there: the client imports them without numpy
     Face,
     Gallery,
     GalleryCreate,
     GalleryExport,
+    MatchAnswer,
+    MatchRequest,
+    MatchResponse,
     Subject,
     SubjectCreate,
 )
 from detectflow.galleries.store import GalleryStore
 from detectflow.jobs.errors import DetectflowError, ErrorCode
-from detectflow.jobs.options import MAX_TOP_K, Thresholds
-from detectflow.jobs.results_recognition import Candidate, Match
 
 __all__ = ["GalleryService", "MatchRequest", "MatchResponse", "MatchAnswer"]
-
-
-class MatchRequest(BaseModel):
-    """``POST /v1/galleries/{g}/match``: embeddings (e.g. from ``embed`` jobs) to match 1:N, in order."""
-
-    embeddings: list[list[float]] = Field(min_length=1, description="Up to 1,000 embeddings (128 floats each).")
-    top_k: int = Field(3, ge=1, le=MAX_TOP_K)
-    thresholds: Thresholds | None = Field(None, description="Overrides the gallery's thresholds.")
-
-
-class MatchAnswer(BaseModel):
-    match: Match
-    candidates: list[Candidate]
-
-
-class MatchResponse(BaseModel):
-    gallery_id: str
-    gallery_version: int
-    thresholds: Thresholds
-    results: list[MatchAnswer] = Field(description="One per embedding, in the request's order.")
 
 
 def _gallery_missing(gallery_id: str) -> DetectflowError:

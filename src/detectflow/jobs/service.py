@@ -161,7 +161,7 @@ class JobService:
         kind = kind_of(task)
         if source_url is not None:
             return await self._submit_source(source_url, kind, tenant, max_queued_jobs, webhook_url,
-                                             idempotency_key, request_id)  # fmt: skip
+                                             idempotency_key, request_id, options)  # fmt: skip
         if isinstance(data, list):  # several images (enrol, verify): one stored bundle
             header = [inspect_image(image, s.api_max_image_pixels) for image in data][0]
             data, video_options = pack_images(data), None
@@ -201,9 +201,11 @@ class JobService:
         return await self._admit(job, kind, max_queued_jobs, fingerprint)
 
     async def _submit_source(
-        self, url, kind: JobKind, tenant, max_queued_jobs, webhook_url, idempotency_key, request_id
+        self, url, kind: JobKind, tenant, max_queued_jobs, webhook_url, idempotency_key, request_id,
+        options: BaseModel | None = None,
     ) -> tuple[JobRecord, bool]:
         s = self.settings
+        options_dict = options.model_dump(mode="json", exclude_none=True) if options is not None else None
         check_source_url(url, s.source_allow_http)
         try:  # the worker resolves again and connects only to what it vetted
             await vet_target_async(url, TargetPolicy.of(s.webhook_allow_hosts, s.webhook_allow_cidrs))
@@ -216,12 +218,15 @@ class JobService:
             task=kind.task,
             tenant=tenant,
             webhook=await self._webhook(webhook_url),
+            options=options_dict,  # a recognize job's gallery and thresholds, as for an uploaded image
             request_id=request_id,
             idempotency_key=idempotency_key,
             cache=False,  # the bytes are unknown until the worker has them
             source_url=url,
         )
         fingerprint = f"{kind.task.value}:url:{hashlib.sha256(url.encode()).hexdigest()}"
+        if options_dict:
+            fingerprint += ":" + json.dumps(options_dict, sort_keys=True)
         return await self._admit(job, kind, max_queued_jobs, fingerprint)
 
     async def _admit(

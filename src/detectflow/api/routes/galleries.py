@@ -16,11 +16,12 @@ from detectflow.galleries.records import (
     GalleryCreate,
     GalleryExport,
     GalleryList,
+    MatchRequest,
+    MatchResponse,
     Subject,
     SubjectCreate,
     SubjectList,
 )
-from detectflow.galleries.service import MatchRequest, MatchResponse
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.options import EnrolOptions
 from detectflow.jobs.records import JobPublic

@@ -7,10 +7,10 @@ from typing import Annotated
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
 
 from detectflow.api.deps import SettingsDep, authorize
 from detectflow.api.openapi import errors
+from detectflow.api.schemas import UploadPublic, UploadReceived
 from detectflow.auth.records import Principal, Scope
 from detectflow.jobs.errors import ErrorCode
 from detectflow.jobs.uploads import UploadService
@@ -20,23 +20,6 @@ router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 Creator = Annotated[Principal, Depends(authorize(Scope.jobs_write, cost=1))]
 Writer = Annotated[Principal, Depends(authorize(Scope.jobs_write))]
 _AUTH = (ErrorCode.unauthorized, ErrorCode.forbidden)
-
-
-class UploadPublic(BaseModel):
-    """Where to PUT the file, then pass ``upload_id`` to ``POST /v1/jobs``."""
-
-    upload_id: str = Field(examples=["9b0f...64 hex digits"])
-    url: str = Field(description="PUT the file's bytes here (the body is the file, no multipart).")
-    method: str = "PUT"
-    expires_in: int = Field(description="Seconds the URL may be used.")
-    presigned: bool = Field(
-        description="`true`: an S3 pre-signed URL, sent without the API key; `false`: the API's, with the key."
-    )
-
-
-class UploadReceived(BaseModel):
-    upload_id: str
-    size: int = Field(description="Bytes stored.")
 
 
 async def _uploads(request: Request) -> UploadService:
