@@ -81,7 +81,7 @@ def test_operator_brings_example_to_ready(crds: ClusterInfo, namespace: str, ope
     # When kwok reports the pods ready, Then the pipeline turns Ready
     dp = wait_until(lambda: _ready(kube, "cpu"), "pipeline cpu Ready", operator)
     status = dp["status"]
-    assert status["readyWorkers"] == "2/2"
+    assert status["readyWorkers"] == "3/3"
     assert status["endpoint"] == f"http://cpu-api.{namespace}.svc:8000"
     assert {c["type"] for c in status["conditions"]} == {"Ready", "APIReady", "WorkersReady", "AutoscalingReady", "Degraded"}
     assert condition(dp, "Degraded")["status"] == "False"
@@ -89,8 +89,9 @@ def test_operator_brings_example_to_ready(crds: ClusterInfo, namespace: str, ope
     children = _children(kube, "cpu")
     assert set(children) == {
         ("Deployment", "cpu-api"), ("Deployment", "cpu-faces"), ("Deployment", "cpu-objects"),
+        ("Deployment", "cpu-recognition"),
         ("Service", "cpu-api"), ("ServiceAccount", "cpu-api"), ("ServiceAccount", "cpu-worker"),
-        ("ScaledObject", "cpu-faces"), ("ScaledObject", "cpu-objects"),
+        ("ScaledObject", "cpu-faces"), ("ScaledObject", "cpu-objects"), ("ScaledObject", "cpu-recognition"),
     }
     for obj in children.values():
         assert obj["metadata"]["ownerReferences"][0]["uid"] == dp["metadata"]["uid"]
@@ -147,8 +148,8 @@ def test_operator_prunes_removed_worker(crds: ClusterInfo, namespace: str, opera
     # Then its Deployment and ScaledObject are deleted, the rest stays
     wait_until(lambda: ("Deployment", "cpu-objects") not in _children(kube, "cpu") and ("ScaledObject", "cpu-objects") not in _children(kube, "cpu"), "cpu-objects pruned", operator)
     assert ("Deployment", "cpu-faces") in _children(kube, "cpu")
-    dp = wait_until(lambda: _ready(kube, "cpu"), "pipeline cpu Ready with one worker", operator)
-    assert dp["status"]["readyWorkers"] == "1/1"
+    dp = wait_until(lambda: _ready(kube, "cpu"), "pipeline cpu Ready with the two workers left", operator)
+    assert dp["status"]["readyWorkers"] == "2/2"
 
 
 def test_operator_reports_missing_secret_then_recovers(crds: ClusterInfo, namespace: str, operator: Operator, kube) -> None:
