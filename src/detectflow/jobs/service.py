@@ -175,6 +175,8 @@ class JobService:
             fingerprint += ":" + json.dumps(options_dict, sort_keys=True)
         if video_options is not None:  # the same video with other options too
             fingerprint += ":" + video_options.model_dump_json()
+        # options (a gallery, a video's sampling) are not in the cache's key: only plain image jobs are cached
+        cache = cache and options_dict is None and video_options is None
         job = JobRecord(
             id=uuid.uuid4().hex,
             task=kind.task,
@@ -190,9 +192,6 @@ class JobService:
             **({"media": "video", "video_options": video_options} if video_options is not None else {}),
             cache=cache,
         )
-        # options (a gallery, a video's sampling) are not in the cache's key: only plain image jobs are cached
-        cache = cache and options_dict is None and video_options is None and job.media == "image"
-        job.cache = cache
         if cache and webhook is None and idempotency_key is None and s.result_cache_ttl_seconds > 0:
             hit = await self.store.cached(tenant, kind.task.value, job.image_sha256)
             if hit is not None:

@@ -540,8 +540,8 @@ def public_url(pipeline: DetectionPipeline) -> str:
 
 def _exposure_env(pipeline: DetectionPipeline) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if public_url(pipeline):
-        out["DETECTFLOW_API_PUBLIC_URL"] = public_url(pipeline)
+    if url := public_url(pipeline):
+        out["DETECTFLOW_API_PUBLIC_URL"] = url
     if pipeline.spec.api.forwarded_allow_ips:
         out["DETECTFLOW_API_FORWARDED_ALLOW_IPS"] = ",".join(pipeline.spec.api.forwarded_allow_ips)
     return out
@@ -825,16 +825,16 @@ def render_worker_deployment(pipeline: DetectionPipeline, worker: WorkerSpec, ow
         "DETECTFLOW_WORKER_PROCESSES": 1,
         "DETECTFLOW_WORKER_HEARTBEAT_DIR": DEFAULT_HEARTBEAT_DIR,
         "DETECTFLOW_WORKER_TASK": task,
-        "DETECTFLOW_WORKER_THREADS": worker_concurrency(worker),
+        "DETECTFLOW_WORKER_THREADS": (threads := worker_concurrency(worker)),
         "DETECTFLOW_WORKER_TIME_LIMIT_SECONDS": worker.time_limit_seconds,
-        "dramatiq_queue_prefetch": worker_concurrency(worker),
+        "dramatiq_queue_prefetch": threads,
     }
     if worker.max_batch is not None:
         values["DETECTFLOW_WORKER_MAX_BATCH"] = worker.max_batch
     if worker.max_batch_delay_ms is not None:
         values["DETECTFLOW_WORKER_MAX_BATCH_DELAY_MS"] = worker.max_batch_delay_ms
-    if public_url(pipeline):  # the webhooks' job links
-        values["DETECTFLOW_API_PUBLIC_URL"] = public_url(pipeline)
+    if url := public_url(pipeline):  # the webhooks' job links
+        values["DETECTFLOW_API_PUBLIC_URL"] = url
     pod: dict[str, Any] = _pod_spec_common(pipeline, child_name(pipeline.name, "worker"))
     container: dict[str, Any] = {
         "name": "worker",

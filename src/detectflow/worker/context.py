@@ -8,6 +8,7 @@ from typing import Any
 
 
 from detectflow.blobs.base import BlobStore, input_name
+from detectflow.blobs.expiry import BlobExpiry
 from detectflow.config import Pool, Settings
 from detectflow.detectors.base import Detector
 from detectflow.jobs.kinds import JobKind
@@ -33,6 +34,8 @@ class WorkerContext:
     segment_actor: Any = None
     #: Where the jobs' inputs are (the settings' blob store).
     blobs: BlobStore | None = None
+    #: When blobs expire (the sweeper's set), one per process.
+    expiry: BlobExpiry | None = None
     #: Per worker thread: the outcome the actor hands to the JobLifecycle middleware.
     #: (Returning it would make Dramatiq warn that no Results backend keeps it.)
     _local: threading.local = field(default_factory=threading.local)
@@ -48,6 +51,7 @@ class WorkerContext:
             ``source_unreachable`` or ``source_too_large`` for a source that cannot be fetched.
         """
         job = self.store.get(job_id)
+        self._local.job = job  # the job's end re-marks its input blob from this record (no second read)
         if job is None or self.blobs is None:
             return job, None
         if job.source_url and not job.image_sha256:
@@ -57,7 +61,7 @@ class WorkerContext:
     def _fetch(self, job: JobRecord) -> bytes:
         import hashlib
 
-        from detectflow.blobs.expiry import BlobExpiry, blob_expires_at
+        from detectflow.blobs.expiry import blob_expires_at
         from detectflow.sources import fetch_source
         from detectflow.webhooks import TargetPolicy
 
@@ -66,10 +70,17 @@ class WorkerContext:
         data = fetch_source(job.source_url, policy, timeout=s.source_timeout_seconds, max_bytes=s.source_max_bytes)
         sha = hashlib.sha256(data).hexdigest()
         name = input_name(sha)
-        BlobExpiry(self.store.client, s.redis_prefix).mark([name], blob_expires_at(s.job_ttl_seconds, job.created_at.timestamp()))
+        if self.expiry is not None:
+            self.expiry.mark([name], blob_expires_at(s.job_ttl_seconds, job.created_at.timestamp()))
         self.blobs.put(name, data)
         self.store.set_input(job.id, sha)
+        job.image_sha256 = sha
         return data
+
+    def loaded_job(self, job_id: str) -> JobRecord | None:
+        """The record this thread's last :meth:`load` read, if it is ``job_id``'s (and forget it)."""
+        job, self._local.job = getattr(self._local, "job", None), None
+        return job if job is not None and job.id == job_id else None
 
     def hand_over(self, outcome: Outcome) -> None:
         self._local.outcome = outcome

@@ -9,6 +9,7 @@ from detectflow.blobs import open_blob_store
 from detectflow.config import get_settings
 from detectflow.jobs.kinds import kinds_of_pool
 from detectflow.jobs.stores.redis import RedisJobStore
+from detectflow.blobs.expiry import BlobExpiry
 from detectflow.logs import setup_logging
 from detectflow.worker.actors import declare_actors, declare_segment_actor
 from detectflow.worker.broker import make_broker
@@ -43,7 +44,10 @@ setup_logging(settings.log_level, settings.log_format)
 broker = make_broker(settings)
 kind = kinds_of_pool(settings.worker_task)[0]  # the pool's kinds share its queue and actor
 store = RedisJobStore(broker.client, settings.redis_prefix, settings.job_ttl_seconds, settings.result_cache_ttl_seconds)
-ctx = WorkerContext(settings=settings, store=store, kind=kind, blobs=open_blob_store(settings, broker.client))
+ctx = WorkerContext(
+    settings=settings, store=store, kind=kind, blobs=open_blob_store(settings, broker.client),
+    expiry=BlobExpiry(broker.client, settings.redis_prefix),
+)
 if ctx.needs_embedder:
     from detectflow.galleries.cache import GalleryCache
     from detectflow.galleries.store import GalleryStore

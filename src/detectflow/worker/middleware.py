@@ -11,6 +11,8 @@ import time
 import dramatiq
 from dramatiq.middleware import Middleware, SkipMessage
 
+from detectflow.blobs.base import input_name
+from detectflow.blobs.expiry import blob_expires_at
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.logs import job_id_var, request_id_var
 from detectflow.video.storage import job_status
@@ -68,14 +70,13 @@ class JobLifecycle(Middleware):
 
     def _expire_blobs(self, job_id: str) -> None:
         """The job's input blob expires ``job_ttl`` after the job ended, with its record (TTL from the end)."""
+        if self.ctx.expiry is None:
+            return
         try:
-            job = self.ctx.store.get(job_id)
+            job = self.ctx.loaded_job(job_id) or self.ctx.store.get(job_id)  # the run's own read, when it has one
             if job is not None and job.image_sha256:
-                from detectflow.blobs.base import input_name
-                from detectflow.blobs.expiry import BlobExpiry, blob_expires_at
-
                 at = blob_expires_at(self.ctx.settings.job_ttl_seconds, time.time())
-                BlobExpiry(self.ctx.store.client, self.ctx.settings.redis_prefix).mark([input_name(job.image_sha256)], at)
+                self.ctx.expiry.mark([input_name(job.image_sha256)], at)
         except Exception:  # the submission's mark still bounds it; never fail a finished job over this
             log.warning("could not extend the input blob's expiry", exc_info=True)
 
