@@ -3,10 +3,8 @@ a recognition worker (face detector + embedder) and Redis."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from detectflow.client import ApiError, Client, JobStatus, calls
 from detectflow.galleries.records import GalleryExport
 from tests.integration.conftest import STORAGES, storage_env
 from tests.support.media import face_photo_path
+from tests.support.origins import serve_files
 from tests.support.processes import TEST_ADMIN_KEY, cli_env, start_api
 
 pytestmark = [pytest.mark.redis, pytest.mark.models, pytest.mark.slow]
@@ -40,21 +39,8 @@ def origin() -> Iterator[str]:
     """An HTTP server on 127.0.0.1 serving /obama2.jpg (anything else 404)."""
     files = {"/obama2.jpg": face_photo_path("obama2").read_bytes()}
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
-            body = files.get(self.path)
-            self.send_response(200 if body is not None else 404)
-            self.send_header("Content-Length", str(len(body or b"")))
-            self.end_headers()
-            self.wfile.write(body or b"")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve_files(files) as url:
+        yield url
 
 
 def _tenant_client(url: str) -> Client:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.integration.conftest import submit, wait_job
 from tests.support.images import image_bytes
+from tests.support.origins import serve_files
 
 pytestmark = [pytest.mark.redis, pytest.mark.models]
 
@@ -19,21 +18,8 @@ def origin() -> Iterator[str]:
     """An HTTP server on 127.0.0.1: /astronaut.png, /big (2 MB), anything else 404."""
     files = {"/astronaut.png": image_bytes("astronaut"), "/big": bytes(2 * 1024 * 1024)}
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server API
-            body = files.get(self.path)
-            self.send_response(200 if body is not None else 404)
-            self.send_header("Content-Length", str(len(body or b"")))
-            self.end_headers()
-            self.wfile.write(body or b"")
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve_files(files) as url:
+        yield url
 
 
 def _by_url(client, url: str, **kw):
