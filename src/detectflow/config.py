@@ -272,8 +272,9 @@ class Settings(BaseSettings):
     worker_max_batch: int = Field(
         0,
         ge=0,
-        description="Dynamic batching: most inputs of concurrent jobs run through the model at once; "
-        "1: off; 0: auto (8 on a GPU, off on CPU, where it measured no gain: docs/performance.md).",
+        description="Dynamic batching: most inputs of concurrent jobs (images; for the face embedder, face chips) "
+        "run through a model at once; 1: off; 0: auto (8 on a GPU, off on CPU, where it measured no gain end to end: "
+        "docs/performance.md).",
     )
     worker_max_batch_delay_ms: float = Field(
         2.0, ge=0, le=1000, description="Longest a job's input waits for others to fill a batch, ms."

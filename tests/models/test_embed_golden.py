@@ -64,3 +64,35 @@ def test_embed_faces_embeds_every_face_of_an_image_in_one_batch(
     print(f"\ncanvas vs single photo: obama {d[0, 0]:.3f}, biden {d[1, 1]:.3f}")
     assert d[0, 0] < MATCH / 2 and d[1, 1] < MATCH / 2
     assert d[0, 1] > UNCERTAIN and d[1, 0] > UNCERTAIN
+
+
+def test_batched_embedder_shares_runs_across_threads_and_gives_each_its_own_vectors(
+    model_settings, face_detector: Detector, embeddings: dict[str, np.ndarray]
+) -> None:
+    # Given an embedder loaded with dynamic batching (max_batch 8, a long delay so concurrent calls meet)
+    import threading
+
+    from detectflow.detectors.registry import load_embedder
+
+    batched = load_embedder(model_settings.model_copy(update={"worker_max_batch": 8, "worker_max_batch_delay_ms": 200}))
+    names = [n for n in FACE_PHOTOS if n in embeddings][:4]
+    images = {n: face_photo(n) for n in names}
+    faces = {n: face_detector.detect(images[n]) for n in names}
+    results: dict[str, np.ndarray] = {}
+    gate = threading.Barrier(len(names))
+
+    def job(name: str) -> None:
+        gate.wait()
+        results[name] = batched.embed_faces(images[name], faces[name])[0]
+
+    # When one thread per photo embeds at once
+    threads = [threading.Thread(target=job, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    batched.run_one.close()
+    # Then their chips ran together, and each got the vector it gets alone
+    assert max(batched.run_one.batch_sizes) > 1, batched.run_one.batch_sizes
+    for n in names:
+        np.testing.assert_allclose(results[n], embeddings[n], atol=1e-4)

@@ -19,34 +19,51 @@ DEFAULT_MAX_BATCH_DELAY_MS = 2.0
 BatchFn = Callable[[np.ndarray], Sequence[np.ndarray]]
 
 
-def group_by_shape(inputs: Sequence[np.ndarray]) -> list[list[int]]:
-    """Indices of ``inputs`` grouped by shape (first-seen order): each group can be stacked into one batch."""
+def group_by_shape(inputs: Sequence[np.ndarray], rows: bool = False) -> list[list[int]]:
+    """Indices of ``inputs`` grouped by shape (first-seen order): each group can be stacked into one batch.
+
+    With ``rows``, the leading axis (each input's rows) is left out of the shape compared.
+    """
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, x in enumerate(inputs):
-        groups.setdefault(tuple(x.shape), []).append(i)
+        groups.setdefault(tuple(x.shape[1:] if rows else x.shape), []).append(i)
     return list(groups.values())
 
 
-def split_outputs(outputs: Sequence[np.ndarray], n: int) -> list[list[np.ndarray]]:
-    """Per-input outputs of a batched run: ``n`` lists, each with every output sliced to one row (kept 1 x ...).
+def split_outputs(outputs: Sequence[np.ndarray], rows: int | Sequence[int]) -> list[list[np.ndarray]]:
+    """Per-input outputs of a batched run: one list per input, every output sliced to that input's rows.
+
+    Parameters
+    ----------
+    outputs
+        The run's outputs, each with the stacked inputs' rows on its leading axis.
+    rows
+        The rows of each input, in order (an int ``n``: ``n`` inputs of one row each).
 
     Raises
     ------
     ValueError
-        When an output's leading axis is not ``n`` (a graph without a batch axis).
+        When an output's leading axis is not the rows' total (a graph without a batch axis).
     """
+    counts = [1] * rows if isinstance(rows, int) else list(rows)
+    total = sum(counts)
     for o in outputs:
-        if o.shape[0] != n:
-            raise ValueError(f"batched output has leading axis {o.shape[0]}, expected {n}")
-    return [[o[i : i + 1] for o in outputs] for i in range(n)]
+        if o.shape[0] != total:
+            raise ValueError(f"batched output has leading axis {o.shape[0]}, expected {total}")
+    ends = np.cumsum(counts)
+    return [[o[end - n : end] for o in outputs] for n, end in zip(counts, ends)]
 
 
 def run_batched(run: BatchFn, inputs: Sequence[np.ndarray]) -> list[list[np.ndarray]]:
-    """``run`` over ``inputs`` (each with a leading axis of 1), one call per shape, outputs back in input order."""
+    """``run`` over ``inputs``, one call per shape, outputs back in input order.
+
+    Each input keeps its rows (its leading axis: 1 for an image, one per face for an embedder's chips);
+    inputs whose other axes agree are concatenated into one call.
+    """
     results: list[list[np.ndarray] | None] = [None] * len(inputs)
-    for idx in group_by_shape(inputs):
+    for idx in group_by_shape(inputs, rows=True):
         batch = inputs[idx[0]] if len(idx) == 1 else np.concatenate([inputs[i] for i in idx], axis=0)
-        for i, out in zip(idx, split_outputs(run(batch), len(idx))):
+        for i, out in zip(idx, split_outputs(run(batch), [len(inputs[i]) for i in idx])):
             results[i] = out
     return results  # type: ignore[return-value]
 
@@ -61,9 +78,10 @@ class _Pending:
 
 
 class MicroBatcher:
-    """Collects single inputs from any number of threads and runs them through ``run`` in batches.
+    """Collects inputs from any number of threads and runs them through ``run`` in batches.
 
-    A batch closes when it holds ``max_batch`` inputs or ``max_delay_ms`` after its first input,
+    An input is one or more rows (its leading axis: an image's one, an embedder's chips of one image).
+    A batch closes when it holds ``max_batch`` rows or ``max_delay_ms`` after its first input,
     whichever comes first; inputs of different shapes in one batch run as one call per shape.
     ``runners`` threads each close and run batches, so ``runners`` batches may run at once (one per
     core with single-threaded sessions).
@@ -98,7 +116,7 @@ class MicroBatcher:
             t.start()
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
-        """The outputs of the model for one input ``x`` (leading axis 1); blocks until its batch ran.
+        """The outputs of the model for ``x`` (its rows, leading axis kept); blocks until its batch ran.
 
         Raises
         ------
@@ -117,7 +135,7 @@ class MicroBatcher:
         return p.outputs
 
     def last_batch(self) -> int:
-        """Inputs in the run of this thread's last call."""
+        """Rows in the run of this thread's last call."""
         return getattr(self._local, "batch", 1)
 
     def close(self) -> None:
@@ -130,8 +148,9 @@ class MicroBatcher:
 
     def _collect(self, first: _Pending) -> tuple[list[_Pending], bool]:
         batch, stop = [first], False
+        rows = len(first.x)
         deadline = time.perf_counter() + self.max_delay_s
-        while len(batch) < self.max_batch:
+        while rows < self.max_batch:
             left = deadline - time.perf_counter()
             try:
                 p = self._queue.get(timeout=left) if left > 0 else self._queue.get_nowait()
@@ -141,6 +160,7 @@ class MicroBatcher:
                 stop = True
                 break
             batch.append(p)
+            rows += len(p.x)
         return batch, stop
 
     def _loop(self) -> None:
@@ -149,13 +169,14 @@ class MicroBatcher:
             if first is None:
                 return
             batch, stop = self._collect(first)
-            self.batch_sizes.append(len(batch))
+            rows = sum(len(p.x) for p in batch)
+            self.batch_sizes.append(rows)
             if len(self.batch_sizes) > 1024:
                 del self.batch_sizes[:512]
             try:
                 outs = run_batched(self.run, [p.x for p in batch])
                 for p, o in zip(batch, outs):
-                    p.outputs, p.batch = o, len(batch)
+                    p.outputs, p.batch = o, rows
             except BaseException as exc:  # handed to every waiting job thread, which fails its job
                 for p in batch:
                     p.error = exc

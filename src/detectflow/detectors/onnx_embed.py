@@ -42,9 +42,17 @@ class OnnxFaceEmbedder:
         pre = card.preprocessing
         self._mean = np.asarray(pre.mean, np.float32)
         self._scale = np.float32(1) / np.asarray(pre.std, np.float32)
+        #: Runs one image's chips: :meth:`infer` itself, or a MicroBatcher over it that batches concurrent jobs.
+        self.run_one = self.infer
+        #: Chips per model run (above 1 when ``run_one`` batches).
+        self.max_batch = 1
+
+    def infer(self, x: np.ndarray) -> list[np.ndarray]:
+        """The graph's outputs for stacked, normalised chips ``x`` (N, 3, H, W) (the session itself)."""
+        return self.session.run([self._output], {self._input: x})
 
     def embed(self, chips: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """Embeddings of aligned chips, the whole batch in one session run.
+        """Embeddings of aligned chips, the whole batch in one session run (shared with other jobs' with a batcher).
 
         Parameters
         ----------
@@ -67,7 +75,7 @@ class OnnxFaceEmbedder:
             return np.zeros((0, self.dimension), np.float32)
         x = (batch.astype(np.float32) - self._mean) * self._scale
         x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-        (out,) = self.session.run([self._output], {self._input: x})
+        (out,) = self.run_one(x)
         return out.astype(np.float32, copy=False)
 
     def embed_faces(self, image: np.ndarray, faces: Sequence[Detection]) -> np.ndarray:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from detectflow.config import Settings, Task
 from detectflow.detectors._common import model_info
-from detectflow.detectors.base import Detector
+from detectflow.detectors.base import Detector, ModelInfo
 from detectflow.detectors.batching import MicroBatcher
 from detectflow.detectors.onnx_embed import OnnxFaceEmbedder
 from detectflow.detectors.onnx_face import OnnxFaceDetector
@@ -137,15 +137,7 @@ def load_detector(task: Task, settings: Settings) -> Detector:
         detector = OnnxFaceDetector(session, card, info, threshold, task=task.value)
     else:
         detector = OnnxObjectDetector(session, card, info, threshold, task=task.value)
-    gpu = info.provider != "CPUExecutionProvider"
-    max_batch = choose_max_batch(settings.worker_max_batch, gpu)
-    if max_batch > 1:
-        # one batch at a time on a GPU; on CPU one per core, each on its single-threaded session
-        runners = 1 if gpu else max(1, available_cores() // max(1, settings.intra_op_threads))
-        detector.max_batch = max_batch
-        detector.run_one = MicroBatcher(detector.infer, max_batch, settings.worker_max_batch_delay_ms, runners)
-        log.info("%s: dynamic batching up to %d inputs, %.1f ms, %d runner(s)", card.name, max_batch,
-                 settings.worker_max_batch_delay_ms, runners)
+    batch_through(detector, card.name, info, settings)
     return detector
 
 
@@ -171,7 +163,26 @@ def load_embedder(settings: Settings) -> OnnxFaceEmbedder:
     if card.postprocessor != "embedding":
         raise ValueError(f"{card.name}: embed_model needs a card with postprocessor 'embedding'")
     session, info = _open_best(card, base, settings, "embed")
-    return OnnxFaceEmbedder(session, card, info)
+    embedder = OnnxFaceEmbedder(session, card, info)
+    batch_through(embedder, card.name, info, settings)
+    return embedder
+
+
+def batch_through(model, name: str, info: ModelInfo, settings: Settings) -> None:
+    """Route ``model.run_one`` through a :class:`MicroBatcher` when the worker batches (``worker_max_batch``).
+
+    One batch at a time on a GPU; on CPU one per core, each on its single-threaded session. ``model``
+    keeps its own ``infer`` for callers that already hold a batch (a video's frames).
+    """
+    gpu = info.provider != "CPUExecutionProvider"
+    max_batch = choose_max_batch(settings.worker_max_batch, gpu)
+    if max_batch <= 1:
+        return
+    runners = 1 if gpu else max(1, available_cores() // max(1, settings.intra_op_threads))
+    model.max_batch = max_batch
+    model.run_one = MicroBatcher(model.infer, max_batch, settings.worker_max_batch_delay_ms, runners)
+    log.info("%s: dynamic batching up to %d inputs, %.1f ms, %d runner(s)", name, max_batch,
+             settings.worker_max_batch_delay_ms, runners)
 
 
 def _open_best(card: ModelCard, base: Path, settings: Settings, what: str):

@@ -101,3 +101,44 @@ def test_micro_batcher_refuses_inputs_once_closed():
     batcher.close()
     with pytest.raises(RuntimeError, match="closed"):
         batcher(_row(1))
+
+
+def test_run_batched_keeps_each_inputs_rows():
+    xs = [_row(1, (2, 2, 3)), _row(2), _row(3, (3, 2, 3))]
+    calls: list[int] = []
+
+    def model(batch):
+        calls.append(len(batch))
+        return _double(batch)
+
+    outs = run_batched(model, xs)
+    assert calls == [6]
+    for x, (doubled, total) in zip(xs, outs):
+        np.testing.assert_array_equal(doubled, x * 2)
+        assert total.shape == (len(x),)
+
+
+def test_micro_batcher_counts_rows_towards_max_batch():
+    sizes: list[int] = []
+    gate = threading.Barrier(4)
+
+    def model(batch):
+        sizes.append(len(batch))
+        return _double(batch)
+
+    batcher = MicroBatcher(model, max_batch=6, max_delay_ms=60_000)
+    results: dict[int, list[np.ndarray]] = {}
+
+    def job(i: int) -> None:
+        gate.wait()
+        results[i] = batcher(_row(i, (3, 2, 3)))  # three rows each: two inputs fill a batch of six
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    batcher.close()
+    assert sizes == [6, 6]
+    for i, (doubled, _) in results.items():
+        np.testing.assert_array_equal(doubled, _row(i, (3, 2, 3)) * 2)
