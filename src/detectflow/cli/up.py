@@ -271,8 +271,10 @@ def register(app: typer.Typer) -> None:
         # so supervising per process restarts only the one that died.
         for n, (t, i) in enumerate((t, i) for t in tasks for i in range(1, workers + 1)):
             args = _cli("worker", "--task", t.value, "--processes", "1")
-            port = worker_metrics_port(s.worker_metrics_port, n)
-            children.append(Child(f"worker-{t.value}-{i}", piped(args, DETECTFLOW_WORKER_METRICS_PORT=str(port))))
+            metrics_port = worker_metrics_port(s.worker_metrics_port, n)
+            children.append(
+                Child(f"worker-{t.value}-{i}", piped(args, DETECTFLOW_WORKER_METRICS_PORT=str(metrics_port)))
+            )
         if s.worker_metrics_port:
             last = worker_metrics_port(s.worker_metrics_port, workers * len(tasks) - 1)
             _say(f"worker metrics on {s.worker_metrics_host}:{s.worker_metrics_port}-{last} (one port per process)")
@@ -288,6 +290,7 @@ def register(app: typer.Typer) -> None:
         signal.signal(signal.SIGTERM, _on_signal)
         code = 0
         api_url = f"http://{host}:{port}"
+        probe = httpx.Client(timeout=1)  # one client for the readiness checks (each new one builds an SSL context)
         try:
             supervisor.start_all()
             _say("starting the API and warming up the models...")
@@ -300,7 +303,7 @@ def register(app: typer.Typer) -> None:
                     break
                 now = time.monotonic()
                 if not ready and now >= next_check:
-                    ready, next_check = _is_ready(api_url, tasks, admin_key), now + 0.3
+                    ready, next_check = _is_ready(probe, api_url, tasks, admin_key), now + 0.3
                     if ready:
                         _say(
                             f"[bold green]detectflow is up[/]: API {api_url}  (console {api_url}/ui, docs {api_url}/docs)\n"
@@ -308,6 +311,7 @@ def register(app: typer.Typer) -> None:
                         )
                 time.sleep(0.1)
         finally:
+            probe.close()
             _say("stopping...")
             app_children = [c for c in children if c.name != "redis"]
             Supervisor(app_children, policy, _say).stop_all(timeout=s.worker_time_limit_seconds + 10)
@@ -347,10 +351,11 @@ def _check_port_free(host: str, port: int) -> None:
             raise typer.Exit(1) from None
 
 
-def _is_ready(api_url: str, tasks: list[Pool], admin_key: str | None = None) -> bool:
+def _is_ready(client: httpx.Client, api_url: str, tasks: list[Pool], admin_key: str | None = None) -> bool:
+    """Whether the API answers and every pool in ``tasks`` has a registered worker (one ``/readyz``)."""
     try:
         headers = {"Authorization": f"Bearer {admin_key}"} if admin_key else {}
-        body = httpx.get(f"{api_url}/readyz", timeout=1, headers=headers).json()
+        body = client.get(f"{api_url}/readyz", headers=headers).json()
         return body.get("redis") == "ok" and all(body["workers"].get(t.value) for t in tasks)
     except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError):
         return False
