@@ -40,6 +40,8 @@ from detectflow.jobs.images import decode_image
 DEFAULT_POLL_SECONDS = 0.1
 #: Longest one end-to-end measurement may take, seconds (it reports what finished by then).
 DEFAULT_E2E_DEADLINE = 180.0
+#: How long the idle stack's CPU is read for, seconds.
+DEFAULT_IDLE_SECONDS = 10.0
 #: The layout measured beside the defaults: the int8 CPU models (off by default: docs/models.md says why).
 DEFAULT_TUNED = "DETECTFLOW_CPU_PRECISION=int8"
 _FINAL = ("succeeded", "failed", "cancelled")
@@ -424,6 +426,7 @@ def main() -> None:
             res["df_redis_binary"] = df.redis_binary()
             df.resume()
             res["overhead"] = asyncio.run(overhead(df.port, jpeg, 50, df.headers))
+            res["idle"] = idle_cpu(df)
             df.pause()
         finally:
             for stack in running:
@@ -489,6 +492,15 @@ def _span(values: list[float], fmt: str = ".1f") -> str:
     return f"{med:{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})" if len(values) > 1 else f"{med:{fmt}}"
 
 
+def idle_cpu(stack, seconds: float = DEFAULT_IDLE_SECONDS) -> dict[str, float]:
+    """Share of one core each process of ``stack`` uses with no job at all (after a settling second)."""
+    time.sleep(1.0)
+    before = stack.cpu()
+    time.sleep(seconds)
+    after = stack.cpu()
+    return {k: (after[k] - before.get(k, 0.0)) / seconds * 100 for k in after}
+
+
 def render(res: dict, args, cores: int) -> str:
     rounds = range(args.rounds)
     best_raw = [max(v[r] for v in res["raw"].values()) for r in rounds]
@@ -552,6 +564,13 @@ def render(res: dict, args, cores: int) -> str:
         f"{o['server_p50']:.1f} / {o['server_p99']:.1f} ms server-side (target p50 <= 5 ms server-side)."
         if o else "detectflow's low-load overhead was not measured (the job shape had no `timings_ms`)."
     )
+    idle = res.get("idle")
+    idle_text = (
+        f"Idle (no job for {DEFAULT_IDLE_SECONDS:g} s), `make up`'s processes use **{sum(idle.values()):.1f} %** of one core "
+        "in all (" + ", ".join(f"{k} {v:.1f} %" for k, v in sorted(idle.items(), key=lambda kv: -kv[1])) + "; `python` is "
+        "`detectflow up` itself, the supervisor): no pool spins while it waits."
+        if idle else ""
+    )
     st = res["steps"]
     failures = sum(m["failed"] + m["rejected"] for ms in res["stacks"].values() for m in ms)
     timeouts = [n for n, ms in res["stacks"].items() if any(m["timed_out"] for m in ms)]
@@ -599,6 +618,8 @@ CPU per image of each step, measured alone in one thread after the rounds: JPEG 
 that is its own work: HTTP, multipart, the queue, Redis, bookkeeping (and threads spinning or fighting for the cores).
 
 {overhead_text}
+
+{idle_text}
 
 ## What was measured
 

@@ -272,7 +272,7 @@ class DetectflowUp(_Pausable):
     def describe(self) -> str:
         extra = " ".join(f"{k}={v}" for k, v in self.extra_env.items())
         how = f"with {extra} (its defaults otherwise)" if extra else "with its own defaults, as `make up` runs it"
-        return f"`detectflow up --no-build-models` {how}: its redis-server, the API, a face and an object worker"
+        return f"`detectflow up --no-build-models` {how}: its redis-server, the API, a face, an object and a recognition worker"
 
     def _roots(self) -> list[subprocess.Popen | None]:
         return [self.proc]

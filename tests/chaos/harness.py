@@ -144,13 +144,19 @@ def _submit_all(
             half.set()
 
 
-def chaos_image() -> bytes:
-    """A small JPEG with one face (the astronaut photo at 160 px, about 10 KB): 10,000 of them stay small in Redis."""
+def chaos_image(kind: str = "jpeg") -> bytes:
+    """The photo every job sends: the astronaut (one face).
+
+    ``jpeg``: at 160 px, about 10 KB (the default); ``png``: the 512 x 512 PNG, about 500 KB a job.
+    """
     import cv2
 
     from tests.support.images import image_bgr
 
-    ok, buf = cv2.imencode(".jpg", cv2.resize(image_bgr("astronaut"), (160, 160)), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if kind == "png":
+        ok, buf = cv2.imencode(".png", image_bgr("astronaut"))
+    else:
+        ok, buf = cv2.imencode(".jpg", cv2.resize(image_bgr("astronaut"), (160, 160)), [cv2.IMWRITE_JPEG_QUALITY, 85])
     assert ok
     return buf.tobytes()
 
@@ -164,7 +170,8 @@ def _get(client: httpx.Client, job_id: str) -> dict | None:
 
 
 def run_chaos(
-    jobs: int, workdir: Path, seed: int = DEFAULT_SEED, bound_s: float | None = None, spread_s: float = DEFAULT_SPREAD_S
+    jobs: int, workdir: Path, seed: int = DEFAULT_SEED, bound_s: float | None = None, spread_s: float = DEFAULT_SPREAD_S,
+    image: str = "jpeg",
 ) -> ChaosFigures:
     """Submit ``jobs`` face jobs through `detectflow up` under the kill loop; wait for each to be final.
 
@@ -190,7 +197,7 @@ def run_chaos(
             half = threading.Event()
             killer.start()
             threading.Thread(target=lambda: half.wait() and killer.kill_redis.set(), daemon=True).start()
-            _submit_all(client, jobs, chaos_image(), ids, figures, half, spread_s)  # past half: redis-server dies once
+            _submit_all(client, jobs, chaos_image(image), ids, figures, half, spread_s)  # past half: redis-server dies once
             figures.accepted = len(set(ids))
             deadline = time.monotonic() + figures.bound_s
             pending = set(ids)
@@ -228,11 +235,14 @@ def run_chaos(
     return figures
 
 
-def _write(doc: Path, table: str, jobs: int) -> None:
+def _write(doc: Path, table: str, jobs: int, seed: int) -> None:
     text = doc.read_text()
     begin, end = "<!-- BEGIN CHAOS FIGURES -->\n", "\n<!-- END CHAOS FIGURES -->"
     a, b = text.index(begin) + len(begin), text.index(end)
-    stamp = f"{jobs} jobs, measured {datetime.now().date().isoformat()} by `make chaos`:\n\n"
+    stamp = (
+        f"{jobs:,} jobs, measured {datetime.now().date().isoformat()} by `make chaos` (seed {seed}) on "
+        f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} when it ended:\n\n"
+    )
     doc.write_text(text[:a] + stamp + table + text[b:])
 
 
@@ -242,18 +252,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--write", type=Path, help="a docs page with the CHAOS FIGURES markers to update")
     parser.add_argument("--workdir", type=Path, help="keep state and logs here (default: a temporary directory)")
+    parser.add_argument("--image", choices=["jpeg", "png"], default="jpeg",
+                        help="the photo each job sends: a 10 KB JPEG, or the 500 KB 512 x 512 PNG")
     args = parser.parse_args()
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        figures = run_chaos(args.jobs, args.workdir, args.seed)
+        figures = run_chaos(args.jobs, args.workdir, args.seed, image=args.image)
     else:
         with tempfile.TemporaryDirectory(prefix="detectflow-chaos-") as tmp:
-            figures = run_chaos(args.jobs, Path(tmp), args.seed)
+            figures = run_chaos(args.jobs, Path(tmp), args.seed, image=args.image)
     table = render_figures(figures)
     print(table)
     ok = figures.lost == 0 and figures.stored_twice == 0 and figures.accepted == args.jobs
     if args.write and ok:  # a failed run's figures are printed, never written as the page's
-        _write(args.write, table, args.jobs)
+        _write(args.write, table, args.jobs, args.seed)
     raise SystemExit(0 if ok else 1)
 
 
