@@ -1,10 +1,11 @@
-"""Greedy NMS on synthetic boxes."""
+"""Greedy NMS on synthetic boxes, and OpenCV's against the numpy reference it replaced."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from bench.nms import numpy_nms  # the hand-written loop OpenCV's NMS replaced: the rule both follow
 from detectflow.detectors.postprocess.nms import batched_nms, iou, nms
 
 
@@ -41,3 +42,15 @@ def test_batched_nms_never_suppresses_across_classes() -> None:
 @pytest.mark.parametrize("n", [0, 1])
 def test_batched_nms_small_inputs(n: int) -> None:
     assert batched_nms(np.zeros((n, 4)) + [0, 0, 1, 1], np.ones(n), np.zeros(n), 0.5).tolist() == list(range(n))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_nms_keeps_what_the_reference_keeps_on_random_clusters(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    centres = rng.uniform(0, 600, (int(rng.integers(1, 30)), 2))
+    xy = centres[rng.integers(0, len(centres), n)] + rng.normal(0, 6, (n, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(10, 80, (n, 2))], axis=1)
+    scores = rng.uniform(0.3, 1.0, n)  # distinct: ties may be broken either way
+    threshold = float(rng.uniform(0.3, 0.7))
+    assert nms(boxes, scores, threshold).tolist() == numpy_nms(boxes, scores, threshold).tolist()
