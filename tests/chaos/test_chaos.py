@@ -21,6 +21,7 @@ def test_chaos_no_job_lost_or_stored_twice_under_kills(tmp_path):
     assert figures.accepted == JOBS
     assert figures.worker_kills >= 1 and figures.redis_kills == 1
     assert figures.lost == 0, figures
+    assert not figures.unfinished_at_bound, figures
     assert figures.stored_twice == 0, figures
     # a job may fail only by the delivery cap (killed three times while running): none expected, all counted
     assert set(figures.failure_codes) <= {"worker_crashed"}, figures.failure_codes
