@@ -601,6 +601,14 @@ share of the cores each stack wins from the other processes (a stack with more r
 more from the scheduler), so the CPU form is the steadier of the two; time onnxruntime's threads spend
 spinning counts as CPU in both.
 
+**Why the fp32 target (>= 1.0 x the raw fp32 model) is out of reach by construction.** The raw model alone
+spends every core on `session.run` and nothing else; a job through any platform needs that same
+`session.run` plus its decode, pre- and postprocessing, the upload, the queue and the polls. On saturated
+cores jobs/s is at most cores / CPU per job, so the fp32 ratio is bounded by the CPU form above (below 1
+whenever a job costs anything beyond the model). Only a cheaper model run can cross 1.0: the int8 files
+do (the `CPU_PRECISION=int8` rows), but they fail the accuracy rule of docs/models.md, so `make up` keeps
+fp32 and the int8 figure is what one setting buys.
+
 | end to end | jobs/s | POST p50 / p99 under load, ms | POST p50 / p99 of the API alone, {args.clients} clients at {args.rate:.0f} req/s, ms | job latency p50 / p99, ms | CPU ms per job (by process) |
 | --- | --- | --- | --- | --- | --- |
 {chr(10).join(stack_rows)}
