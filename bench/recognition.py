@@ -11,6 +11,7 @@ import os
 # one BLAS thread, as a worker job thread runs it (`detectflow worker` sets it): a matrix-vector product
 # gains nothing from more, and on busy cores the threads only wait for each other
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # faiss too: one query is one thread's scan
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
@@ -24,7 +25,7 @@ import numpy as np  # noqa: E402
 
 from bench.report import replace_section  # noqa: E402
 from detectflow.config import Settings, Task  # noqa: E402
-from detectflow.galleries.ann import HnswIndex  # noqa: E402
+from detectflow.galleries.ann import DEFAULT_IVF_NLIST, DEFAULT_IVF_NPROBE, HnswIndex, IvfIndex  # noqa: E402
 from detectflow.galleries.match import GalleryMatrix, match_embeddings  # noqa: E402
 from detectflow.jobs.options import Thresholds  # noqa: E402
 
@@ -94,6 +95,34 @@ def measure_match(sizes, max_ann: int, queries: int = 200) -> list[dict]:
         rows.append(row)
         print(f"match {n}: {row}", flush=True)
     return rows
+
+
+def measure_ivf(n: int, nprobes=(DEFAULT_IVF_NPROBE,), nlist: int = DEFAULT_IVF_NLIST, queries: int = 200) -> dict:
+    """IVF-Flat at ``n`` faces: build seconds, and per nprobe the p50/p99 of one face matched and recall@1 vs exact."""
+    thresholds = Thresholds()
+    matrix, centres = synthetic_gallery(n)
+    rng = np.random.default_rng(n + 1)
+    q = centres[rng.integers(0, len(centres), queries)] + (rng.normal(size=(queries, centres.shape[1])) * FACE_SD)
+    q = q.astype(np.float32)
+    truth = [c[0].subject_id for m, c in match_embeddings(matrix, q, thresholds, 1)]
+    t0 = time.perf_counter()
+    index = IvfIndex(matrix, nlist=nlist)
+    out: dict = {"n": n, "nlist": index.index.nlist, "build_s": time.perf_counter() - t0, "probes": []}
+    approx = GalleryMatrix(**{**matrix.__dict__, "index": index})
+    for nprobe in nprobes:
+        index.index.nprobe = nprobe
+        match_embeddings(approx, q[:2], thresholds)  # warm
+        times, hits = [], 0
+        for v, want in zip(q, truth, strict=True):
+            t0 = time.perf_counter()
+            ((m, c),) = match_embeddings(approx, v[None], thresholds, 3)
+            times.append(time.perf_counter() - t0)
+            hits += c[0].subject_id == want
+        out["probes"].append({"nprobe": nprobe, "p50": pct(times, 50) * 1e3, "p99": pct(times, 99) * 1e3,
+                              "recall": hits / len(q)})  # fmt: skip
+        print(f"ivf {n} nprobe {nprobe}: {out['probes'][-1]}", flush=True)
+    print(f"ivf {n}: build {out['build_s']:.0f} s, nlist {out['nlist']}", flush=True)
+    return out
 
 
 def face_chip_batch() -> tuple[np.ndarray, object]:
