@@ -346,7 +346,8 @@ class Settings(BaseSettings):
         50, ge=1, le=1000, description="Most images one enrolment request carries."
     )
     recognition_ann_min_faces: int = Field(
-        100_001, ge=1, description="Galleries with at least this many faces are searched with the HNSW index."
+        100_001, ge=1,
+        description="Galleries with at least this many faces are searched with the IVF-Flat index (approximate); fewer: exact.",
     )
     device: Literal["auto", "cpu", "gpu"] = Field("auto", description="`auto` uses CUDA/TensorRT when present, else CPU.")
     intra_op_threads: int = Field(
