@@ -214,7 +214,7 @@ def render(res: dict) -> str:
     for r in res["match"]:
         ivf = next((p for p in r.get("ivf", []) if p["nprobe"] == DEFAULT_IVF_NPROBE), None)
         ivf_cells = (f"{ivf['p50']:.2f} / {ivf['p99']:.2f} | {ivf['recall']:.3f} | {r['ivf_build_s']:.0f}"
-                     if ivf else "not built | | ")  # fmt: skip
+                     if ivf else "(exact below 100,001) | | ")  # fmt: skip
         ann = f"{_ms(r, 'ann')} | {r['recall']:.3f} | {r['build_s']:.0f}" if "ann_p50" in r else "not built | | "
         rows.append(f"| {r['n']:,} | {_ms(r, 'numpy')} | **{_ms(r, 'flat')}** | {ivf_cells} | {ann} | {r['load']:.1f} |")
         if r.get("ivf"):
@@ -222,6 +222,8 @@ def render(res: dict) -> str:
                                for p in r["ivf"])  # fmt: skip
             sweeps.append(f"- {r['n']:,} faces ({r['ivf_nlist']} cells, built in {r['ivf_build_s']:.0f} s): {probes}")
     agree = min(r["flat_agree"] for r in res["match"])
+    ivf_builds = [r["ivf_build_s"] for r in res["match"] if "ivf_build_s" in r]
+    largest_ivf = f"{ivf_builds[-1]:.0f} s" if ivf_builds else "not measured here"
     return f"""## Face recognition
 
 Measured by `make bench` (`python -m bench.recognition --write docs/performance.md` alone; the 1M IVF-Flat
@@ -234,7 +236,7 @@ the faces of one image go through the model as one batch.
 
 1:N match of one face, top-3 subjects, in the process that searches (the API for batch match, the worker for
 `recognize`); synthetic embeddings, two faces per subject, spread like dlib's (two subjects ~0.9 apart, two
-faces of one ~0.5). p50 / p99 in ms. Exact search two ways: numpy (one float32 matrix product, then a partial
+faces of one ~0.5); 200 queries per size (100 at 1M). p50 / p99 in ms. Exact search two ways: numpy (one float32 matrix product, then a partial
 sort of the nearest faces folded per subject; the fallback without the `recognition` extra) and faiss
 IndexFlatL2 (the same scan in SIMD code: **the exact search detectflow uses**; the same nearest subject as
 numpy for {agree:.1%} of the queries). Approximate: faiss IVF-Flat (up to 4,096 k-means cells trained on a
@@ -247,15 +249,15 @@ when the row was measured.
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {chr(10).join(rows)}
 
-IVF-Flat per nprobe (cells visited per query): p50 / p99 and recall@1. nprobe {DEFAULT_IVF_NPROBE} was chosen for
-recall@1 1.0 with a margin (the smallest value reaching it was half that) at about 1 ms for 1M faces:
+IVF-Flat per nprobe (cells visited per query): p50 / p99 and recall@1. nprobe {DEFAULT_IVF_NPROBE} was chosen: the
+smallest value with recall@1 1.0 at 100k, twice the smallest at 1M, at about 1 ms per face at 1M:
 
 {chr(10).join(sweeps) or "- not measured (`--max-ivf`)"}
 
 IVF-Flat replaced HNSW above the threshold: at 100k faces it builds faster and answers in a fraction of
-the time with a higher recall, and at 1M faces its build takes minutes where HNSW's would take over
-{built_min * 10:.0f} minutes on these cores ({built_min:.1f} minutes for the largest HNSW built here; beyond
-`--max-ann` none is built). The synthetic embeddings are isotropic in 128 dimensions, the hardest case for
+the time with a higher recall, and the largest IVF-Flat here built in {largest_ivf} where an HNSW index of 1M
+faces would take over {built_min * 10:.0f} minutes on these cores ({built_min:.1f} minutes for the largest HNSW
+built here; beyond `--max-ann` none is built). The synthetic embeddings are isotropic in 128 dimensions, the hardest case for
 both (real face embeddings lie closer to a low-dimensional manifold), so the recall here is a floor. A new
 or changed gallery's index is built when a process first searches that version (for IVF-Flat the k-means
 training is most of it; the search waits for it). Machine load average during this section:

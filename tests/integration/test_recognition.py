@@ -159,6 +159,8 @@ def test_recognition_batch_match_above_the_synchronous_limit_is_a_job_with_answe
     for a, b in zip(sync["results"], result["results"][:3], strict=True):
         assert a["match"]["decision"] == b["match"]["decision"] and a["match"]["subject_id"] == b["match"]["subject_id"]
         assert a["match"]["distance"] == pytest.approx(b["match"]["distance"], abs=1e-5)
+    no_image = client.get(f"/v1/jobs/{job['id']}/annotated")
+    assert no_image.status_code == 404 and "no image" in no_image.json()["error"]["message"]
     # above the job bound: a clear refusal, before anything is stored
     bounded = make_client(recognition_max_match_job=n)
     refused = bounded.post(f"/v1/galleries/{gallery}/match", json={"embeddings": queries + [biden]})

@@ -2,9 +2,9 @@
 
 faiss-cpu was picked by measurement against hnswlib and usearch (docs/performance.md): at the same graph
 parameters it built a 100k-face HNSW index 4-8x faster, with the lowest query p99. IVF-Flat then beat HNSW
-itself: a 1M-face index builds in about 1.5 minutes (HNSW: most of an hour on two cores) and answers in about
-1 ms with recall@1 1.0 on the bench's synthetic gallery. Exact search through faiss's SIMD scan is about
-twice as fast as numpy's matrix product at 100k faces (docs/performance.md).
+itself: a 1M-face index builds in 41-94 s (HNSW: well over a quarter of an hour on two cores) and answers in
+about 1 ms with recall@1 1.0 on the bench's synthetic gallery. Exact search through faiss's SIMD scan is two to
+three times faster than numpy's matrix product at 100k faces (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -414,6 +414,8 @@ class JobService:
                 f"Job {job_id} is {job.status}; the annotated image exists once it has succeeded.",
                 {"status": job.status.value},
             )
+        if not kind_of(job.task).media & {"image", "images"}:  # a match job's input is embeddings
+            raise DetectflowError(ErrorCode.job_not_found, f"Job {job_id} is a {job.task.value} job: it has no image.")
         kept = await self.store.annotated(job_id)
         if kept is not None and (cached := await self.blobs.get(kept)) is not None:
             return cached
