@@ -166,6 +166,12 @@ def test_recognition_batch_match_above_the_synchronous_limit_is_a_job_with_answe
     refused = bounded.post(f"/v1/galleries/{gallery}/match", json={"embeddings": queries + [biden]})
     assert refused.status_code == 413 and refused.json()["error"]["code"] == "match_batch_too_large"
     assert refused.json()["error"]["details"]["max_embeddings"] == n
+    # a key that could not read the job is refused it (it may still match up to the synchronous limit)
+    reader = client.post("/v1/keys", json={"tenant": "default", "name": "m", "scopes": ["galleries:read"]}).json()
+    as_reader = make_client(headers={"Authorization": f"Bearer {reader['key']}"})
+    forbidden = as_reader.post(f"/v1/galleries/{gallery}/match", json={"embeddings": queries})
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["details"]["required_scope"] == "jobs:read"
+    assert as_reader.post(f"/v1/galleries/{gallery}/match", json={"embeddings": queries[:2]}).status_code == 200
     wrong = client.post(f"/v1/galleries/{gallery}/match", json={"embeddings": [[0.0] * 64] * n})
     assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "embedding_dimension_mismatch"
     # match is not a task POST /v1/jobs takes

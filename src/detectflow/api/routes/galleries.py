@@ -196,6 +196,13 @@ async def match_embeddings(
 ) -> MatchResponse | JobPublic:
     if galleries.synchronous(body):
         return await galleries.match(principal.tenant, gallery_id, body)
+    if not principal.may(Scope.jobs_read):  # refused before a job its key could not read is made
+        raise DetectflowError(
+            ErrorCode.forbidden,
+            f"More than {settings.recognition_max_match_batch} embeddings are a match job: reading it needs the "
+            f"{Scope.jobs_read.value} scope.",
+            {"required_scope": Scope.jobs_read.value},
+        )
     data, options = await galleries.match_job_input(principal.tenant, gallery_id, body)
     job, _ = await jobs.submit_data(
         data, Task.match, options=options, tenant=principal.tenant, max_queued_jobs=principal.max_queued_jobs,
