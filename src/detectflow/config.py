@@ -49,6 +49,7 @@ class Task(StrEnum):
     enrol = "enrol"
     recognize = "recognize"
     verify = "verify"
+    match = "match"
 
 
 class Pool(StrEnum):
@@ -335,13 +336,19 @@ class Settings(BaseSettings):
         0.6, gt=0, le=2, description="Default distance at or under which a face is `uncertain`; above: `unknown`."
     )
     recognition_max_match_batch: int = Field(
-        1000, ge=1, le=100_000, description="Most embeddings one `POST /v1/galleries/{g}/match` matches."
+        1000, ge=1, le=100_000,
+        description="Most embeddings `POST /v1/galleries/{g}/match` matches synchronously; more are a `match` job.",
+    )
+    recognition_max_match_job: int = Field(
+        10_000, ge=1, le=1_000_000,
+        description="Most embeddings one `match` job takes (413 `match_batch_too_large` above; the body limit applies too).",
     )
     recognition_max_enrol_images: int = Field(
         50, ge=1, le=1000, description="Most images one enrolment request carries."
     )
     recognition_ann_min_faces: int = Field(
-        100_001, ge=1, description="Galleries with at least this many faces are searched with the HNSW index."
+        100_001, ge=1,
+        description="Galleries with at least this many faces are searched with the IVF-Flat index (approximate); fewer: exact.",
     )
     device: Literal["auto", "cpu", "gpu"] = Field("auto", description="`auto` uses CUDA/TensorRT when present, else CPU.")
     intra_op_threads: int = Field(

@@ -11,6 +11,7 @@ import pytest
 
 from detectflow.client import ApiError, Client, JobStatus, calls
 from detectflow.galleries.records import GalleryExport
+from detectflow.jobs.records import JobPublic
 from tests.integration.conftest import STORAGES, storage_env
 from tests.support.media import face_photo_path
 from tests.support.origins import serve_files
@@ -102,6 +103,15 @@ def test_client_enrols_recognizes_verifies_matches_and_exports(api, run_worker):
         with pytest.raises(ApiError) as info:
             client.match(gallery.id, [[0.0] * 64])
         assert info.value.code == "embedding_dimension_mismatch"
+        # above the synchronous limit: the match job, whose result holds the answers in order
+        big = client.match(gallery.id, embeddings * 501)
+        assert isinstance(big, JobPublic) and big.task == "match"
+        job = _done(client.wait_job(big.id, timeout=120))
+        assert [r.match.subject_id for r in job.results] == [None, obama.id] * 501
+        # PATCH: a stricter match threshold makes obama2 uncertain
+        assert client.update_gallery(gallery.id, match_threshold=0.3).thresholds.match == 0.3
+        assert [r.match.decision for r in client.match(gallery.id, embeddings).results] == ["unknown", "uncertain"]
+        client.update_gallery(gallery.id, match_threshold=0.5)
 
         # export / import: the copy holds the same subjects and embeddings, and matches alike
         exported = client.export_gallery(gallery.id)

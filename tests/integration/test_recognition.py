@@ -98,8 +98,6 @@ def test_recognition_enrol_recognize_verify_match_and_export(client, run_worker)
     assert matched.status_code == 200, matched.text
     decisions = [(r["match"]["decision"], r["match"]["subject_id"]) for r in matched.json()["results"]]
     assert decisions == [("unknown", None), ("match", obama)]
-    too_many = client.post(f"/v1/galleries/{gallery}/match", json={"embeddings": [queries[0]] * 1001})
-    assert too_many.status_code == 413 and too_many.json()["error"]["code"] == "match_batch_too_large"
     wrong = client.post(f"/v1/galleries/{gallery}/match", json={"embeddings": [[0.0] * 64]})
     assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "embedding_dimension_mismatch"
 
@@ -136,6 +134,79 @@ def test_recognition_enrol_recognize_verify_match_and_export(client, run_worker)
     assert submit(client, _photo("obama2"), task="recognize", gallery=gallery).status_code == 404
 
 
+def test_recognition_batch_match_above_the_synchronous_limit_is_a_job_with_answers_in_order(
+    client, make_client, run_worker, settings
+):
+    run_worker("recognition")
+    gallery = _gallery(client, "big-batch")
+    obama = _subject(client, gallery, "Barack Obama")
+    _enrol(client, gallery, obama, [("obama.jpg", _photo("obama"))])
+    biden, obama2 = _embedding(client, "biden"), _embedding(client, "obama2")
+    n = settings.recognition_max_match_batch + 1  # 1,001: one over the synchronous limit
+    queries = [biden if i % 3 == 0 else obama2 for i in range(n)]
+    accepted = client.post(f"/v1/galleries/{gallery}/match", json={"embeddings": queries, "top_k": 1})
+    assert accepted.status_code == 202, accepted.text
+    job = accepted.json()
+    assert job["task"] == "match" and accepted.headers["Location"].endswith(f"/v1/jobs/{job['id']}")
+    done = wait_job(client, job["id"])
+    assert done["status"] == "succeeded", done.get("error")
+    result = done["result"]
+    assert len(result["results"]) == n and result["gallery_id"] == gallery
+    decisions = [(r["match"]["decision"], r["match"]["subject_id"]) for r in result["results"]]
+    assert decisions == [("unknown", None) if i % 3 == 0 else ("match", obama) for i in range(n)]
+    # the same answers as the synchronous path gives for the first ones (float32 sums: equal to 1e-5)
+    sync = client.post(f"/v1/galleries/{gallery}/match", json={"embeddings": queries[:3], "top_k": 1}).json()
+    for a, b in zip(sync["results"], result["results"][:3], strict=True):
+        assert a["match"]["decision"] == b["match"]["decision"] and a["match"]["subject_id"] == b["match"]["subject_id"]
+        assert a["match"]["distance"] == pytest.approx(b["match"]["distance"], abs=1e-5)
+    no_image = client.get(f"/v1/jobs/{job['id']}/annotated")
+    assert no_image.status_code == 404 and "no image" in no_image.json()["error"]["message"]
+    # above the job bound: a clear refusal, before anything is stored
+    bounded = make_client(recognition_max_match_job=n)
+    refused = bounded.post(f"/v1/galleries/{gallery}/match", json={"embeddings": queries + [biden]})
+    assert refused.status_code == 413 and refused.json()["error"]["code"] == "match_batch_too_large"
+    assert refused.json()["error"]["details"]["max_embeddings"] == n
+    # a key that could not read the job is refused it (it may still match up to the synchronous limit)
+    reader = client.post("/v1/keys", json={"tenant": "default", "name": "m", "scopes": ["galleries:read"]}).json()
+    as_reader = make_client(headers={"Authorization": f"Bearer {reader['key']}"})
+    forbidden = as_reader.post(f"/v1/galleries/{gallery}/match", json={"embeddings": queries})
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["details"]["required_scope"] == "jobs:read"
+    assert as_reader.post(f"/v1/galleries/{gallery}/match", json={"embeddings": queries[:2]}).status_code == 200
+    wrong = client.post(f"/v1/galleries/{gallery}/match", json={"embeddings": [[0.0] * 64] * n})
+    assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "embedding_dimension_mismatch"
+    # match is not a task POST /v1/jobs takes
+    via_jobs = client.post("/v1/jobs", data={"task": "match", "gallery": gallery}, files={"file": ("a", b"x")})
+    assert via_jobs.status_code == 422 and "galleries" in via_jobs.json()["error"]["message"]
+
+
+def test_recognition_patched_thresholds_decide_the_next_recognize_job(client, run_worker):
+    run_worker("recognition")
+    gallery = _gallery(client, "patched")
+    obama = _subject(client, gallery, "Barack Obama")
+    _enrol(client, gallery, obama, [("obama.jpg", _photo("obama"))])
+    before = _done(client, submit(client, _photo("obama2"), task="recognize", gallery=gallery))
+    assert before["faces"][0]["match"]["decision"] == "match" and before["thresholds"]["match"] == 0.5
+    version = client.get(f"/v1/galleries/{gallery}").json()["version"]
+    # obama2 is ~0.38 from obama: with match 0.3 it is uncertain (the worker's cached matrix refreshes)
+    patched = client.patch(f"/v1/galleries/{gallery}", json={"name": "patched-2", "thresholds": {"match": 0.3}})
+    assert patched.status_code == 200, patched.text
+    body = patched.json()
+    assert body["name"] == "patched-2" and body["thresholds"] == {"match": 0.3, "uncertain": 0.6}
+    assert body["version"] == version + 1 and body["faces"] == 1
+    after = _done(client, submit(client, _photo("obama2"), task="recognize", gallery=gallery))
+    assert after["thresholds"] == {"match": 0.3, "uncertain": 0.6} and after["gallery_version"] == version + 1
+    assert after["faces"][0]["match"]["decision"] == "uncertain" and after["faces"][0]["match"]["subject_id"] == obama
+    matched = client.post(f"/v1/galleries/{gallery}/match", json={"embeddings": [_embedding(client, "obama2")]})
+    assert matched.json()["thresholds"]["match"] == 0.3 and matched.json()["results"][0]["match"]["decision"] == "uncertain"
+    # refused: out of order once merged, and unknown fields; neither changes the gallery
+    bad = client.patch(f"/v1/galleries/{gallery}", json={"thresholds": {"uncertain": 0.2}})
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "validation_error"
+    assert "uncertain" in bad.json()["error"]["message"]
+    assert client.patch(f"/v1/galleries/{gallery}", json={"id": "x"}).status_code == 422
+    assert client.get(f"/v1/galleries/{gallery}").json()["version"] == version + 1
+    assert client.patch(f"/v1/galleries/{'0' * 32}", json={"name": "x"}).status_code == 404
+
+
 def test_recognition_enrol_picks_a_face_by_index_or_box(client, run_worker):
     run_worker("recognition")
     gallery = _gallery(client)
@@ -165,7 +236,7 @@ def test_recognition_routes_answer_what_the_openapi_document_declares(client, ma
     doc = client.get("/openapi.json").json()
     c = Conformance(doc)
     ops = {op["operationId"] for _, _, op in c.routes if "galleries" in op.get("tags", [])}
-    assert ops == {"create_gallery", "list_galleries", "import_gallery", "get_gallery", "delete_gallery",
+    assert ops == {"create_gallery", "list_galleries", "import_gallery", "get_gallery", "update_gallery", "delete_gallery",
                    "export_gallery", "match_embeddings", "create_subject", "list_subjects", "get_subject",
                    "delete_subject", "enrol_faces", "list_faces", "delete_face"}  # fmt: skip
     # Success answers (the enrolment stays queued: no worker here)
@@ -183,6 +254,9 @@ def test_recognition_routes_answer_what_the_openapi_document_declares(client, ma
     copy = c.check(client.post("/v1/galleries/import", json=export)).json()["id"]
     c.check(client.get(f"/v1/galleries/{copy}/export"))
     c.check(client.post(f"/v1/galleries/{copy}/match", json={"embeddings": [[0.1] * 128]}))
+    small = make_client(recognition_max_match_batch=1, recognition_max_match_job=2)
+    assert c.check(small.post(f"/v1/galleries/{copy}/match", json={"embeddings": [[0.1] * 128] * 2})).status_code == 202
+    c.check(client.patch(f"/v1/galleries/{copy}", json={"thresholds": {"match": 0.4}}))
     c.check(client.delete(f"/v1/galleries/{copy}/subjects/p1/faces/f1"))
     c.check(client.delete(f"/v1/galleries/{copy}/subjects/p1"))
     c.check(client.delete(f"/v1/galleries/{copy}"))
@@ -202,8 +276,9 @@ def test_recognition_routes_answer_what_the_openapi_document_declares(client, ma
     bad_import = {**export, "dimension": 64}
     assert c.check(client.post("/v1/galleries/import", json=bad_import)).status_code == 422
     assert c.check(client.post(f"/v1/galleries/{g}/match", json={"embeddings": []})).status_code == 422
-    too_many = {"embeddings": [[0.0] * 128] * (settings.recognition_max_match_batch + 1)}
-    assert c.check(client.post(f"/v1/galleries/{g}/match", json=too_many)).status_code == 413
+    assert c.check(small.post(f"/v1/galleries/{g}/match", json={"embeddings": [[0.0] * 128] * 3})).status_code == 413
+    assert c.check(client.patch(f"/v1/galleries/{g}", json={"thresholds": {"match": 0.9}})).status_code == 422
+    assert c.check(client.patch(f"/v1/galleries/{missing}", json={"name": "x"})).status_code == 404
     assert c.check(client.post(faces, files=[photo], data={"box": "1,2"})).status_code == 422
     assert c.check(client.post(faces, files=[("file", ("a.png", _truncated_png()))])).status_code == 400
     assert c.check(client.post(faces, files=[("file", ("a.txt", b"not an image"))])).status_code == 415
@@ -225,6 +300,7 @@ def test_recognition_routes_answer_what_the_openapi_document_declares(client, ma
         "list": lambda cl: cl.get("/v1/galleries"),
         "import": lambda cl: cl.post("/v1/galleries/import", json=export),
         "get": lambda cl: cl.get(f"/v1/galleries/{g}"),
+        "update": lambda cl: cl.patch(f"/v1/galleries/{g}", json={"name": "y"}),
         "delete": lambda cl: cl.delete(f"/v1/galleries/{g}"),
         "export": lambda cl: cl.get(f"/v1/galleries/{g}/export"),
         "match": lambda cl: cl.post(f"/v1/galleries/{g}/match", json=match),

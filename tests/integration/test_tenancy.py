@@ -177,6 +177,8 @@ def test_tenant_b_cannot_see_or_use_tenant_as_gallery(client, make_client):
         b.post(f"/v1/galleries/{g}/subjects", json={"name": "intruder"}),
         b.post(f"/v1/galleries/{g}/subjects/{s}/faces", files={"file": ("a.png", photo)}),
         b.post(f"/v1/galleries/{g}/match", json={"embeddings": [[0.0] * 128]}),
+        b.post(f"/v1/galleries/{g}/match", json={"embeddings": [[0.0] * 128] * 1001}),  # the job path
+        b.patch(f"/v1/galleries/{g}", json={"name": "taken"}),
         submit(b, photo, task="recognize", gallery=g),
         submit(b, photo, task="verify", gallery=g, subject=s),
         b.delete(f"/v1/galleries/{g}/subjects/{s}"),

@@ -101,6 +101,7 @@ def worker(
     env["DETECTFLOW_INTRA_OP_THREADS"] = str(layout.intra_op_threads)
     # numpy's BLAS (gallery search) gets the same threads per job as onnxruntime, not one per core each
     env.setdefault("OPENBLAS_NUM_THREADS", str(layout.intra_op_threads or 1))
+    env.setdefault("OMP_NUM_THREADS", str(layout.intra_op_threads or 1))  # and faiss's OpenMP scans
     # One message in hand per thread: a busy pod never hoards jobs another pod could run.
     env["dramatiq_queue_prefetch"] = str(threads)
     # Dramatiq's worker processes log through pipes: decide "auto" here, where the terminal is known.

@@ -391,10 +391,27 @@ class AsyncClient:
         top_k: int = 3,
         match_threshold: float | None = None,
         uncertain_threshold: float | None = None,
-    ) -> MatchResponse:
-        """Match embeddings (e.g. from ``embed`` jobs) 1:N against a gallery, synchronously, in order."""
+    ) -> MatchResponse | JobPublic:
+        """Match embeddings (e.g. from ``embed`` jobs) 1:N against a gallery, in order.
+
+        Up to the server's synchronous limit (1,000 by default) the answer; above it the ``match`` job:
+        ``wait_job(job.id)``, whose result holds the same ``results``.
+        """
         return await self.send(calls.match(gallery_id, embeddings, top_k=top_k, match_threshold=match_threshold,
                                      uncertain_threshold=uncertain_threshold))  # fmt: skip
+
+    async def update_gallery(
+        self,
+        gallery_id: str,
+        *,
+        name: str | None = None,
+        match_threshold: float | None = None,
+        uncertain_threshold: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Gallery:
+        """Change a gallery's name, thresholds (merged with the current ones) or metadata; bumps its version."""
+        return await self.send(calls.update_gallery(gallery_id, name=name, match_threshold=match_threshold,
+                                              uncertain_threshold=uncertain_threshold, metadata=metadata))  # fmt: skip
 
     async def create_subject(self, gallery_id: str, name: str, *, metadata: Mapping[str, Any] | None = None) -> Subject:
         """Add a subject (a person) to a gallery."""

@@ -27,11 +27,13 @@ from detectflow.galleries.records import (
     GalleryCreate,
     GalleryExport,
     GalleryList,
+    GalleryUpdate,
     MatchRequest,
     MatchResponse,
     Subject,
     SubjectCreate,
     SubjectList,
+    ThresholdsUpdate,
 )
 from detectflow.jobs.options import Thresholds
 from detectflow.jobs.records import JobPage, JobPublic, JobStatus
@@ -377,12 +379,33 @@ def match(
     top_k: int = 3,
     match_threshold: float | None = None,
     uncertain_threshold: float | None = None,
-) -> Call[MatchResponse]:
+) -> Call[MatchResponse | JobPublic]:
+    """The answer (200), or the ``match`` job (202) of a batch above the server's synchronous limit."""
     given = _thresholds(match_threshold, uncertain_threshold)
     body = MatchRequest(embeddings=[list(e) for e in embeddings], top_k=top_k,
                         thresholds=Thresholds(**given) if given else None)  # fmt: skip
-    # a read: safe to repeat
-    return Call("POST", f"/v1/galleries/{gallery_id}/match", _parsed(MatchResponse),
+
+    def parse(resp: httpx.Response) -> MatchResponse | JobPublic:
+        return (JobPublic if _checked(resp).status_code == 202 else MatchResponse).model_validate_json(resp.content)
+
+    # a read: safe to repeat (a repeated large batch is one more job with the same result)
+    return Call("POST", f"/v1/galleries/{gallery_id}/match", parse,
+                json=body.model_dump(mode="json", exclude_none=True), idempotent=True)  # fmt: skip
+
+
+def update_gallery(
+    gallery_id: str,
+    *,
+    name: str | None = None,
+    match_threshold: float | None = None,
+    uncertain_threshold: float | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> Call[Gallery]:
+    given = _thresholds(match_threshold, uncertain_threshold)
+    body = GalleryUpdate(name=name, thresholds=ThresholdsUpdate(**given) if given else None,
+                         metadata=dict(metadata) if metadata is not None else None)  # fmt: skip
+    # the same change twice leaves the same gallery (one more version)
+    return Call("PATCH", f"/v1/galleries/{gallery_id}", _parsed(Gallery),
                 json=body.model_dump(mode="json", exclude_none=True), idempotent=True)  # fmt: skip
 
 

@@ -10,7 +10,15 @@ import numpy as np
 from detectflow.jobs.options import Thresholds
 from detectflow.jobs.results_recognition import Candidate, Decision, Match
 
-__all__ = ["GalleryMatrix", "build_matrix", "decide", "subject_distances", "match_embeddings", "squared_distances"]
+__all__ = [
+    "GalleryMatrix", "build_matrix", "decide", "subject_distances", "match_embeddings", "squared_distances",
+    "fold_subjects", "exact_nearest", "DEFAULT_QUERY_CHUNK", "FACES_PER_SUBJECT_WANTED",
+]  # fmt: skip
+
+#: Queries per distance product of exact search (bounds its (queries, faces) block: 256 x 100k floats = 100 MB).
+DEFAULT_QUERY_CHUNK = 256
+#: Faces first taken per query (times top_k) before folding them per subject; more only when too few subjects.
+FACES_PER_SUBJECT_WANTED = 4
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,7 @@ class GalleryMatrix:
     starts: np.ndarray
     subject_ids: tuple[str, ...]
     subject_names: tuple[str, ...]
-    index: object = field(default=None, compare=False)  # an approximate index, for large galleries
+    index: object = field(default=None, compare=False)  # a faiss index (ann.py): exact, or approximate when large
 
     @property
     def size(self) -> int:
@@ -111,20 +119,73 @@ def _top(row: np.ndarray, k: int) -> np.ndarray:
     return part[np.argsort(row[part], kind="stable")]
 
 
+def fold_subjects(
+    face_subject: np.ndarray, labels: np.ndarray, d2: np.ndarray, top_k: int
+) -> tuple[list[tuple[int, float]], int]:
+    """The first ``top_k`` subjects of faces sorted nearest first, with their distances, and how many were found.
+
+    A subject's first face in a nearest-first list is its nearest one, so when the list is the true head of
+    the gallery's faces, the subjects read off it in order are exact search's top subjects.
+    """
+    best: dict[int, float] = {}
+    for label, dist2 in zip(labels.tolist(), d2.tolist(), strict=True):
+        if label < 0:
+            continue
+        s = int(face_subject[label])
+        if s not in best:
+            best[s] = float(np.sqrt(max(dist2, 0.0)))
+            if len(best) == top_k:
+                break
+    return list(best.items()), len(best)
+
+
+def exact_nearest(
+    matrix: GalleryMatrix, queries: np.ndarray, top_k: int, chunk: int = DEFAULT_QUERY_CHUNK
+) -> list[list[tuple[int, float]]]:
+    """Per query, exact search's ``top_k`` (subject index, distance) pairs, nearest first.
+
+    One float32 matrix product per ``chunk`` queries, then per query a partial sort (argpartition) of the
+    ``4 * top_k`` nearest faces folded per subject (widened only while they hold fewer than ``top_k``
+    subjects): no full sort and no per-subject pass over the gallery.
+    """
+    q = np.atleast_2d(np.asarray(queries, np.float32))
+    n = matrix.size
+    if n == 0:
+        return [[] for _ in q]
+    vectors_t = matrix.vectors.T
+    out = []
+    for start in range(0, len(q), chunk):
+        block = q[start : start + chunk]
+        partial = block @ vectors_t  # (C, N) float32
+        partial *= -2.0
+        partial += matrix.norms  # |v|^2 - 2 q.v: the order of |q - v|^2, |q|^2 added to the few kept
+        q_norms = (block * block).sum(1)
+        for row, q_norm in zip(partial, q_norms.tolist(), strict=True):
+            wanted = min(n, top_k * FACES_PER_SUBJECT_WANTED)
+            while True:
+                labels = _top(row, wanted)
+                found, seen = fold_subjects(matrix.face_subject, labels, row[labels] + q_norm, top_k)
+                if seen >= min(top_k, len(matrix.subject_ids)) or wanted >= n:
+                    break
+                wanted = min(n, wanted * 4)
+            out.append(found)
+    return out
+
+
 def match_embeddings(
     matrix: GalleryMatrix, queries: np.ndarray, thresholds: Thresholds, top_k: int = 3
 ) -> list[tuple[Match, list[Candidate]]]:
     """The decision and the ``top_k`` nearest subjects of every query, in order.
 
     An ``unknown`` decision names no subject: the nearest one is only among the candidates.
-    Galleries with an approximate index (``matrix.index``) are searched through it.
+    A matrix with a faiss index (``matrix.index``, see ``galleries.ann``) is searched through it, else
+    by :func:`exact_nearest` (numpy).
     """
     q = np.atleast_2d(np.asarray(queries, np.float32))
     if matrix.index is not None:
         per_query = matrix.index.search(q, top_k)
     else:
-        dist = subject_distances(matrix, q)
-        per_query = [[(int(j), float(row[j])) for j in _top(row, top_k)] for row in dist]
+        per_query = exact_nearest(matrix, q, top_k)
     out = []
     for nearest in per_query:
         candidates = [

@@ -10,11 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from detectflow.jobs.options import MAX_TOP_K, Thresholds
 from detectflow.jobs.records import utcnow
 from detectflow.jobs.results import Box
-from detectflow.jobs.results_recognition import Candidate, FaceQuality, Match
+from detectflow.jobs.results_recognition import FaceQuality, MatchAnswer
 
 __all__ = [
     "GalleryCreate", "Gallery", "GalleryList", "SubjectCreate", "Subject", "SubjectList", "Face", "FaceList",
     "ExportedFace", "ExportedSubject", "GalleryExport", "EXPORT_FORMAT", "MatchRequest", "MatchAnswer", "MatchResponse",
+    "GalleryUpdate", "ThresholdsUpdate",
 ]  # fmt: skip
 
 #: The ``format`` of an export; an import refuses any other.
@@ -113,17 +114,31 @@ class GalleryExport(_Model):
     subjects: list[ExportedSubject] = Field(default_factory=list)
 
 
+class ThresholdsUpdate(_Model):
+    """Either distance or both; the other is kept. The merged pair must keep ``match <= uncertain``."""
+
+    match: float | None = Field(None, gt=0, le=2)
+    uncertain: float | None = Field(None, gt=0, le=2)
+
+
+class GalleryUpdate(_Model):
+    """``PATCH /v1/galleries/{g}``: the fields to change (absent ones are kept); bumps the gallery's version."""
+
+    name: str | None = Field(None, min_length=1, max_length=200, examples=["class-3b"])
+    thresholds: ThresholdsUpdate | None = Field(None, description="Merged into the current thresholds.")
+    metadata: _Metadata | None = Field(None, description="Replaces the metadata.")
+
+
 class MatchRequest(BaseModel):
     """``POST /v1/galleries/{g}/match``: embeddings (e.g. from ``embed`` jobs) to match 1:N, in order."""
 
-    embeddings: list[list[float]] = Field(min_length=1, description="Up to 1,000 embeddings (128 floats each).")
+    embeddings: list[list[float]] = Field(
+        min_length=1,
+        description="128 floats each. Up to 1,000 are answered at once; more (up to 10,000 by default) become a "
+        "`match` job whose result holds the same `results`.",
+    )
     top_k: int = Field(3, ge=1, le=MAX_TOP_K)
     thresholds: Thresholds | None = Field(None, description="Overrides the gallery's thresholds.")
-
-
-class MatchAnswer(BaseModel):
-    match: Match
-    candidates: list[Candidate]
 
 
 class MatchResponse(BaseModel):

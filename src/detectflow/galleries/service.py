@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from anyio import to_thread
+from pydantic import ValidationError
 
 from detectflow.config import Settings
 from detectflow.galleries.cache import GalleryCache
@@ -16,6 +17,7 @@ from detectflow.galleries.records import (  # the match models live there: the c
     Gallery,
     GalleryCreate,
     GalleryExport,
+    GalleryUpdate,
     MatchAnswer,
     MatchRequest,
     MatchResponse,
@@ -24,6 +26,7 @@ from detectflow.galleries.records import (  # the match models live there: the c
 )
 from detectflow.galleries.store import GalleryStore
 from detectflow.jobs.errors import DetectflowError, ErrorCode
+from detectflow.jobs.options import MatchOptions
 
 __all__ = ["GalleryService", "MatchRequest", "MatchResponse", "MatchAnswer"]
 
@@ -55,6 +58,25 @@ class GalleryService:
 
     async def get(self, tenant: str, gallery_id: str) -> Gallery:
         gallery = await self._run(self.store.get_gallery, tenant, gallery_id)
+        if gallery is None:
+            raise _gallery_missing(gallery_id)
+        return gallery
+
+    async def update(self, tenant: str, gallery_id: str, update: GalleryUpdate) -> Gallery:
+        """Change a gallery's name, thresholds (merged) or metadata; its version is bumped.
+
+        Raises
+        ------
+        DetectflowError
+            ``gallery_not_found``; ``validation_error`` when the merged thresholds have ``uncertain < match``.
+        """
+        try:
+            gallery = await self._run(self.store.update_gallery, tenant, gallery_id, update)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            raise DetectflowError(
+                ErrorCode.validation_error, error["msg"].removeprefix("Value error, "), {"field": "thresholds"}
+            ) from None
         if gallery is None:
             raise _gallery_missing(gallery_id)
         return gallery
@@ -114,6 +136,10 @@ class GalleryService:
                     )
         return await self._run(self.store.import_gallery, tenant, data)
 
+    def synchronous(self, request: MatchRequest) -> bool:
+        """Whether a batch is answered at once (up to ``recognition_max_match_batch``) rather than as a job."""
+        return len(request.embeddings) <= self.settings.recognition_max_match_batch
+
     async def match(self, tenant: str, gallery_id: str, request: MatchRequest) -> MatchResponse:
         """Exact (or, for a large gallery, approximate) 1:N search of up to ``recognition_max_match_batch``."""
         limit = self.settings.recognition_max_match_batch
@@ -127,14 +153,7 @@ class GalleryService:
         matrix = await self._run(self.cache.get, tenant, gallery_id)
         if matrix is None:
             raise _gallery_missing(gallery_id)
-        dimension = matrix.dimension or len(request.embeddings[0])
-        wrong = next((i for i, e in enumerate(request.embeddings) if len(e) != dimension), None)
-        if wrong is not None:
-            raise DetectflowError(
-                ErrorCode.embedding_dimension_mismatch,
-                f"Embedding {wrong} has {len(request.embeddings[wrong])} floats; this gallery's have {dimension}.",
-                {"index": wrong, "dimension": dimension},
-            )
+        _check_dimension(request, matrix.dimension or len(request.embeddings[0]))
         thresholds = request.thresholds or gallery.thresholds
         queries = np.asarray(request.embeddings, np.float32)
         found = await self._run(match_embeddings, matrix, queries, thresholds, request.top_k)
@@ -143,4 +162,39 @@ class GalleryService:
             gallery_version=matrix.version,
             thresholds=thresholds,
             results=[MatchAnswer(match=m, candidates=c) for m, c in found],
+        )
+
+    async def match_job_input(self, tenant: str, gallery_id: str, request: MatchRequest) -> tuple[bytes, MatchOptions]:
+        """The input (float32 rows) and options of a ``match`` job for a batch above the synchronous limit.
+
+        Raises
+        ------
+        DetectflowError
+            ``match_batch_too_large`` above ``recognition_max_match_job``, ``gallery_not_found``,
+            ``embedding_dimension_mismatch``.
+        """
+        limit = self.settings.recognition_max_match_job
+        if len(request.embeddings) > limit:
+            raise DetectflowError(
+                ErrorCode.match_batch_too_large,
+                f"{len(request.embeddings)} embeddings: at most {limit} are matched in one job; split the batch.",
+                {"embeddings": len(request.embeddings), "max_embeddings": limit},
+            )
+        await self.get(tenant, gallery_id)
+        dimension = await self._run(self.store.dimension, tenant, gallery_id)
+        dimension = dimension or len(request.embeddings[0])
+        _check_dimension(request, dimension)
+        data = np.asarray(request.embeddings, "<f4").tobytes()
+        return data, MatchOptions(
+            gallery_id=gallery_id, dimension=dimension, top_k=request.top_k, thresholds=request.thresholds
+        )
+
+
+def _check_dimension(request: MatchRequest, dimension: int) -> None:
+    wrong = next((i for i, e in enumerate(request.embeddings) if len(e) != dimension), None)
+    if wrong is not None:
+        raise DetectflowError(
+            ErrorCode.embedding_dimension_mismatch,
+            f"Embedding {wrong} has {len(request.embeddings[wrong])} floats; this gallery's have {dimension}.",
+            {"index": wrong, "dimension": dimension},
         )

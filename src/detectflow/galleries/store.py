@@ -17,12 +17,13 @@ from detectflow.galleries.records import (
     Gallery,
     GalleryCreate,
     GalleryExport,
+    GalleryUpdate,
     Subject,
     SubjectCreate,
 )
 from detectflow.keys import KeyLayout
 
-__all__ = ["GalleryStore", "new_id"]
+__all__ = ["GalleryStore", "new_id", "apply_update"]
 
 # KEYS: gallery hash, subjects hash. ARGV: subject id, subject JSON. -> new version, or -1 without the gallery.
 _PUT_SUBJECT = """
@@ -62,6 +63,17 @@ redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 return redis.call('HINCRBY', KEYS[1], 'version', 1)
 """
+
+
+def apply_update(gallery: dict, update: GalleryUpdate) -> dict:
+    """A gallery's fields (``Gallery.model_dump()``) with an update's given fields; thresholds merged one by one."""
+    out = dict(gallery)
+    changes = update.model_dump(exclude_none=True)
+    thresholds = changes.pop("thresholds", None)
+    out.update(changes)
+    if thresholds:
+        out["thresholds"] = {**gallery["thresholds"], **thresholds}
+    return out
 
 
 def new_id() -> str:
@@ -120,6 +132,36 @@ class GalleryStore:
             pipe.delete(self.keys.subject_faces(tenant, gallery_id, s.decode()))
         removed, *_ = pipe.execute()
         return bool(removed)
+
+    def update_gallery(self, tenant: str, gallery_id: str, update: GalleryUpdate) -> Gallery | None:
+        """Change a gallery's name, thresholds or metadata and bump its version (workers' caches then reload it).
+
+        One optimistic transaction (WATCH): a concurrent change is retried, never lost. None without the gallery.
+
+        Raises
+        ------
+        pydantic.ValidationError
+            When the thresholds, merged with the current ones, are out of order (``uncertain < match``).
+        """
+        key = self.keys.gallery(tenant, gallery_id)
+
+        def change(pipe) -> bool:
+            record = pipe.hget(key, "record")
+            if record is None:
+                return False
+            gallery = Gallery.model_validate(apply_update(Gallery.model_validate_json(record).model_dump(), update))
+            pipe.multi()
+            pipe.hset(key, "record", gallery.model_dump_json(exclude={"version", "subjects", "faces"}))
+            pipe.hincrby(key, "version", 1)
+            return True
+
+        found = self.client.transaction(change, key, value_from_callable=True)
+        return self.get_gallery(tenant, gallery_id) if found else None
+
+    def dimension(self, tenant: str, gallery_id: str) -> int | None:
+        """Floats per embedding of the gallery's faces (one face read); None while it has none."""
+        pair = self.client.hrandfield(self.keys.gallery_vectors(tenant, gallery_id), 1, withvalues=True)
+        return len(pair[1]) // 4 if pair else None
 
     def version(self, tenant: str, gallery_id: str) -> int | None:
         """The gallery's version; None when it does not exist."""

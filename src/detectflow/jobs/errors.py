@@ -104,6 +104,7 @@ JOB_FAILURE_CODES = frozenset(
         ErrorCode.no_face,
         ErrorCode.gallery_not_found,
         ErrorCode.subject_not_found,
+        ErrorCode.embedding_dimension_mismatch,
         ErrorCode.worker_crashed,
         ErrorCode.no_capacity,
     }

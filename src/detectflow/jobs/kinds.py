@@ -8,8 +8,8 @@ from pydantic import BaseModel, ConfigDict
 
 from detectflow.config import Pool, Task
 from detectflow.jobs.results import DetectionResult
-from detectflow.jobs.results_recognition import EmbedResult, EnrolResult, RecognizeResult, VerifyResult
-from detectflow.jobs.options import EnrolOptions, RecognizeOptions, VerifyOptions
+from detectflow.jobs.results_recognition import EmbedResult, EnrolResult, MatchResult, RecognizeResult, VerifyResult
+from detectflow.jobs.options import EnrolOptions, MatchOptions, RecognizeOptions, VerifyOptions
 from detectflow.keys import detect_queue, webhook_queue
 
 __all__ = ["JobKind", "DetectOptions", "KINDS", "kind_of", "kinds_of_pool"]
@@ -102,6 +102,10 @@ KINDS: dict[Task, JobKind] = {
     Task.verify: JobKind(
         Task.verify, frozenset({"images"}), VerifyOptions, VerifyResult,
         "Two faces (two images, or an image and a subject): the same person or not.", Pool.recognition,
+    ),
+    Task.match: JobKind(
+        Task.match, frozenset({"embeddings"}), MatchOptions, MatchResult,
+        "Embeddings matched 1:N against a gallery (a batch above the synchronous limit).", Pool.recognition,
     ),
 }  # fmt: skip
 

@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectflow.jobs.results import Box
 
-__all__ = ["Thresholds", "EnrolOptions", "RecognizeOptions", "VerifyOptions", "MAX_TOP_K", "options_for"]
+__all__ = ["Thresholds", "EnrolOptions", "RecognizeOptions", "VerifyOptions", "MatchOptions", "MAX_TOP_K", "options_for"]
 
 #: Most candidates a recognized face lists.
 MAX_TOP_K = 20
@@ -64,6 +64,17 @@ class VerifyOptions(BaseModel):
         return self
 
 
+class MatchOptions(BaseModel):
+    """A batch match too large to answer synchronously: its embeddings are the job's input (float32 rows)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gallery_id: str
+    dimension: int = Field(ge=1, le=4096, description="Floats per embedding (the input's row length).")
+    top_k: int = Field(3, ge=1, le=MAX_TOP_K)
+    thresholds: Thresholds | None = Field(None, description="Overrides the gallery's thresholds for this job.")
+
+
 def options_for(
     task: str,
     *,
@@ -99,6 +110,8 @@ def options_for(
         return VerifyOptions(gallery_id=gallery_id, subject_id=subject_id, thresholds=thresholds)
     if task == "enrol":
         raise ValueError("enrol faces with POST /v1/galleries/{gallery}/subjects/{subject}/faces")
+    if task == "match":
+        raise ValueError("match embeddings with POST /v1/galleries/{gallery}/match")
     if any(v is not None for v in (gallery_id, subject_id, top_k, match, uncertain)) or has_reference:
         raise ValueError(f"task {task} takes no gallery, subject, top_k, thresholds or reference image")
     return None

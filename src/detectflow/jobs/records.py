@@ -12,7 +12,7 @@ from detectflow.config import Task
 from detectflow.jobs.errors import ErrorCode
 from detectflow.jobs.results import DetectionResult
 from detectflow.video.models import VideoOptions, VideoProgress, VideoResult
-from detectflow.jobs.results_recognition import EmbedResult, EnrolResult, RecognizeResult, VerifyResult
+from detectflow.jobs.results_recognition import EmbedResult, EnrolResult, MatchResult, RecognizeResult, VerifyResult
 
 __all__ = [
     "JobStatus",
@@ -95,7 +95,7 @@ class JobLinks(BaseModel):
 
 
 #: The result of any kind of job (the union grows with the kinds declared in ``jobs.kinds``).
-JobResult = DetectionResult | VideoResult | EmbedResult | RecognizeResult | EnrolResult | VerifyResult
+JobResult = DetectionResult | VideoResult | EmbedResult | RecognizeResult | EnrolResult | VerifyResult | MatchResult
 
 
 class JobBase(BaseModel):

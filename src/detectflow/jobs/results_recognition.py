@@ -1,4 +1,4 @@
-"""Typed results of the recognition kinds (embed, enrol, recognize, verify)."""
+"""Typed results of the recognition kinds (embed, enrol, recognize, verify, match)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from detectflow.jobs.results import Box, DetectionTimings, ImageSize, ModelRef, 
 
 __all__ = [
     "Decision", "FaceQuality", "EmbeddedFace", "EmbedResult", "Candidate", "Match", "RecognizedFace",
-    "RecognizeResult", "EnrolImage", "EnrolResult", "VerifyFace", "VerifyResult",
+    "RecognizeResult", "EnrolImage", "EnrolResult", "VerifyFace", "VerifyResult", "MatchAnswer", "MatchResult",
 ]  # fmt: skip
 
 #: What a distance means against a gallery's thresholds.
@@ -124,4 +124,21 @@ class VerifyResult(_Result):
     thresholds: dict[str, float]
     faces: list[VerifyFace]
     embedding_model: ModelRef
+    timings_ms: DetectionTimings
+
+
+class MatchAnswer(_Result):
+    """One embedding of a batch match: its decision and its nearest subjects."""
+
+    match: Match
+    candidates: list[Candidate]
+
+
+class MatchResult(_Result):
+    """The result of a ``match`` job (a batch match above the synchronous limit): one answer per embedding, in order."""
+
+    gallery_id: str
+    gallery_version: int
+    thresholds: dict[str, float] = Field(description="The thresholds applied (`match`, `uncertain`).")
+    results: list[MatchAnswer] = Field(description="One per embedding, in the request's order.")
     timings_ms: DetectionTimings

@@ -199,6 +199,43 @@ class JobService:
         await self._keep(job, input_name(job.image_sha256), data)
         return await self._admit(job, kind, max_queued_jobs, fingerprint)
 
+    async def submit_data(
+        self,
+        data: bytes,
+        task: Task,
+        *,
+        options: BaseModel,
+        tenant: str = DEFAULT_TENANT,
+        max_queued_jobs: int | None = None,
+        webhook_url: str | None = None,
+        idempotency_key: str | None = None,
+        request_id: str | None = None,
+    ) -> tuple[JobRecord, bool]:
+        """Admit a job whose input is not media (a ``match`` job's embeddings): stored as is, never cached.
+
+        Raises
+        ------
+        DetectflowError
+            As :meth:`submit`, less the media's codes.
+        """
+        kind = kind_of(task)
+        options_dict = options.model_dump(mode="json", exclude_none=True)
+        digest = hashlib.sha256(data).hexdigest()
+        job = JobRecord(
+            id=uuid.uuid4().hex,
+            task=kind.task,
+            tenant=tenant,
+            webhook=await self._webhook(webhook_url),
+            options=options_dict,
+            request_id=request_id,
+            idempotency_key=idempotency_key,
+            image_sha256=digest,
+            cache=False,
+        )
+        fingerprint = f"{kind.task.value}:{digest}:" + json.dumps(options_dict, sort_keys=True)
+        await self._keep(job, input_name(digest), data)
+        return await self._admit(job, kind, max_queued_jobs, fingerprint)
+
     async def _submit_source(
         self, url, kind: JobKind, tenant, max_queued_jobs, webhook_url, idempotency_key, request_id,
         options: BaseModel | None = None,
@@ -323,7 +360,8 @@ class JobService:
         job = await self.get(job_id, tenant)
         if job.status is not JobStatus.queued:
             return job
-        live, last_seen = await self.store.pool_state(job.task.value, self.settings.api_worker_stale_seconds)
+        pool = kind_of(job.task).served_by.value  # workers beat under their pool's name (recognition serves four kinds)
+        live, last_seen = await self.store.pool_state(pool, self.settings.api_worker_stale_seconds)
         now = time.time()
         waiting = capacity_wait(job, live, last_seen, now)
         if waited_too_long(job, waiting, now, self.settings.job_capacity_wait_seconds):
@@ -376,6 +414,8 @@ class JobService:
                 f"Job {job_id} is {job.status}; the annotated image exists once it has succeeded.",
                 {"status": job.status.value},
             )
+        if not kind_of(job.task).media & {"image", "images"}:  # a match job's input is embeddings
+            raise DetectflowError(ErrorCode.job_not_found, f"Job {job_id} is a {job.task.value} job: it has no image.")
         kept = await self.store.annotated(job_id)
         if kept is not None and (cached := await self.blobs.get(kept)) is not None:
             return cached

@@ -49,10 +49,13 @@ ctx = WorkerContext(
     expiry=BlobExpiry(broker.client, settings.redis_prefix),
 )
 if ctx.needs_embedder:
+    from detectflow.galleries.ann import indexer_for
     from detectflow.galleries.cache import GalleryCache
     from detectflow.galleries.store import GalleryStore
 
-    ctx.galleries = GalleryCache(GalleryStore(broker.client, settings.redis_prefix))
+    ctx.galleries = GalleryCache(
+        GalleryStore(broker.client, settings.redis_prefix), indexer_for(settings.recognition_ann_min_faces)
+    )
 _, webhook_actor = declare_actors(broker, ctx)
 declare_segment_actor(broker, ctx)
 broker.add_middleware(CurrentMessage())

@@ -11,6 +11,7 @@ import pytest
 from detectflow.client import AsyncClient, Client
 from detectflow.client import calls
 from detectflow.galleries.records import Gallery, GalleryExport, MatchResponse, Subject
+from detectflow.jobs.records import JobPublic
 
 JOB = {"id": "j1", "task": "enrol", "status": "queued", "created_at": "2026-12-01T12:00:00Z",
        "links": {"self": "/v1/jobs/j1", "result": "/v1/jobs/j1", "annotated": "/v1/jobs/j1/annotated"}}  # fmt: skip
@@ -212,3 +213,21 @@ def test_async_client_has_the_gallery_and_upload_calls():
     upload_id, galleries, faces = asyncio.run(main())
     assert upload_id == "u1" and galleries[0].id == "g1" and faces == []
     assert "Authorization" not in rec.requests[1].headers
+
+
+def test_match_above_the_synchronous_limit_answers_the_match_job():
+    job = {**JOB, "task": "match"}
+    client, rec = _client(lambda r: httpx.Response(202, json=job, headers={"Location": "/v1/jobs/j1"}))
+    answer = client.match("g1", [[0.1] * 128] * 1001)
+    assert isinstance(answer, JobPublic) and answer.id == "j1" and answer.task == "match"
+    assert len(json.loads(rec.requests[0].content)["embeddings"]) == 1001
+
+
+def test_update_gallery_sends_only_the_given_fields():
+    client, rec = _client(lambda r: httpx.Response(200, json={**GALLERY, "version": 4}))
+    gallery = client.update_gallery("g1", match_threshold=0.45)
+    req = rec.requests[0]
+    assert (req.method, req.url.path) == ("PATCH", "/v1/galleries/g1") and gallery.version == 4
+    assert json.loads(req.content) == {"thresholds": {"match": 0.45}}
+    client.update_gallery("g1", name="class-4", metadata={})
+    assert json.loads(rec.requests[1].content) == {"name": "class-4", "metadata": {}}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detectflow.galleries.match import build_matrix, decide, match_embeddings, subject_distances
+from detectflow.galleries.match import build_matrix, decide, exact_nearest, match_embeddings, subject_distances
 from detectflow.jobs.options import Thresholds
 
 
@@ -74,3 +74,20 @@ def test_match_embeddings_top_k_is_bounded_by_the_subjects_and_sorted():
 def test_build_matrix_leaves_out_faces_of_deleted_subjects():
     m = build_matrix(2, [("gone", _unit(0)), ("a", _unit(1))], {"a": "Ann"})
     assert m.subject_ids == ("a",) and m.size == 1
+
+
+def test_exact_nearest_equals_the_per_subject_minimum_also_when_one_subject_crowds_the_head():
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(40, 16)).astype(np.float32)
+    q = rng.normal(size=(6, 16)).astype(np.float32)
+    crowd = [q[0] + np.float32(0.01) * k for k in range(1, 31)]  # 30 faces of s0 nearest query 0
+    faces = [(f"s{i % 8}", v) for i, v in enumerate(vectors)] + [("s0", v) for v in crowd]
+    m = build_matrix(1, faces, {f"s{i}": f"S{i}" for i in range(8)})
+    want = subject_distances(m, q)
+    for top_k in (1, 3, 8):
+        for chunk in (1, 4, 256):  # the query blocks do not change the answer
+            got = exact_nearest(m, q, top_k, chunk=chunk)
+            for row, full in zip(got, want, strict=True):
+                order = np.argsort(full, kind="stable")[:top_k]
+                assert [s for s, _ in row] == order.tolist()
+                np.testing.assert_allclose([d for _, d in row], full[order], atol=1e-4)

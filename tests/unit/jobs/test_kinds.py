@@ -13,7 +13,7 @@ def test_every_task_has_a_kind_and_every_pool_a_kind():
 
 def test_recognition_kinds_share_the_recognition_queue_and_actor():
     kinds = kinds_of_pool(Pool.recognition)
-    assert {k.task for k in kinds} == {Task.embed, Task.enrol, Task.recognize, Task.verify}
+    assert {k.task for k in kinds} == {Task.embed, Task.enrol, Task.recognize, Task.verify, Task.match}
     assert {(k.queue, k.webhook_queue, k.actor_name) for k in kinds} == {
         ("detect.recognition", "webhook.recognition", "detect_recognition")
     }

@@ -29,6 +29,7 @@ def test_options_for_recognize_and_verify():
         ("face", {"gallery_id": "g"}),
         ("embed", {"has_reference": True}),
         ("enrol", {"gallery_id": "g"}),
+        ("match", {"gallery_id": "g"}),  # POST /v1/galleries/{g}/match makes match jobs
     ],
 )
 def test_options_for_refuses_fields_a_task_does_not_take(task, fields):

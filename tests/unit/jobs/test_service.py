@@ -13,6 +13,7 @@ from detectflow.blobs import AsyncBlobs, input_name
 from detectflow.blobs.memory import MemoryBlobStore
 from detectflow.config import Settings, Task
 from detectflow.jobs.errors import DetectflowError, ErrorCode
+from detectflow.jobs.options import MatchOptions
 from detectflow.jobs.records import JobStatus
 from detectflow.jobs.service import MAX_RETRY_AFTER, MIN_RETRY_AFTER, JobService, retry_after_seconds
 from detectflow.jobs.store import JobFilter
@@ -279,6 +280,16 @@ def test_service_queued_job_without_workers_says_it_waits_for_capacity(store, en
     seen = run(service.get_with_capacity(job.id))
     assert seen.status is JobStatus.queued and seen.waiting_for.reason == "capacity"
     assert seen.public().model_dump()["waiting_for"]["reason"] == "capacity"
+
+
+def test_service_capacity_of_a_recognition_kind_is_its_pools(store, enqueuer):
+    # workers beat under their pool's name: a match job waits only when the recognition pool has none
+    service = _service(store, enqueuer)
+    job, _ = run(service.submit_data(b"\0" * 512, Task.match, options=MatchOptions(gallery_id="g", dimension=128)))
+    store.pools["match"] = (0, None)  # no pool is named after the task
+    assert run(service.get_with_capacity(job.id)).waiting_for is None
+    store.pools["recognition"] = (0, None)
+    assert run(service.get_with_capacity(job.id)).waiting_for.reason == "capacity"
 
 
 def test_service_job_held_past_the_capacity_bound_fails_no_capacity(store, enqueuer):

@@ -16,6 +16,7 @@ from detectflow.galleries.records import (
     GalleryCreate,
     GalleryExport,
     GalleryList,
+    GalleryUpdate,
     MatchRequest,
     MatchResponse,
     Subject,
@@ -130,6 +131,19 @@ async def get_gallery(gallery_id: str, galleries: GalleryServiceDep, principal: 
     return await galleries.get(principal.tenant, gallery_id)
 
 
+@router.patch(
+    "/{gallery_id}",
+    response_model=Gallery,
+    responses={200: {"description": "The changed gallery; its version is bumped, so workers reload it."},
+               **errors(*_AUTH, _G, ErrorCode.validation_error)},  # fmt: skip
+    summary="Change a gallery's name, thresholds or metadata",
+)
+async def update_gallery(
+    gallery_id: str, body: GalleryUpdate, galleries: GalleryServiceDep, principal: Writer
+) -> Gallery:
+    return await galleries.update(principal.tenant, gallery_id, body)
+
+
 @router.delete(
     "/{gallery_id}",
     status_code=204,
@@ -154,19 +168,50 @@ async def export_gallery(gallery_id: str, galleries: GalleryServiceDep, principa
 
 @router.post(
     "/{gallery_id}/match",
-    response_model=MatchResponse,
+    response_model=MatchResponse | JobPublic,
     responses={
-        200: {"description": "One decision and its candidates per embedding, in order.",
-              "headers": headers(RATE_LIMIT_HEADERS)},
+        200: {"description": "Up to `recognition_max_match_batch` (1,000) embeddings: one decision and its "
+                             "candidates per embedding, in order.",
+              "headers": headers(RATE_LIMIT_HEADERS), "model": MatchResponse},
+        202: {"description": "More: a `match` job; poll it, its result holds the same `results`, in order.",
+              "model": JobPublic,
+              "headers": headers(
+                  RATE_LIMIT_HEADERS, {"Location": {"description": "The job's URL.", "schema": {"type": "string"}}}
+              )},
         **errors(*_AUTH, _G, ErrorCode.validation_error, ErrorCode.match_batch_too_large,
-                 ErrorCode.embedding_dimension_mismatch, ErrorCode.rate_limited),
+                 ErrorCode.embedding_dimension_mismatch, ErrorCode.rate_limited, ErrorCode.queue_full,
+                 ErrorCode.quota_exceeded),
     },  # fmt: skip
-    summary="Match embeddings 1:N (batch, synchronous)",
+    summary="Match embeddings 1:N (a batch: synchronous up to 1,000, a job above)",
 )
 async def match_embeddings(
-    gallery_id: str, body: MatchRequest, galleries: GalleryServiceDep, principal: Matcher
-) -> MatchResponse:
-    return await galleries.match(principal.tenant, gallery_id, body)
+    gallery_id: str,
+    body: MatchRequest,
+    request: Request,
+    response: Response,
+    galleries: GalleryServiceDep,
+    jobs: JobServiceDep,
+    settings: SettingsDep,
+    principal: Matcher,
+) -> MatchResponse | JobPublic:
+    if galleries.synchronous(body):
+        return await galleries.match(principal.tenant, gallery_id, body)
+    if not principal.may(Scope.jobs_read):  # refused before a job its key could not read is made
+        raise DetectflowError(
+            ErrorCode.forbidden,
+            f"More than {settings.recognition_max_match_batch} embeddings are a match job: reading it needs the "
+            f"{Scope.jobs_read.value} scope.",
+            {"required_scope": Scope.jobs_read.value},
+        )
+    data, options = await galleries.match_job_input(principal.tenant, gallery_id, body)
+    job, _ = await jobs.submit_data(
+        data, Task.match, options=options, tenant=principal.tenant, max_queued_jobs=principal.max_queued_jobs,
+        request_id=request_id_var.get(),
+    )  # fmt: skip
+    public = job.public(_base_url(request, settings.api_public_url))
+    response.status_code = 202
+    response.headers["Location"] = public.links.self
+    return public
 
 
 # --- subjects -------------------------------------------------------------------------------

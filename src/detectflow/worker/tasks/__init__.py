@@ -5,7 +5,7 @@ from __future__ import annotations
 from detectflow.config import Task
 from detectflow.worker.tasks.base import Outcome, Runner
 from detectflow.worker.tasks.detect import run_detect
-from detectflow.worker.tasks.recognition import run_embed, run_enrol, run_recognize, run_verify
+from detectflow.worker.tasks.recognition import run_embed, run_enrol, run_match, run_recognize, run_verify
 from detectflow.worker.tasks.video import run_video
 
 __all__ = ["Outcome", "Runner", "RUNNERS", "VIDEO_RUNNERS", "runner_for"]
@@ -19,6 +19,7 @@ RUNNERS: dict[Task, Runner] = {
     Task.enrol: run_enrol,
     Task.recognize: run_recognize,
     Task.verify: run_verify,
+    Task.match: run_match,
 }
 
 

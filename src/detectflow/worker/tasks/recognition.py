@@ -1,4 +1,4 @@
-"""Recognition jobs (embed, enrol, recognize, verify): detect faces, embed them as one batch, match or store them."""
+"""Recognition jobs (embed, enrol, recognize, verify, match): detect faces, embed them as one batch, match or store them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from detectflow.galleries.store import new_id
 from detectflow.jobs.bundle import unpack_images
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.images import decode_image
-from detectflow.jobs.options import EnrolOptions, RecognizeOptions, Thresholds, VerifyOptions
+from detectflow.jobs.options import EnrolOptions, MatchOptions, RecognizeOptions, Thresholds, VerifyOptions
 from detectflow.jobs.records import utcnow
 from detectflow.jobs.results import Box, DetectionTimings, ImageSize, ModelRef, Point
 from detectflow.jobs.results_recognition import (
@@ -24,6 +24,8 @@ from detectflow.jobs.results_recognition import (
     EnrolImage,
     EnrolResult,
     FaceQuality,
+    MatchAnswer,
+    MatchResult,
     RecognizedFace,
     RecognizeResult,
     VerifyFace,
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
     from detectflow.jobs.records import JobRecord
     from detectflow.worker.context import WorkerContext
 
-__all__ = ["run_embed", "run_enrol", "run_recognize", "run_verify", "face_fields"]
+__all__ = ["run_embed", "run_enrol", "run_recognize", "run_verify", "run_match", "face_fields"]
 
 
 def face_fields(d: Detection) -> dict:
@@ -232,3 +234,29 @@ def run_verify(ctx: WorkerContext, job: JobRecord, data: bytes) -> Outcome:
         timings_ms=_timings(job, inference_s),
     )
     return Outcome(result, inference_s, f"distance {distance:.3f}: {decision}")
+
+
+def run_match(ctx: WorkerContext, job: JobRecord, data: bytes) -> Outcome:
+    """A batch of embeddings (the job's input: float32 rows) matched 1:N against a gallery, in order."""
+    options = MatchOptions.model_validate(job.options or {})
+    matrix = _gallery(ctx, job.tenant, options.gallery_id)
+    if matrix.size and matrix.dimension != options.dimension:  # faces of another model were enrolled meanwhile
+        raise DetectflowError(
+            ErrorCode.embedding_dimension_mismatch,
+            f"The embeddings have {options.dimension} floats; this gallery's have {matrix.dimension}.",
+            {"dimension": matrix.dimension},
+        )
+    thresholds = _thresholds(ctx, job.tenant, options.gallery_id, options.thresholds)
+    queries = np.frombuffer(data, "<f4").reshape(-1, options.dimension)
+    t0 = time.perf_counter()
+    found = match_embeddings(matrix, queries, thresholds, options.top_k)
+    inference_s = time.perf_counter() - t0
+    result = MatchResult(
+        gallery_id=options.gallery_id,
+        gallery_version=matrix.version,
+        thresholds=thresholds.model_dump(),
+        results=[MatchAnswer(match=m, candidates=c) for m, c in found],
+        timings_ms=_timings(job, inference_s),
+    )
+    known = sum(m.decision == "match" for m, _ in found)
+    return Outcome(result, inference_s, f"{len(found)} embeddings, {known} matched")
