@@ -142,13 +142,7 @@ class GalleryService:
 
     async def match(self, tenant: str, gallery_id: str, request: MatchRequest) -> MatchResponse:
         """Exact (or, for a large gallery, approximate) 1:N search of up to ``recognition_max_match_batch``."""
-        limit = self.settings.recognition_max_match_batch
-        if len(request.embeddings) > limit:
-            raise DetectflowError(
-                ErrorCode.match_batch_too_large,
-                f"{len(request.embeddings)} embeddings: at most {limit} are matched in one request; split the batch.",
-                {"embeddings": len(request.embeddings), "max_embeddings": limit},
-            )
+        _check_batch_size(request, self.settings.recognition_max_match_batch, "request")
         gallery = await self.get(tenant, gallery_id)
         matrix = await self._run(self.cache.get, tenant, gallery_id)
         if matrix is None:
@@ -173,13 +167,7 @@ class GalleryService:
             ``match_batch_too_large`` above ``recognition_max_match_job``, ``gallery_not_found``,
             ``embedding_dimension_mismatch``.
         """
-        limit = self.settings.recognition_max_match_job
-        if len(request.embeddings) > limit:
-            raise DetectflowError(
-                ErrorCode.match_batch_too_large,
-                f"{len(request.embeddings)} embeddings: at most {limit} are matched in one job; split the batch.",
-                {"embeddings": len(request.embeddings), "max_embeddings": limit},
-            )
+        _check_batch_size(request, self.settings.recognition_max_match_job, "job")
         await self.get(tenant, gallery_id)
         dimension = await self._run(self.store.dimension, tenant, gallery_id)
         dimension = dimension or len(request.embeddings[0])
@@ -197,4 +185,14 @@ def _check_dimension(request: MatchRequest, dimension: int) -> None:
             ErrorCode.embedding_dimension_mismatch,
             f"Embedding {wrong} has {len(request.embeddings[wrong])} floats; this gallery's have {dimension}.",
             {"index": wrong, "dimension": dimension},
+        )
+
+
+def _check_batch_size(request: MatchRequest, limit: int, where: str) -> None:
+    """``match_batch_too_large`` when the batch has more than ``limit`` embeddings (``where``: request or job)."""
+    if len(request.embeddings) > limit:
+        raise DetectflowError(
+            ErrorCode.match_batch_too_large,
+            f"{len(request.embeddings)} embeddings: at most {limit} are matched in one {where}; split the batch.",
+            {"embeddings": len(request.embeddings), "max_embeddings": limit},
         )

@@ -49,27 +49,33 @@ def test_run_batched_returns_outputs_in_input_order_one_call_per_shape():
         assert total.shape == (1,) and total[0] == pytest.approx(x.sum())
 
 
+def _all_at_once(batcher: MicroBatcher, inputs: list[np.ndarray]) -> dict[int, list[np.ndarray]]:
+    """Each input from its own thread, released together; the outputs by input index (the batcher closed)."""
+    gate = threading.Barrier(len(inputs))
+    results: dict[int, list[np.ndarray]] = {}
+
+    def job(i: int) -> None:
+        gate.wait()
+        results[i] = batcher(inputs[i])
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(len(inputs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    batcher.close()
+    return results
+
+
 def test_micro_batcher_closes_a_batch_at_max_batch_before_the_delay():
     sizes: list[int] = []
-    gate = threading.Barrier(8)
 
     def model(batch):
         sizes.append(len(batch))
         return _double(batch)
 
     batcher = MicroBatcher(model, max_batch=4, max_delay_ms=60_000)  # only a full batch can close in time
-    results: dict[int, list[np.ndarray]] = {}
-
-    def job(i: int) -> None:
-        gate.wait()
-        results[i] = batcher(_row(i))
-
-    threads = [threading.Thread(target=job, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    batcher.close()
+    results = _all_at_once(batcher, [_row(i) for i in range(8)])
     assert sizes == [4, 4]
     for i, (doubled, _) in results.items():
         np.testing.assert_array_equal(doubled, _row(i) * 2)
@@ -120,25 +126,13 @@ def test_run_batched_keeps_each_inputs_rows():
 
 def test_micro_batcher_counts_rows_towards_max_batch():
     sizes: list[int] = []
-    gate = threading.Barrier(4)
 
     def model(batch):
         sizes.append(len(batch))
         return _double(batch)
 
     batcher = MicroBatcher(model, max_batch=6, max_delay_ms=60_000)
-    results: dict[int, list[np.ndarray]] = {}
-
-    def job(i: int) -> None:
-        gate.wait()
-        results[i] = batcher(_row(i, (3, 2, 3)))  # three rows each: two inputs fill a batch of six
-
-    threads = [threading.Thread(target=job, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    batcher.close()
+    results = _all_at_once(batcher, [_row(i, (3, 2, 3)) for i in range(4)])  # three rows each: two fill six
     assert sizes == [6, 6]
     for i, (doubled, _) in results.items():
         np.testing.assert_array_equal(doubled, _row(i, (3, 2, 3)) * 2)
