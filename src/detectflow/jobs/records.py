@@ -70,6 +70,9 @@ class WebhookState(BaseModel):
     last_status_code: int | None = None
     last_error: str | None = None
     delivered_at: datetime | None = None
+    progress_interval_seconds: float | None = Field(
+        None, exclude_if=_is_none, description="Video jobs: a `job.progress` delivery at most this often while running."
+    )
 
 
 class WaitingFor(BaseModel):

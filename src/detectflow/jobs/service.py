@@ -28,7 +28,10 @@ from detectflow.video.models import VideoOptions
 from detectflow.sources import check_source_url
 from detectflow.webhooks import INVALID_URL, TargetPolicy, TargetRefused, signing_key, vet_target_async
 
-__all__ = ["Enqueuer", "JobService", "retry_after_seconds", "MAX_PAGE_SIZE", "MAX_SCANNED_PER_PAGE"]
+__all__ = [
+    "Enqueuer", "JobService", "retry_after_seconds", "MAX_PAGE_SIZE", "MAX_SCANNED_PER_PAGE",
+    "MIN_PROGRESS_INTERVAL_SECONDS",
+]  # fmt: skip
 
 #: Bounds of the Retry-After estimate (seconds).
 MIN_RETRY_AFTER, MAX_RETRY_AFTER = 1, 300
@@ -39,6 +42,9 @@ MAX_PAGE_SIZE = 100
 #: Most job records one page reads before it returns (a sparse filter gives a short page and a cursor).
 MAX_SCANNED_PER_PAGE = 1000
 
+
+#: Shortest interval between two progress webhooks of a video job a client may ask for (seconds).
+MIN_PROGRESS_INTERVAL_SECONDS = 1.0
 
 #: Tenant of every job when authentication is disabled.
 DEFAULT_TENANT = "default"
@@ -138,6 +144,7 @@ class JobService:
         video: VideoOptions | None = None,
         cache: bool = True,
         source_url: str | None = None,
+        progress_interval_seconds: float | None = None,
     ) -> tuple[JobRecord, bool]:
         """Validate, admit, store and enqueue a job; returns (job, created): created is False on a replay.
 
@@ -159,16 +166,22 @@ class JobService:
         """
         s = self.settings
         kind = kind_of(task)
+        if progress_interval_seconds is not None and not webhook_url:
+            raise DetectflowError(
+                ErrorCode.validation_error, "progress_interval_seconds needs a webhook_url.",
+                {"field": "progress_interval_seconds"},
+            )  # fmt: skip
         if source_url is not None:
             return await self._submit_source(source_url, kind, tenant, max_queued_jobs, webhook_url,
-                                             idempotency_key, request_id, options)  # fmt: skip
+                                             idempotency_key, request_id, options,
+                                             progress_interval_seconds)  # fmt: skip
         if isinstance(data, list):  # several images (enrol, verify): one stored bundle
             header = [inspect_image(image, s.api_max_image_pixels) for image in data][0]
             data, video_options = pack_images(data), None
         else:
             video_options, header = await self._media(data, kind, video)
         options_dict = options.model_dump(mode="json", exclude_none=True) if options is not None else None
-        webhook = await self._webhook(webhook_url)
+        webhook = await self._webhook(webhook_url, progress_interval_seconds)
         digest = hashlib.sha256(data).hexdigest()
         fingerprint = f"{kind.task.value}:{digest}"
         if options_dict:  # the same image with other options is another request
@@ -201,7 +214,7 @@ class JobService:
 
     async def _submit_source(
         self, url, kind: JobKind, tenant, max_queued_jobs, webhook_url, idempotency_key, request_id,
-        options: BaseModel | None = None,
+        options: BaseModel | None = None, progress_interval_seconds: float | None = None,
     ) -> tuple[JobRecord, bool]:
         s = self.settings
         options_dict = options.model_dump(mode="json", exclude_none=True) if options is not None else None
@@ -216,7 +229,7 @@ class JobService:
             id=uuid.uuid4().hex,
             task=kind.task,
             tenant=tenant,
-            webhook=await self._webhook(webhook_url),
+            webhook=await self._webhook(webhook_url, progress_interval_seconds),
             options=options_dict,  # a recognize job's gallery and thresholds, as for an uploaded image
             request_id=request_id,
             idempotency_key=idempotency_key,
@@ -290,7 +303,7 @@ class JobService:
         await self.store.create_finished(done)
         return done
 
-    async def _webhook(self, url: str | None) -> WebhookState | None:
+    async def _webhook(self, url: str | None, progress_interval_seconds: float | None = None) -> WebhookState | None:
         if not url:
             return None
         if signing_key(self.settings.webhook_secret) is None:
@@ -308,7 +321,7 @@ class JobService:
                 else "webhook_url must resolve to a public address."  # one answer for private and unknown names
             )
             raise DetectflowError(ErrorCode.validation_error, message, {"field": "webhook_url"}) from None
-        return WebhookState(url=url)
+        return WebhookState(url=url, progress_interval_seconds=progress_interval_seconds)
 
     async def get(self, job_id: str, tenant: str = DEFAULT_TENANT) -> JobRecord:
         """A tenant's job; another tenant's is ``job_not_found``, exactly as an unknown one."""

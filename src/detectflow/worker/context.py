@@ -32,6 +32,8 @@ class WorkerContext:
     worker_id: str = ""
     #: The actor that runs one segment of a video job (declared by actors.declare_segment_actor).
     segment_actor: Any = None
+    #: The actor that delivers a running video job's progress webhook (declared by actors.declare_segment_actor).
+    progress_actor: Any = None
     #: Where the jobs' inputs are (the settings' blob store).
     blobs: BlobStore | None = None
     #: When blobs expire (the sweeper's set), one per process.

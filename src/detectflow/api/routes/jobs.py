@@ -15,7 +15,7 @@ from detectflow.config import Task
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.options import MAX_TOP_K, options_for
 from detectflow.jobs.records import JobPage, JobPublic, JobStatus
-from detectflow.jobs.service import MAX_PAGE_SIZE
+from detectflow.jobs.service import MAX_PAGE_SIZE, MIN_PROGRESS_INTERVAL_SECONDS
 from detectflow.jobs.store import JobFilter
 from detectflow.logs import request_id_var
 from detectflow.video.service import annotated_webm, video_options
@@ -172,6 +172,11 @@ async def create_job(
     webhook_url: Annotated[
         str | None, Form(description="POSTed the job JSON when it ends.", examples=["https://example.org/hooks/df"])
     ] = None,
+    progress_interval_seconds: Annotated[
+        float | None,
+        Form(ge=MIN_PROGRESS_INTERVAL_SECONDS, description="Videos, with `webhook_url`: also POST a `job.progress` "
+             "event at most this often (seconds) while the job runs."),
+    ] = None,
     cache: Annotated[
         bool,
         Form(description="`false`: always run the job, never answer it from (nor keep it in) the result cache."),
@@ -232,6 +237,7 @@ async def create_job(
         idempotency_key=idempotency_key,
         request_id=request_id_var.get(),
         video=video,
+        progress_interval_seconds=progress_interval_seconds,
         cache=cache,
         source_url=source_url,
     )

@@ -54,6 +54,7 @@ def run_video(ctx: WorkerContext, job: JobRecord, data: bytes) -> Outcome:
         "track": options.track,
         "sample_fps": options.sample_fps,
         "segments": [list(seg.frames) for seg in segments],
+        "progress_every": job.webhook.progress_interval_seconds if job.webhook is not None else None,
     }
     plan.update(_recognition_plan(ctx, job))
     storage.save_plan(ctx.store.client, ctx.store.keys, job.id, plan, s.job_ttl_seconds)
@@ -238,6 +239,10 @@ def run_segment(ctx: WorkerContext, job_id: str, index: int) -> Outcome | None:
     added, done, total = storage.finish_segment(ctx.store.client, ctx.store.keys, job_id, index, segment, s.job_ttl_seconds)
     log.info("segment %d/%d done (%d frames)%s", index + 1, total, len(segment["frames"]), "" if added else " again")
     if done < total:
+        every = plan.get("progress_every")
+        if added and every and ctx.progress_actor is not None:
+            if storage.claim_progress(ctx.store.client, ctx.store.keys, job_id, every):
+                ctx.progress_actor.send(job_id)
         return None
     job = ctx.store.get(job_id)
     parts = storage.load_segments(ctx.store.client, ctx.store.keys, job_id, total)
