@@ -139,6 +139,9 @@ class JobRecord(JobBase):
     image_height: int = 0
     cache: bool = Field(True, description="Whether the job may be answered from, and fills, the result cache.")
     source_url: str | None = Field(None, description="Where the worker fetches the input (instead of an upload).")
+    upload_id: str | None = Field(
+        None, description="A video upload the worker takes as the input (above `api_max_upload_bytes`: never read by the API)."
+    )
     media: Literal["image", "video"] = "image"
     video_options: VideoOptions | None = None
     video_frames_total: int = 0
