@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from detectflow.blobs import input_name
+from detectflow.blobs import input_name, upload_name
 from tests.integration.conftest import wait_job
 from tests.integration.test_video import all_frames
 from tests.support.images import image_bytes
@@ -67,20 +67,22 @@ def test_a_video_by_reference_above_its_own_cap_is_refused_with_a_code(make_clie
 def test_what_the_worker_finds_wrong_in_a_referenced_upload_fails_the_job(make_client, run_worker, blobs):
     client = make_client(api_max_upload_bytes=SMALL_CAP)
     run_worker("face")
-    # an image above the API's cap is no video: unsupported_media_type (an image must fit the API's cap)
+    # an image above the API's cap is no video (its first bytes say so): refused at submit, as before
     png = image_bytes("astronaut")
     assert len(png) > SMALL_CAP
-    image = wait_job(client, _by_upload(client, _upload(client, png)).json()["id"])
-    assert (image["status"], image["error"]["code"]) == ("failed", "unsupported_media_type"), image
+    image = _by_upload(client, _upload(client, png))
+    assert (image.status_code, image.json()["error"]["code"]) == (413, "payload_too_large"), image.text
     # a truncated video (its index lost) fails with invalid_video when the worker probes it
-    cut = wait_job(client, _by_upload(client, _upload(client, truncated("carphone_pristine"))).json()["id"])
+    cut_id = _upload(client, truncated("carphone_pristine"))
+    cut = wait_job(client, _by_upload(client, cut_id).json()["id"])
     assert (cut["status"], cut["error"]["code"]) == ("failed", "invalid_video"), cut
     # a limit the container shows fails at the worker with the code the API would have answered
     long = make_client(api_max_upload_bytes=SMALL_CAP)
     upload_id = _upload(long, video_bytes("carphone_pristine"))
     wait = wait_job(long, _by_upload(long, upload_id, start_ms="60000").json()["id"])
     assert (wait["status"], wait["error"]["code"]) == ("failed", "invalid_video"), wait
-    assert not any(n.startswith("uploads/") for n in blobs.names())
+    # the referenced uploads became the jobs' inputs (the refused image's upload stays until it expires)
+    assert upload_name(cut_id) not in blobs.names() and upload_name(upload_id) not in blobs.names()
 
 
 @pytest.fixture

@@ -77,6 +77,19 @@ class UploadService:
             raise DetectflowError(ErrorCode.upload_not_found, f"Nothing was uploaded to {upload_id} yet.")
         return size
 
+    async def head(self, upload_id: str, tenant: str, length: int) -> bytes:
+        """The first ``length`` bytes of ``tenant``'s upload (to tell a video by its magic bytes, unread).
+
+        Raises
+        ------
+        DetectflowError
+            ``upload_not_found``, as :meth:`size`.
+        """
+        data = await self.blobs.head(await self.owned(upload_id, tenant), length)
+        if data is None:
+            raise DetectflowError(ErrorCode.upload_not_found, f"Upload {upload_id} has expired.")
+        return data
+
     async def hand_over(self, upload_id: str) -> None:
         """Give an upload to the job that names it by reference: no other job may take it, its bytes stay
         for the worker (which makes them the job's input, then deletes them)."""

@@ -14,6 +14,8 @@ from detectflow.auth.records import Principal, Scope
 from detectflow.config import Task
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.jobs.kinds import kind_of
+from detectflow.sources import HEAD_BYTES
+from detectflow.video.container import sniff_container
 from detectflow.jobs.options import MAX_TOP_K, options_for
 from detectflow.jobs.records import JobPage, JobPublic, JobStatus
 from detectflow.jobs.service import MAX_PAGE_SIZE, MIN_PROGRESS_INTERVAL_SECONDS
@@ -222,7 +224,11 @@ async def create_job(
     elif upload_id is not None:
         uploads = request.app.state.uploads
         size = await uploads.size(upload_id, principal.tenant)
-        if size > settings.api_max_upload_bytes and "video" in kind_of(task).media:
+        if (
+            size > settings.api_max_upload_bytes
+            and "video" in kind_of(task).media
+            and sniff_container(await uploads.head(upload_id, principal.tenant, HEAD_BYTES)) is not None
+        ):
             if size > settings.video_max_bytes:
                 raise DetectflowError(
                     ErrorCode.payload_too_large,
