@@ -51,6 +51,9 @@ def test_recognize_on_a_video_votes_each_tracks_identity(client, run_worker):
     )
     assert identity["faces"] == track["frames"] == 21 and identity["votes"] * 2 >= identity["faces"]
     assert identity["distance"] <= result["thresholds"]["match"]
+    print(f"\nFIGURE carphone recognize (enrolled from frame 60): {identity['votes']}/{identity['faces']} faces "
+          f"matched, mean distance {identity['distance']}, job {result['timings_ms']['total']:.0f} ms "
+          f"(inference {result['timings_ms']['inference']:.0f} ms)")  # fmt: skip
     assert result["gallery_id"] == gallery and result["embedding_model"]["name"] == "dlib-resnet-v1"
     # And each frame's face says its own match
     frames = all_frames(client, job["id"])
@@ -68,6 +71,8 @@ def test_recognize_on_a_video_votes_each_tracks_identity(client, run_worker):
     # Then the track is unknown: no face matched
     assert job["status"] == "succeeded", job
     (track,) = job["result"]["tracks"]
+    nearest = min(f["detections"][0]["identity"]["distance"] for f in all_frames(client, job["id"]))
+    print(f"\nFIGURE carphone recognize against Biden: {track['frames']} faces, nearest distance {nearest}")
     assert track["identity"] == {"subject_id": None, "subject_name": None, "decision": "unknown", "votes": 0,
                                  "faces": track["frames"], "distance": None}  # fmt: skip
 
