@@ -245,6 +245,11 @@ class Settings(BaseSettings):
         25, ge=1, description="Sampled frames per segment of a video job: each segment is one message of the task's queue."
     )
     video_max_segments: int = Field(200, ge=1, description="Most segments one video job is split into (longer segments beyond).")
+    video_max_bytes: int = Field(
+        512 * 1024 * 1024, ge=1024, description="Largest video by reference, bytes: an `upload_id` above "
+        "`api_max_upload_bytes` (413 `payload_too_large` at submit) or a `source_url` video (`source_too_large`); "
+        "the worker reads and probes it, never the API.",
+    )
 
     # --- webhooks
     webhook_secret: SecretStr | None = Field(None, description="HMAC-SHA256 key signing webhooks; unset disables `webhook_url`.")

@@ -63,6 +63,10 @@ class KeyLayout:
         """Set: indices of a video job's finished segments (the merge starts when it is full)."""
         return f"{self.prefix}:job:{job_id}:video:done"
 
+    def video_progress_sent(self, job_id: str) -> str:
+        """String with a TTL: set while a video job's last progress webhook is younger than its interval."""
+        return f"{self.prefix}:job:{job_id}:video:progress"
+
     def video_frames(self, job_id: str) -> str:
         """List: a finished video job's sampled frames with their detections, one JSON each, in order."""
         return f"{self.prefix}:job:{job_id}:video:frames"

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import httpx
 
 from detectflow.jobs.errors import DetectflowError, ErrorCode
 from detectflow.webhooks import INVALID_URL, Resolver, TargetPolicy, TargetRefused, parse_target, resolve, vet_target
 
-__all__ = ["check_source_url", "fetch_source"]
+__all__ = ["check_source_url", "fetch_source", "HEAD_BYTES"]
 
 log = logging.getLogger("detectflow.sources")
+
+#: Leading bytes a ``limit_for`` callback sees to choose a cap (a video container's magic needs 12; bytes).
+HEAD_BYTES = 256
 
 
 def check_source_url(url: str, allow_http: bool = False) -> str:
@@ -47,11 +51,14 @@ def fetch_source(
     max_bytes: int,
     resolver: Resolver = resolve,
     verify_tls: object = True,
+    limit_for: Callable[[bytes], int] | None = None,
 ) -> bytes:
     """GET ``url``'s bytes the way webhooks are POSTed: resolved once, vetted, connected to the vetted address only.
 
     No redirects are followed, no proxy from the environment is used, ``timeout`` bounds the whole
     fetch, and at most ``max_bytes`` are read (a declared or an actual length above it stops the read).
+    ``limit_for`` may lower the cap once the first :data:`HEAD_BYTES` are in, from what they are
+    (a video's cap is not an image's).
 
     Raises
     ------
@@ -89,15 +96,21 @@ def fetch_source(
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
                     raise _too_large(max_bytes)
-                chunks, read = [], 0
+                chunks, read, cap = [], 0, max_bytes
+                decided = limit_for is None
                 for chunk in response.iter_bytes():
                     read += len(chunk)
-                    if read > max_bytes:
-                        raise _too_large(max_bytes)
+                    if not decided and read >= HEAD_BYTES:
+                        cap, decided = min(max_bytes, limit_for((b"".join(chunks) + chunk)[:HEAD_BYTES])), True
+                    if read > cap:
+                        raise _too_large(cap)
                     if time.monotonic() > deadline:
                         raise _unreachable(f"source_url did not arrive within {timeout:g} s.")
                     chunks.append(chunk)
-                return b"".join(chunks)
+                data = b"".join(chunks)
+                if not decided and len(data) > (cap := min(max_bytes, limit_for(data[:HEAD_BYTES]))):
+                    raise _too_large(cap)
+                return data
             except httpx.HTTPError as exc:
                 raise _unreachable(f"source_url was cut short: {type(exc).__name__}.") from None
             finally:

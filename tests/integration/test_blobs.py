@@ -36,6 +36,18 @@ def test_blob_store_put_get_exists_delete(blobs):
     assert blobs.get(name) is None and blobs.names() == []
 
 
+def test_blob_store_head_reads_the_first_bytes_only(blobs):
+    name = content_name("inputs", b"0123456789")
+    assert blobs.head(name, 4) is None
+    blobs.put(name, b"0123456789")
+    assert blobs.head(name, 4) == b"0123" and blobs.head(name, 100) == b"0123456789" and blobs.head(name, 0) == b""
+    empty = content_name("inputs", b"")
+    blobs.put(empty, b"")
+    assert blobs.head(empty, 4) == b""
+    blobs.delete(name)
+    blobs.delete(empty)
+
+
 def test_blob_store_put_stream_of_a_big_blob(blobs):
     data = np.random.default_rng(1).bytes(12 * 1024 * 1024)  # past boto3's 8 MB multipart threshold
     name = content_name("inputs", data)

@@ -65,3 +65,23 @@ def test_source_url_job_is_never_answered_from_the_cache(make_client, run_worker
     # an identical upload of the fetched bytes is not cached from it either (the source job kept nothing)
     again = submit(client, image_bytes("astronaut"), cache="true").json()
     assert again["cached"] is False
+
+
+def test_fetch_source_caps_by_what_the_first_bytes_are():
+    # a loopback origin serving a fake MP4 and a fake image, both 4 kB
+    from detectflow.jobs.errors import DetectflowError, ErrorCode
+    from detectflow.sources import fetch_source
+    from detectflow.webhooks import LOOPBACK_CIDRS, TargetPolicy
+
+    mp4 = b"\x00\x00\x00\x20ftypisom" + bytes(4096)
+    png = b"\x89PNG\r\n\x1a\n" + bytes(4096)
+    policy = TargetPolicy.of(allow_cidrs=LOOPBACK_CIDRS)
+
+    def limit_for(head: bytes) -> int:
+        return 8192 if head[4:8] == b"ftyp" else 1024
+
+    with serve_files({"/v.mp4": mp4, "/i.png": png}) as url:
+        assert fetch_source(f"{url}/v.mp4", policy, timeout=5, max_bytes=8192, limit_for=limit_for) == mp4
+        with pytest.raises(DetectflowError) as refused:
+            fetch_source(f"{url}/i.png", policy, timeout=5, max_bytes=8192, limit_for=limit_for)
+        assert refused.value.code is ErrorCode.source_too_large and "1024" in refused.value.message

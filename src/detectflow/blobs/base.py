@@ -86,6 +86,10 @@ class BlobStore(Protocol):
         """The bytes under ``name``, or None if there are none."""
         ...
 
+    def head(self, name: str, length: int) -> bytes | None:
+        """The first ``length`` bytes under ``name`` (fewer for a shorter blob), or None if there is none."""
+        ...
+
     def exists(self, name: str) -> bool: ...
 
     def size(self, name: str) -> int | None:
@@ -130,6 +134,9 @@ class AsyncBlobs:
 
     async def get(self, name: str) -> bytes | None:
         return await self._run(self.store.get, name)
+
+    async def head(self, name: str, length: int) -> bytes | None:
+        return await self._run(self.store.head, name, length)
 
     async def exists(self, name: str) -> bool:
         return await self._run(self.store.exists, name)

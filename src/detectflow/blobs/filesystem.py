@@ -63,6 +63,13 @@ class FilesystemBlobStore:
         except FileNotFoundError:
             return None
 
+    def head(self, name: str, length: int) -> bytes | None:
+        try:
+            with self.path(name).open("rb") as fh:
+                return fh.read(length)
+        except FileNotFoundError:
+            return None
+
     def exists(self, name: str) -> bool:
         return self.path(name).is_file()
 

@@ -28,6 +28,10 @@ class MemoryBlobStore:
     def get(self, name: str) -> bytes | None:
         return self.blobs.get(name)
 
+    def head(self, name: str, length: int) -> bytes | None:
+        data = self.blobs.get(name)
+        return None if data is None else data[:length]
+
     def exists(self, name: str) -> bool:
         return name in self.blobs
 

@@ -36,6 +36,14 @@ class RedisBlobStore:
     def get(self, name: str) -> bytes | None:
         return self.client.get(self.key(name))
 
+    def head(self, name: str, length: int) -> bytes | None:
+        key = self.key(name)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.exists(key)
+        pipe.getrange(key, 0, max(0, length - 1))
+        present, data = pipe.execute()
+        return (data if length > 0 else b"") if present else None
+
     def exists(self, name: str) -> bool:
         return bool(self.client.exists(self.key(name)))
 

@@ -87,6 +87,21 @@ class S3BlobStore:
                 return None
             raise
 
+    def head(self, name: str, length: int) -> bytes | None:
+        from botocore.exceptions import ClientError
+
+        if length <= 0:
+            return b"" if self.exists(name) else None
+        try:
+            reply = self.client.get_object(Bucket=self.bucket, Key=self.key(name), Range=f"bytes=0-{length - 1}")
+            return reply["Body"].read()[:length]
+        except ClientError as exc:
+            if _missing(exc):
+                return None
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":  # an empty object
+                return b""
+            raise
+
     def exists(self, name: str) -> bool:
         from botocore.exceptions import ClientError
 

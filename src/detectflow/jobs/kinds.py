@@ -70,8 +70,8 @@ class JobKind:
 
     @property
     def segment_actor_name(self) -> str:
-        """Name of the Dramatiq actor that runs one segment of this kind's video jobs (same queue)."""
-        return f"segment_{self.task.value}"
+        """Name of the Dramatiq actor that runs one segment of this kind's video jobs (one per pool, same queue)."""
+        return f"segment_{self.served_by.value}"
 
     @property
     def webhook_actor_name(self) -> str:
@@ -88,7 +88,7 @@ KINDS: dict[Task, JobKind] = {
         Task.object, frozenset({"image", "video"}), DetectOptions, DetectionResult, "Objects of the 80 COCO classes."
     ),
     Task.embed: JobKind(
-        Task.embed, frozenset({"image"}), DetectOptions, EmbedResult,
+        Task.embed, frozenset({"image", "video"}), DetectOptions, EmbedResult,
         "Faces, each with its 128-d embedding and quality.", Pool.recognition,
     ),
     Task.enrol: JobKind(
@@ -96,7 +96,7 @@ KINDS: dict[Task, JobKind] = {
         "Faces of one or many images enrolled into a gallery's subject.", Pool.recognition,
     ),
     Task.recognize: JobKind(
-        Task.recognize, frozenset({"image"}), RecognizeOptions, RecognizeResult,
+        Task.recognize, frozenset({"image", "video"}), RecognizeOptions, RecognizeResult,
         "Faces, each matched 1:N against a gallery.", Pool.recognition,
     ),
     Task.verify: JobKind(

@@ -70,6 +70,9 @@ class WebhookState(BaseModel):
     last_status_code: int | None = None
     last_error: str | None = None
     delivered_at: datetime | None = None
+    progress_interval_seconds: float | None = Field(
+        None, exclude_if=_is_none, description="Video jobs: a `job.progress` delivery at most this often while running."
+    )
 
 
 class WaitingFor(BaseModel):
@@ -136,6 +139,9 @@ class JobRecord(JobBase):
     image_height: int = 0
     cache: bool = Field(True, description="Whether the job may be answered from, and fills, the result cache.")
     source_url: str | None = Field(None, description="Where the worker fetches the input (instead of an upload).")
+    upload_id: str | None = Field(
+        None, description="A video upload the worker takes as the input (above `api_max_upload_bytes`: never read by the API)."
+    )
     media: Literal["image", "video"] = "image"
     video_options: VideoOptions | None = None
     video_frames_total: int = 0

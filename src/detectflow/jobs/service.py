@@ -12,7 +12,7 @@ from typing import NamedTuple, Protocol
 from anyio import to_thread
 from pydantic import BaseModel
 
-from detectflow.blobs.base import AsyncBlobs, content_name, input_name
+from detectflow.blobs.base import AsyncBlobs, content_name, input_name, upload_name
 from detectflow.blobs.expiry import blob_expires_at
 from detectflow.config import Settings, Task
 from detectflow.jobs.bundle import pack_images, unpack_images
@@ -28,7 +28,10 @@ from detectflow.video.models import VideoOptions
 from detectflow.sources import check_source_url
 from detectflow.webhooks import INVALID_URL, TargetPolicy, TargetRefused, signing_key, vet_target_async
 
-__all__ = ["Enqueuer", "JobService", "retry_after_seconds", "MAX_PAGE_SIZE", "MAX_SCANNED_PER_PAGE"]
+__all__ = [
+    "Enqueuer", "JobService", "retry_after_seconds", "MAX_PAGE_SIZE", "MAX_SCANNED_PER_PAGE",
+    "MIN_PROGRESS_INTERVAL_SECONDS",
+]  # fmt: skip
 
 #: Bounds of the Retry-After estimate (seconds).
 MIN_RETRY_AFTER, MAX_RETRY_AFTER = 1, 300
@@ -39,6 +42,9 @@ MAX_PAGE_SIZE = 100
 #: Most job records one page reads before it returns (a sparse filter gives a short page and a cursor).
 MAX_SCANNED_PER_PAGE = 1000
 
+
+#: Shortest interval between two progress webhooks of a video job a client may ask for (seconds).
+MIN_PROGRESS_INTERVAL_SECONDS = 1.0
 
 #: Tenant of every job when authentication is disabled.
 DEFAULT_TENANT = "default"
@@ -138,6 +144,8 @@ class JobService:
         video: VideoOptions | None = None,
         cache: bool = True,
         source_url: str | None = None,
+        progress_interval_seconds: float | None = None,
+        upload_id: str | None = None,
     ) -> tuple[JobRecord, bool]:
         """Validate, admit, store and enqueue a job; returns (job, created): created is False on a replay.
 
@@ -148,7 +156,9 @@ class JobService:
 
         With ``source_url`` (and empty ``data``) the worker fetches the input: the URL is checked
         here (https unless ``source_allow_http``; a public address unless the webhooks' allow lists
-        open it) and again, resolved anew, by the worker.
+        open it) and again, resolved anew, by the worker. With ``upload_id`` (and empty ``data``) the
+        job is a video by reference: the worker takes the upload's bytes, checks they are a video,
+        and probes it (the API never reads them). Either keeps the video options.
 
         Raises
         ------
@@ -159,16 +169,22 @@ class JobService:
         """
         s = self.settings
         kind = kind_of(task)
-        if source_url is not None:
-            return await self._submit_source(source_url, kind, tenant, max_queued_jobs, webhook_url,
-                                             idempotency_key, request_id, options)  # fmt: skip
+        if progress_interval_seconds is not None and not webhook_url:
+            raise DetectflowError(
+                ErrorCode.validation_error, "progress_interval_seconds needs a webhook_url.",
+                {"field": "progress_interval_seconds"},
+            )  # fmt: skip
+        if source_url is not None or upload_id is not None:
+            return await self._submit_reference(source_url, upload_id, kind, tenant, max_queued_jobs, webhook_url,
+                                                idempotency_key, request_id, options, progress_interval_seconds,
+                                                video)  # fmt: skip
         if isinstance(data, list):  # several images (enrol, verify): one stored bundle
             header = [inspect_image(image, s.api_max_image_pixels) for image in data][0]
             data, video_options = pack_images(data), None
         else:
             video_options, header = await self._media(data, kind, video)
         options_dict = options.model_dump(mode="json", exclude_none=True) if options is not None else None
-        webhook = await self._webhook(webhook_url)
+        webhook = await self._webhook(webhook_url, progress_interval_seconds)
         digest = hashlib.sha256(data).hexdigest()
         fingerprint = f"{kind.task.value}:{digest}"
         if options_dict:  # the same image with other options is another request
@@ -236,33 +252,49 @@ class JobService:
         await self._keep(job, input_name(digest), data)
         return await self._admit(job, kind, max_queued_jobs, fingerprint)
 
-    async def _submit_source(
-        self, url, kind: JobKind, tenant, max_queued_jobs, webhook_url, idempotency_key, request_id,
-        options: BaseModel | None = None,
+    async def _submit_reference(
+        self, url, upload_id, kind: JobKind, tenant, max_queued_jobs, webhook_url, idempotency_key, request_id,
+        options: BaseModel | None = None, progress_interval_seconds: float | None = None,
+        video: VideoOptions | None = None,
     ) -> tuple[JobRecord, bool]:
         s = self.settings
         options_dict = options.model_dump(mode="json", exclude_none=True) if options is not None else None
-        check_source_url(url, s.source_allow_http)
-        try:  # the worker resolves again and connects only to what it vetted
-            await vet_target_async(url, TargetPolicy.of(s.webhook_allow_hosts, s.webhook_allow_cidrs))
-        except TargetRefused:
-            raise DetectflowError(
-                ErrorCode.validation_error, "source_url must resolve to a public address.", {"field": "source_url"}
-            ) from None
+        if url is not None:
+            check_source_url(url, s.source_allow_http)
+            try:  # the worker resolves again and connects only to what it vetted
+                await vet_target_async(url, TargetPolicy.of(s.webhook_allow_hosts, s.webhook_allow_cidrs))
+            except TargetRefused:
+                raise DetectflowError(
+                    ErrorCode.validation_error, "source_url must resolve to a public address.", {"field": "source_url"}
+                ) from None
+        if video is not None and "video" not in kind.media:
+            raise DetectflowError(ErrorCode.unsupported_media_type, f"The {kind.task.value} task does not take videos.")
+        if upload_id is not None:  # a video by reference (the route checked the kind and the size)
+            video = video or VideoOptions()
         job = JobRecord(
             id=uuid.uuid4().hex,
             task=kind.task,
             tenant=tenant,
-            webhook=await self._webhook(webhook_url),
+            webhook=await self._webhook(webhook_url, progress_interval_seconds),
             options=options_dict,  # a recognize job's gallery and thresholds, as for an uploaded image
             request_id=request_id,
             idempotency_key=idempotency_key,
             cache=False,  # the bytes are unknown until the worker has them
             source_url=url,
+            upload_id=upload_id,
+            video_options=video,  # a source_url's media is known once fetched: the worker sets it
+            **({"media": "video"} if upload_id is not None else {}),
         )
-        fingerprint = f"{kind.task.value}:url:{hashlib.sha256(url.encode()).hexdigest()}"
+        if upload_id is not None:
+            fingerprint = f"{kind.task.value}:upload:{upload_id}"
+            if self.expiry is not None:  # the upload now lives as long as its job
+                await self.expiry.mark([upload_name(upload_id)], self.blob_expiry(job))
+        else:
+            fingerprint = f"{kind.task.value}:url:{hashlib.sha256(url.encode()).hexdigest()}"
         if options_dict:
             fingerprint += ":" + json.dumps(options_dict, sort_keys=True)
+        if video is not None:
+            fingerprint += ":" + video.model_dump_json()
         return await self._admit(job, kind, max_queued_jobs, fingerprint)
 
     async def _admit(
@@ -327,7 +359,7 @@ class JobService:
         await self.store.create_finished(done)
         return done
 
-    async def _webhook(self, url: str | None) -> WebhookState | None:
+    async def _webhook(self, url: str | None, progress_interval_seconds: float | None = None) -> WebhookState | None:
         if not url:
             return None
         if signing_key(self.settings.webhook_secret) is None:
@@ -345,7 +377,7 @@ class JobService:
                 else "webhook_url must resolve to a public address."  # one answer for private and unknown names
             )
             raise DetectflowError(ErrorCode.validation_error, message, {"field": "webhook_url"}) from None
-        return WebhookState(url=url)
+        return WebhookState(url=url, progress_interval_seconds=progress_interval_seconds)
 
     async def get(self, job_id: str, tenant: str = DEFAULT_TENANT) -> JobRecord:
         """A tenant's job; another tenant's is ``job_not_found``, exactly as an unknown one."""

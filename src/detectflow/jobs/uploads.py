@@ -64,6 +64,37 @@ class UploadService:
         await self.blobs.put_stream(name, stream)
         return await self.blobs.size(name) or 0
 
+    async def size(self, upload_id: str, tenant: str) -> int:
+        """The byte length of ``tenant``'s upload, read without reading the upload.
+
+        Raises
+        ------
+        DetectflowError
+            ``upload_not_found`` (unknown, expired, another tenant's, or nothing PUT yet).
+        """
+        size = await self.blobs.size(await self.owned(upload_id, tenant))
+        if size is None:
+            raise DetectflowError(ErrorCode.upload_not_found, f"Nothing was uploaded to {upload_id} yet.")
+        return size
+
+    async def head(self, upload_id: str, tenant: str, length: int) -> bytes:
+        """The first ``length`` bytes of ``tenant``'s upload (to tell a video by its magic bytes, unread).
+
+        Raises
+        ------
+        DetectflowError
+            ``upload_not_found``, as :meth:`size`.
+        """
+        data = await self.blobs.head(await self.owned(upload_id, tenant), length)
+        if data is None:
+            raise DetectflowError(ErrorCode.upload_not_found, f"Upload {upload_id} has expired.")
+        return data
+
+    async def hand_over(self, upload_id: str) -> None:
+        """Give an upload to the job that names it by reference: no other job may take it, its bytes stay
+        for the worker (which makes them the job's input, then deletes them)."""
+        await self.client.delete(self.keys.upload(upload_id))
+
     async def take(self, upload_id: str, tenant: str, max_bytes: int) -> bytes:
         """The uploaded bytes, for a job of ``tenant``; its size is checked before any is read.
 

@@ -69,13 +69,17 @@ class VideoInfoOut(_Model):
 
 
 class TrackIdentity(_Model):
-    """The gallery subject voted over a track's faces (recognition jobs)."""
+    """The gallery subject voted over a track's faces (recognition jobs): the rule of ``vote_identity``."""
 
-    subject: str | None
-    decision: Literal["match", "uncertain", "unknown"]
-    votes: int = Field(description="Faces of the track that named `subject`.")
+    subject_id: str | None = Field(description="The subject named by most of the track's matched faces; null: unknown.")
+    subject_name: str | None
+    decision: Literal["match", "uncertain", "unknown"] = Field(
+        description="`match`: the subject holds at least half the recognised faces; `uncertain`: it leads with "
+        "fewer; `unknown`: no face matched."
+    )
+    votes: int = Field(description="Faces of the track whose own decision named `subject_id`.")
     faces: int = Field(description="Faces of the track recognition ran on.")
-    similarity: float | None = Field(description="Mean similarity of the votes for `subject`.")
+    distance: float | None = Field(description="Mean embedding distance of the votes for `subject_id`.")
 
 
 class Track(_Model):
@@ -89,6 +93,10 @@ class Track(_Model):
     best_frame_ms: float = Field(description="Timestamp of its highest-scoring detection.")
     best_score: float
     identity: TrackIdentity | None = None
+    embedding: list[float] | None = Field(
+        None, exclude_if=_is_none,
+        description="embed jobs: the embedding of the track's best face (its highest detector score).",
+    )
 
 
 class LabelSummary(_Model):
@@ -117,6 +125,14 @@ class VideoResult(_Model):
     labels: dict[str, LabelSummary]
     segments: int = Field(description="Segments the video was split into (queue messages).")
     model: ModelRef
+    embedding_model: ModelRef | None = Field(None, exclude_if=_is_none, description="recognize, embed: the embedder.")
+    gallery_id: str | None = Field(None, exclude_if=_is_none, description="recognize: the gallery searched.")
+    gallery_version: int | None = Field(
+        None, exclude_if=_is_none, description="recognize: the newest gallery version a segment searched."
+    )
+    thresholds: dict[str, float] | None = Field(
+        None, exclude_if=_is_none, description="recognize: the distances applied (`match`, `uncertain`)."
+    )
     timings_ms: VideoTimings
 
 
@@ -124,7 +140,11 @@ class VideoDetection(Detection):
     """A detection in one frame of a video, with its track."""
 
     track_id: int | None = Field(None, exclude_if=_is_none)
-    identity: dict | None = Field(None, exclude_if=_is_none, description="Recognition of this face, when run.")
+    identity: dict | None = Field(
+        None, exclude_if=_is_none,
+        description="recognize: this face against the gallery (`subject_id`, `subject_name`, `decision`, `distance`).",
+    )
+    embedding: list[float] | None = Field(None, exclude_if=_is_none, description="embed: this face's embedding.")
 
 
 class VideoFrame(_Model):

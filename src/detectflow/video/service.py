@@ -92,7 +92,12 @@ async def annotated_webm(service: JobService, job: JobRecord) -> bytes:
         raise DetectflowError(ErrorCode.job_not_found, f"The video of job {job.id} has expired.")
     fps = (job.video_options or VideoOptions()).sample_fps
     rate = min(fps, job.result.video.fps) if job.result is not None else fps
-    webm = await to_thread.run_sync(render_annotated_webm, data, frames, rate)  # seconds of CPU: off the loop
+    names = {
+        t.track_id: t.identity.subject_name + ("?" if t.identity.decision == "uncertain" else "")
+        for t in (job.result.tracks if job.result is not None else [])
+        if t.identity is not None and t.identity.decision != "unknown" and t.identity.subject_name
+    }
+    webm = await to_thread.run_sync(render_annotated_webm, data, frames, rate, names)  # seconds of CPU: off the loop
     if len(webm) <= service.settings.api_annotated_cache_max_bytes:
         name = content_name("annotated", webm, ".webm")
         await service._keep(job, name, webm)

@@ -23,6 +23,7 @@ __all__ = [
     "finish_segment",
     "load_segments",
     "drop_segments",
+    "claim_progress",
     "save_frames",
     "frame_page",
     "frame_rows",
@@ -121,6 +122,11 @@ def save_frames(client: redis.Redis, keys: KeyLayout, job_id: str, frames: list[
         pipe.rpush(key, *[json.dumps(f, separators=(",", ":")) for f in frames[at : at + _FRAMES_PER_PUSH]])
     pipe.expire(key, ttl)
     pipe.execute()
+
+
+def claim_progress(client: redis.Redis, keys: KeyLayout, job_id: str, interval_s: float) -> bool:
+    """Whether a progress webhook may go now: at most one per ``interval_s`` per job, whichever worker asks (SET NX PX)."""
+    return bool(client.set(keys.video_progress_sent(job_id), b"1", nx=True, px=max(1, int(interval_s * 1000))))
 
 
 def drop_segments(client: redis.Redis, keys: KeyLayout, job_id: str, total: int) -> None:

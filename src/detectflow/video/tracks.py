@@ -170,37 +170,41 @@ def stitch_segments(
 def vote_identity(detections: Sequence[dict[str, Any]], match_share: float = DEFAULT_MATCH_SHARE) -> dict | None:
     """The identity of one track, voted over its detections' ``identity`` (when recognition gave one).
 
-    Each detection may carry ``identity`` ``{"subject": str | None, "similarity": float, ...}`` (the
-    recognition result of that face, ``subject`` None when no gallery subject matched). The subject
-    named most often wins; the decision is ``match`` when it has at least ``match_share`` of the
-    recognised faces, ``uncertain`` when it leads with fewer, ``unknown`` when no face matched.
+    Each detection may carry ``identity`` ``{"subject_id", "subject_name", "decision", "distance"}``:
+    the recognition of that face against the gallery with its thresholds. A face whose own
+    decision is ``match`` votes for its subject; ``uncertain`` and ``unknown`` faces count among the
+    recognised faces but vote for no one. The subject named most often wins; the decision is
+    ``match`` when it holds at least ``match_share`` of the recognised faces, ``uncertain`` when it
+    leads with fewer, ``unknown`` when no face matched.
 
     Returns
     -------
     dict or None
-        ``{"subject", "decision", "votes", "faces", "similarity"}`` (``similarity``: mean over the
-        winner's votes), or None when no detection of the track carried an identity.
+        ``{"subject_id", "subject_name", "decision", "votes", "faces", "distance"}`` (``distance``:
+        mean over the winner's votes), or None when no detection of the track carried an identity.
     """
     ids = [d["identity"] for d in detections if d.get("identity") is not None]
     if not ids:
         return None
-    votes = Counter(i["subject"] for i in ids if i.get("subject"))
-    if not votes:
-        return {"subject": None, "decision": "unknown", "votes": 0, "faces": len(ids), "similarity": None}
-    # ties go to the subject with the higher mean similarity, then by name (deterministic)
-    sims: dict[str, list[float]] = defaultdict(list)
-    for i in ids:
-        if i.get("subject"):
-            sims[i["subject"]].append(float(i.get("similarity") or 0.0))
-    subject = max(votes, key=lambda s: (votes[s], sum(sims[s]) / len(sims[s]), s))
+    voting = [i for i in ids if i.get("decision") == "match" and i.get("subject_id")]
+    if not voting:
+        return {"subject_id": None, "subject_name": None, "decision": "unknown", "votes": 0, "faces": len(ids),
+                "distance": None}  # fmt: skip
+    votes = Counter(i["subject_id"] for i in voting)
+    names = {i["subject_id"]: i.get("subject_name") for i in voting}
+    distances: dict[str, list[float]] = defaultdict(list)
+    for i in voting:
+        distances[i["subject_id"]].append(float(i.get("distance") or 0.0))
+    # ties go to the subject with the smaller mean distance, then by id (deterministic)
+    subject = min(votes, key=lambda s: (-votes[s], sum(distances[s]) / len(distances[s]), s))
     n = votes[subject]
-    decision = "match" if n / len(ids) >= match_share else "uncertain"
     return {
-        "subject": subject,
-        "decision": decision,
+        "subject_id": subject,
+        "subject_name": names[subject],
+        "decision": "match" if n / len(ids) >= match_share else "uncertain",
         "votes": n,
         "faces": len(ids),
-        "similarity": round(sum(sims[subject]) / n, 4),
+        "distance": round(sum(distances[subject]) / n, 4),
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import dramatiq
@@ -15,7 +16,10 @@ from detectflow.worker.context import WorkerContext
 from detectflow.worker.tasks import runner_for
 from detectflow.worker.tasks.video import run_segment
 
-__all__ = ["declare_actors", "declare_segment_actor"]
+__all__ = ["declare_actors", "declare_segment_actor", "EVENT_HEADER"]
+
+#: Header naming a webhook delivery's event: ``job.finished`` (the job ended) or ``job.progress``.
+EVENT_HEADER = "X-Detectflow-Event"
 
 log = logging.getLogger("detectflow.worker")
 
@@ -42,7 +46,9 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> tuple[dramati
         if job is None or job.webhook is None or job.webhook.state == "delivered":
             return
         attempt = CurrentMessage.get_current_message().options.get("retries", 0) + 1
-        state = WebhookState(url=job.webhook.url, attempts=attempt)
+        state = WebhookState(
+            url=job.webhook.url, attempts=attempt, progress_interval_seconds=job.webhook.progress_interval_seconds
+        )
         secret = signing_key(s.webhook_secret)
         if secret is None:  # never sign with an empty key: this worker was started without the secret
             state.state, state.last_error = "failed", "webhooks_disabled"
@@ -50,7 +56,10 @@ def declare_actors(broker: dramatiq.Broker, ctx: WorkerContext) -> tuple[dramati
             log.error("webhook not sent: DETECTFLOW_WEBHOOK_SECRET is not set on this worker")
             return
         body = job.public(s.api_public_url).model_dump_json().encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "detectflow-webhook", **sign(secret, body)}
+        headers = {
+            "Content-Type": "application/json", "User-Agent": "detectflow-webhook", EVENT_HEADER: "job.finished",
+            **sign(secret, body),
+        }  # fmt: skip
         # resolved again here (DNS may have changed since the API checked) and connected to what was vetted
         outcome = deliver(
             job.webhook.url,
@@ -124,4 +133,47 @@ def declare_segment_actor(broker: dramatiq.Broker, ctx: WorkerContext) -> dramat
         throws=(DetectflowError, TimeLimitExceeded),
     )
     ctx.segment_actor = actor
+    ctx.progress_actor = _declare_progress_actor(broker, ctx)
     return actor
+
+
+def _declare_progress_actor(broker: dramatiq.Broker, ctx: WorkerContext) -> dramatiq.Actor:
+    """The actor delivering a running video job's progress webhook (``job.progress``) on the webhook queue.
+
+    Best effort: a delivery is tried once (the next one is due within the job's interval anyway),
+    only while the job runs, and never touches the job's webhook state (the final delivery's).
+    """
+    s = ctx.settings
+    policy = TargetPolicy.of(s.webhook_allow_hosts, s.webhook_allow_cidrs)
+
+    def deliver_progress(job_id: str) -> None:
+        job = ctx.store.get(job_id)
+        progress = job.video_progress() if job is not None and job.webhook is not None else None
+        if progress is None:  # finished meanwhile (its final webhook tells the rest), or gone
+            return
+        secret = signing_key(s.webhook_secret)
+        if secret is None:
+            log.error("progress webhook not sent: DETECTFLOW_WEBHOOK_SECRET is not set on this worker")
+            return
+        public = job.public(s.api_public_url).model_dump(mode="json")
+        body = json.dumps({"event": "job.progress", **public}, separators=(",", ":")).encode()
+        headers = {
+            "Content-Type": "application/json", "User-Agent": "detectflow-webhook", EVENT_HEADER: "job.progress",
+            **sign(secret, body),
+        }  # fmt: skip
+        outcome = deliver(
+            job.webhook.url, body, headers, policy,
+            timeout=s.webhook_timeout_seconds, max_response_bytes=s.webhook_max_response_bytes,
+        )  # fmt: skip
+        metrics.webhook_attempted(ctx.kind.served_by.value, "progress" if outcome.delivered else "progress_failed")
+        if not outcome.delivered:
+            log.warning("progress webhook not delivered: %s", outcome.reason)
+
+    return dramatiq.actor(
+        deliver_progress,
+        actor_name=f"deliver_progress_{ctx.kind.served_by.value}",
+        queue_name=ctx.kind.webhook_queue,
+        broker=broker,
+        max_retries=0,
+        time_limit=int(s.webhook_timeout_seconds * 1000) + 5_000,
+    )

@@ -100,7 +100,8 @@ MODEL_LOAD = Gauge(
 )
 WEBHOOKS = Counter(
     "detectflow_worker_webhook_deliveries",
-    "Webhook delivery attempts by outcome (delivered, retried, failed: the last attempt failed).",
+    "Webhook delivery attempts by outcome (delivered, retried, failed: the last attempt failed; "
+    "progress, progress_failed: a video job's job.progress deliveries).",
     ["kind", "outcome"],
     registry=_target,
 )
@@ -138,7 +139,7 @@ def model_loaded(kind: str, model: str, provider: str, seconds: float) -> None:
 
 
 def webhook_attempted(kind: str, outcome: str) -> None:
-    """Count a webhook delivery attempt (``delivered``, ``retried`` or ``failed``)."""
+    """Count a webhook delivery attempt (``delivered``, ``retried``, ``failed``; ``progress``, ``progress_failed``)."""
     WEBHOOKS.labels(kind, outcome).inc()
 
 

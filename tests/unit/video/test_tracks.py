@@ -83,14 +83,29 @@ def test_stitch_segments_leaves_apart_what_does_not_overlap_or_ends_early():
 
 def test_vote_identity_decides_match_uncertain_unknown():
     def faces(*subjects):
-        return [_det(0, 0, identity={"subject": s, "similarity": 0.8 if s else 0.3}) for s in subjects]
+        return [
+            _det(0, 0, identity={"subject_id": s, "subject_name": s and s.title(), "decision": "match" if s else "unknown",
+                                 "distance": 0.3 if s else 0.8})
+            for s in subjects
+        ]  # fmt: skip
 
     match = vote_identity(faces("ada", "ada", "ada", None, "bob"))
-    assert match == {"subject": "ada", "decision": "match", "votes": 3, "faces": 5, "similarity": 0.8}
+    assert match == {"subject_id": "ada", "subject_name": "Ada", "decision": "match", "votes": 3, "faces": 5,
+                     "distance": 0.3}  # fmt: skip
     assert vote_identity(faces("ada", "bob", None, None, None))["decision"] == "uncertain"
     assert vote_identity(faces(None, None))["decision"] == "unknown"
-    assert vote_identity(faces(None, None))["subject"] is None
+    assert vote_identity(faces(None, None))["subject_id"] is None
     assert vote_identity([_det(0, 0)]) is None  # recognition did not run
+
+
+def test_vote_identity_counts_uncertain_faces_but_lets_only_matches_vote():
+    near = {"subject_id": "ada", "subject_name": "Ada", "decision": "uncertain", "distance": 0.55}
+    sure = {"subject_id": "ada", "subject_name": "Ada", "decision": "match", "distance": 0.4}
+    assert vote_identity([_det(0, 0, identity=near)] * 3)["decision"] == "unknown"
+    assert vote_identity([_det(0, 0, identity=sure)] + [_det(0, 0, identity=near)] * 2)["decision"] == "uncertain"
+    # a tie goes to the nearer subject
+    bob = {**sure, "subject_id": "bob", "subject_name": "Bob", "distance": 0.2}
+    assert vote_identity([_det(0, 0, identity=sure), _det(0, 0, identity=bob)])["subject_id"] == "bob"
 
 
 def test_summarize_tracks_and_labels():

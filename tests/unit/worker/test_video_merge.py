@@ -86,3 +86,43 @@ def test_video_files_report_an_expired_video():
     with pytest.raises(DetectflowError) as err, _VideoFiles().open("gone", lambda: None):
         pass
     assert err.value.code == "image_expired"
+
+
+def _faces(identities: list[dict | None], embeddings: list[list[float] | None] | None = None) -> dict:
+    frames = []
+    for k, identity in enumerate(identities):
+        det = {"label": "face", "score": 0.9 + k / 100, "box": {"x": 1.0 + k, "y": 5.0, "width": 30.0, "height": 30.0}}
+        if identity is not None:
+            det["identity"] = identity
+        if embeddings is not None and embeddings[k] is not None:
+            det["embedding"] = embeddings[k]
+        frames.append({"index": k * 5, "timestamp_ms": k * 200.0, "detections": [det]})
+    track_segment(frames)
+    return {"frames": frames, "decode_s": 0.0, "inference_s": 0.0, "missing": 0}
+
+
+def test_merge_segments_votes_a_recognize_jobs_track_identity():
+    ada = {"subject_id": "s1", "subject_name": "Ada", "decision": "match", "distance": 0.3}
+    nobody = {"subject_id": None, "subject_name": None, "decision": "unknown", "distance": 0.9}
+    plan = {"fps": 25.0, "frame_count": 50, "width": 64, "height": 48, "track": True, "segments": [[0, 5, 10]],
+            "task": "recognize", "gallery_id": "g1", "thresholds": {"match": 0.5, "uncertain": 0.6}}  # fmt: skip
+    part = {**_faces([ada, ada, nobody]), "gallery_version": 4}
+    result, frames = merge_segments(_job(), plan, [part], MODEL, MODEL)
+    (track,) = result.tracks
+    assert track.identity.model_dump() == {"subject_id": "s1", "subject_name": "Ada", "decision": "match",
+                                           "votes": 2, "faces": 3, "distance": 0.3}  # fmt: skip
+    assert (result.gallery_id, result.gallery_version, result.thresholds) == ("g1", 4, {"match": 0.5, "uncertain": 0.6})
+    assert result.embedding_model == MODEL and track.embedding is None
+    assert frames[2]["detections"][0]["identity"]["decision"] == "unknown"
+
+
+def test_merge_segments_gives_an_embed_jobs_track_its_best_faces_embedding():
+    plan = {"fps": 25.0, "frame_count": 50, "width": 64, "height": 48, "track": True, "segments": [[0, 5, 10]],
+            "task": "embed"}  # fmt: skip
+    part = _faces([None, None, None], [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]])  # scores rise: the last is best
+    result, frames = merge_segments(_job(), plan, [part], MODEL, MODEL)
+    (track,) = result.tracks
+    assert track.embedding == [0.5, 0.6] and track.identity is None and result.gallery_id is None
+    assert [f["detections"][0]["embedding"] for f in frames] == [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]]
+    dumped = result.model_dump(mode="json")
+    assert "gallery_id" not in dumped and dumped["tracks"][0]["embedding"] == [0.5, 0.6]

@@ -13,9 +13,12 @@ from detectflow.api.openapi import RATE_LIMIT_HEADERS, errors, headers
 from detectflow.auth.records import Principal, Scope
 from detectflow.config import Task
 from detectflow.jobs.errors import DetectflowError, ErrorCode
+from detectflow.jobs.kinds import kind_of
+from detectflow.sources import HEAD_BYTES
+from detectflow.video.container import sniff_container
 from detectflow.jobs.options import MAX_TOP_K, options_for
 from detectflow.jobs.records import JobPage, JobPublic, JobStatus
-from detectflow.jobs.service import MAX_PAGE_SIZE
+from detectflow.jobs.service import MAX_PAGE_SIZE, MIN_PROGRESS_INTERVAL_SECONDS
 from detectflow.jobs.store import JobFilter
 from detectflow.logs import request_id_var
 from detectflow.video.service import annotated_webm, video_options
@@ -150,11 +153,13 @@ async def create_job(
         UploadFile | None, File(description="The image (JPEG, PNG, WebP, BMP, TIFF) or video (MP4, MOV, MKV, WebM, AVI); or give `upload_id` or `source_url`.")
     ] = None,
     upload_id: Annotated[
-        str | None, Form(description="An upload (`POST /v1/uploads`) holding the image, instead of `file`.")
+        str | None,
+        Form(description="An upload (`POST /v1/uploads`) holding the image or video, instead of `file`; a video "
+             "above `api_max_upload_bytes` goes to the worker unread (up to `video_max_bytes`)."),
     ] = None,
     source_url: Annotated[
         str | None,
-        Form(description="An https URL the worker fetches the image from, instead of `file`.",
+        Form(description="An https URL the worker fetches the image or video from, instead of `file`.",
              examples=["https://example.org/photo.jpg"]),
     ] = None,
     gallery: Annotated[str | None, Form(description="recognize, verify: the gallery's id.")] = None,
@@ -171,6 +176,11 @@ async def create_job(
     ] = None,
     webhook_url: Annotated[
         str | None, Form(description="POSTed the job JSON when it ends.", examples=["https://example.org/hooks/df"])
+    ] = None,
+    progress_interval_seconds: Annotated[
+        float | None,
+        Form(ge=MIN_PROGRESS_INTERVAL_SECONDS, description="Videos, with `webhook_url`: also POST a `job.progress` "
+             "event at most this often (seconds) while the job runs."),
     ] = None,
     cache: Annotated[
         bool,
@@ -208,16 +218,26 @@ async def create_job(
             ErrorCode.validation_error, "Send exactly one of `file`, `upload_id` and `source_url`.", {"field": "file"}
         )
     data: bytes | list[bytes]
+    by_reference = None  # a video upload above api_max_upload_bytes: the worker reads and probes it
     if source_url is not None:
         data = b""
     elif upload_id is not None:
-        data = await request.app.state.uploads.take(upload_id, principal.tenant, settings.api_max_upload_bytes)
-        if len(data) > settings.api_max_upload_bytes:
-            raise DetectflowError(
-                ErrorCode.payload_too_large,
-                f"The file exceeds {settings.api_max_upload_bytes} bytes.",
-                {"max_upload_bytes": settings.api_max_upload_bytes},
-            )
+        uploads = request.app.state.uploads
+        size = await uploads.size(upload_id, principal.tenant)
+        if (
+            size > settings.api_max_upload_bytes
+            and "video" in kind_of(task).media
+            and sniff_container(await uploads.head(upload_id, principal.tenant, HEAD_BYTES)) is not None
+        ):
+            if size > settings.video_max_bytes:
+                raise DetectflowError(
+                    ErrorCode.payload_too_large,
+                    f"The upload holds {size} bytes; a video takes at most {settings.video_max_bytes}.",
+                    {"max_video_bytes": settings.video_max_bytes, "size": size},
+                )
+            data, by_reference = b"", upload_id
+        else:
+            data = await uploads.take(upload_id, principal.tenant, settings.api_max_upload_bytes)
     else:
         data = await _read(file, settings)
     if reference is not None:
@@ -232,10 +252,14 @@ async def create_job(
         idempotency_key=idempotency_key,
         request_id=request_id_var.get(),
         video=video,
+        progress_interval_seconds=progress_interval_seconds,
         cache=cache,
         source_url=source_url,
+        upload_id=by_reference,
     )
-    if upload_id is not None:  # its bytes live on as the job's content-addressed input
+    if by_reference is not None:  # the worker takes its bytes
+        await request.app.state.uploads.hand_over(upload_id)
+    elif upload_id is not None:  # its bytes live on as the job's content-addressed input
         await request.app.state.uploads.discard(upload_id)
     public = job.public(_base_url(request, settings.api_public_url))
     response.status_code = 202 if created else 200

@@ -377,11 +377,12 @@ class RedisJobStore:
         error = JobError(code=code, message=message)
         return self._finish(job_id, task, UNFINISHED, JobStatus.failed, None, webhook, error=error)
 
-    def set_input(self, job_id: str, image_sha256: str) -> None:
-        """Record the input a worker fetched (``source_url``) by its SHA-256, if the job still exists."""
+    def set_input(self, job_id: str, image_sha256: str, media: str | None = None) -> None:
+        """Record the input a worker fetched (``source_url``) or took (``upload_id``) by its SHA-256, and its
+        media once the worker knows it, if the job still exists."""
         key = self.keys.job(job_id)
         if self.client.exists(key):
-            self.client.hset(key, "image_sha256", image_sha256)
+            self.client.hset(key, mapping={"image_sha256": image_sha256, **({"media": media} if media else {})})
 
     def set_webhook_state(self, job_id: str, state: WebhookState) -> None:
         key = self.keys.job(job_id)

@@ -27,6 +27,8 @@ RUNNERS: dict[Task, Runner] = {
 VIDEO_RUNNERS: dict[Task, Runner] = {
     Task.face: run_video,
     Task.object: run_video,
+    Task.embed: run_video,
+    Task.recognize: run_video,
 }
 
 

@@ -37,7 +37,10 @@ if TYPE_CHECKING:
     from detectflow.jobs.records import JobRecord
     from detectflow.worker.context import WorkerContext
 
-__all__ = ["run_embed", "run_enrol", "run_recognize", "run_verify", "run_match", "face_fields"]
+__all__ = [
+    "run_embed", "run_enrol", "run_recognize", "run_verify", "run_match", "face_fields", "gallery_matrix",
+    "thresholds_of",
+]  # fmt: skip
 
 
 def face_fields(d: Detection) -> dict:
@@ -69,14 +72,16 @@ def _models(ctx: WorkerContext) -> tuple[ModelRef, ModelRef]:
     return ModelRef(**ctx.require_detector().info.to_dict()), ModelRef(**ctx.require_embedder().info.to_dict())
 
 
-def _gallery(ctx: WorkerContext, tenant: str, gallery_id: str):
+def gallery_matrix(ctx: WorkerContext, tenant: str, gallery_id: str):
+    """The gallery's embedding matrix (cached by version); ``gallery_not_found`` once it is gone."""
     matrix = ctx.galleries.get(tenant, gallery_id)
     if matrix is None:
         raise DetectflowError(ErrorCode.gallery_not_found, f"No gallery {gallery_id}.")
     return matrix
 
 
-def _thresholds(ctx: WorkerContext, tenant: str, gallery_id: str | None, override: Thresholds | None) -> Thresholds:
+def thresholds_of(ctx: WorkerContext, tenant: str, gallery_id: str | None, override: Thresholds | None) -> Thresholds:
+    """The job's thresholds: its own override, else its gallery's, else the settings' defaults."""
     if override is not None:
         return override
     if gallery_id is not None:
@@ -110,8 +115,8 @@ def run_embed(ctx: WorkerContext, job: JobRecord, data: bytes) -> Outcome:
 def run_recognize(ctx: WorkerContext, job: JobRecord, data: bytes) -> Outcome:
     """Every face of one image matched 1:N against a gallery: a decision and the top-k subjects each."""
     options = RecognizeOptions.model_validate(job.options or {})
-    matrix = _gallery(ctx, job.tenant, options.gallery_id)
-    thresholds = _thresholds(ctx, job.tenant, options.gallery_id, options.thresholds)
+    matrix = gallery_matrix(ctx, job.tenant, options.gallery_id)
+    thresholds = thresholds_of(ctx, job.tenant, options.gallery_id, options.thresholds)
     image = decode_image(data, ctx.settings.api_max_image_pixels)
     t0 = time.perf_counter()
     faces, embeddings = _faces_and_embeddings(ctx, image)
@@ -204,11 +209,11 @@ def run_verify(ctx: WorkerContext, job: JobRecord, data: bytes) -> Outcome:
     """1:1: the best face of two images, or of one image against a subject's nearest enrolled face."""
     options = VerifyOptions.model_validate(job.options or {})
     images = unpack_images(data)
-    thresholds = _thresholds(ctx, job.tenant, options.gallery_id, options.thresholds)
+    thresholds = thresholds_of(ctx, job.tenant, options.gallery_id, options.thresholds)
     t0 = time.perf_counter()
     first, a = _one_face(ctx, images[0], "image:0")
     if options.subject_id is not None and options.gallery_id is not None:
-        matrix = _gallery(ctx, job.tenant, options.gallery_id)
+        matrix = gallery_matrix(ctx, job.tenant, options.gallery_id)
         if options.subject_id not in matrix.subject_ids:
             raise DetectflowError(
                 ErrorCode.subject_not_found, f"Subject {options.subject_id} has no enrolled face in this gallery."
@@ -239,14 +244,14 @@ def run_verify(ctx: WorkerContext, job: JobRecord, data: bytes) -> Outcome:
 def run_match(ctx: WorkerContext, job: JobRecord, data: bytes) -> Outcome:
     """A batch of embeddings (the job's input: float32 rows) matched 1:N against a gallery, in order."""
     options = MatchOptions.model_validate(job.options or {})
-    matrix = _gallery(ctx, job.tenant, options.gallery_id)
+    matrix = gallery_matrix(ctx, job.tenant, options.gallery_id)
     if matrix.size and matrix.dimension != options.dimension:  # faces of another model were enrolled meanwhile
         raise DetectflowError(
             ErrorCode.embedding_dimension_mismatch,
             f"The embeddings have {options.dimension} floats; this gallery's have {matrix.dimension}.",
             {"dimension": matrix.dimension},
         )
-    thresholds = _thresholds(ctx, job.tenant, options.gallery_id, options.thresholds)
+    thresholds = thresholds_of(ctx, job.tenant, options.gallery_id, options.thresholds)
     queries = np.frombuffer(data, "<f4").reshape(-1, options.dimension)
     t0 = time.perf_counter()
     found = match_embeddings(matrix, queries, thresholds, options.top_k)
