@@ -287,6 +287,7 @@ class DetectflowApi(_Pausable):
 
     def __init__(self, workdir: Path, redis_binary: str) -> None:
         self.dir, self.name = workdir, "detectflow"
+        self.state_dir = workdir / "state"  # its blob store is under it: workers of the same stack must share it
         self.redis = RedisProcess(redis_binary, workdir / "redis")
         self.port = free_port()
         self.api: subprocess.Popen | None = None
@@ -298,7 +299,7 @@ class DetectflowApi(_Pausable):
         key = new_key()
         self.headers = {"Authorization": f"Bearer {key}"}
         env = _base_env() | {"DETECTFLOW_REDIS_URL": self.redis.url, "DETECTFLOW_API_MAX_QUEUE_DEPTH": "1000000",
-                             "DETECTFLOW_STATE_DIR": str(self.dir / "state"),
+                             "DETECTFLOW_STATE_DIR": str(self.state_dir),
                              "DETECTFLOW_ADMIN_KEY": key, "DETECTFLOW_API_METRICS_PORT": str(free_port())}  # fmt: skip
         self.api = _spawn([sys.executable, "-m", "detectflow.cli.main", "api", "--port", str(self.port)], env,
                           self.dir / "api.log")  # fmt: skip

@@ -23,7 +23,9 @@ from pathlib import Path
 import httpx
 
 from bench.report import replace_section
-from bench.stacks import DetectflowApi, _base_env, _spawn, _stop, _wait, redis_server_binary, tree_cpu_seconds
+from bench.stacks import (
+    DetectflowApi, _base_env, _spawn, _stop, _wait, free_port, redis_server_binary, tree_cpu_seconds,
+)  # fmt: skip
 from detectflow.config import Settings, Task
 from detectflow.detectors import load_detector
 from detectflow.jobs.stores.redis import RedisJobStore, connect
@@ -77,10 +79,14 @@ class VideoStack:
         env = _base_env() | {
             "DETECTFLOW_REDIS_URL": self.api.redis.url, "DETECTFLOW_WORKER_THREADS": "1",
             "DETECTFLOW_INTRA_OP_THREADS": "1", "DETECTFLOW_DEVICE": "cpu",
+            # the API's state directory: its blob store (the videos the API stores) is the workers' too
+            "DETECTFLOW_STATE_DIR": str(self.api.state_dir),
         }  # fmt: skip
         for i in range(self.workers):
             args = [sys.executable, "-m", "detectflow.cli.main", "worker", "--task", "face", "--processes", "1"]
-            self.procs.append(_spawn(args, env, self.dir / f"worker-{i}.log"))
+            # a metrics port each: the worker processes are started one by one
+            self.procs.append(_spawn(args, env | {"DETECTFLOW_WORKER_METRICS_PORT": str(free_port())},
+                                     self.dir / f"worker-{i}.log"))  # fmt: skip
         store = RedisJobStore(connect(self.api.redis.url), "detectflow", 60)
         _wait(lambda: len(store.live_workers("face", 30)) >= self.workers, timeout, "the workers", self.procs)
         return self
