@@ -148,6 +148,7 @@ class AsyncClient:
         start_ms: int | None = None,
         end_ms: int | None = None,
         track: bool | None = None,
+        progress_interval_seconds: float | None = None,
         upload_id: str | None = None,
         source_url: str | None = None,
         reference: ImageInput | None = None,
@@ -177,6 +178,9 @@ class AsyncClient:
         sample_fps, max_frames, start_ms, end_ms, track
             Videos only: frames per second to run the model on (the server's default: 5), at most this many
             sampled frames, the window to sample (ms), and whether to follow detections as tracks (default true).
+        progress_interval_seconds
+            Videos, with ``webhook_url``: also POST a signed ``job.progress`` event at most this often (seconds)
+            while the job runs.
         upload_id
             An upload (`upload`) holding the image, instead of ``image``.
         source_url
@@ -195,7 +199,7 @@ class AsyncClient:
         return await self.send(calls.submit_job(
             image, task, webhook_url=webhook_url, idempotency_key=idempotency_key, filename=filename,
             video={"sample_fps": sample_fps, "max_frames": max_frames, "start_ms": start_ms, "end_ms": end_ms,
-                   "track": track},
+                   "track": track, "progress_interval_seconds": progress_interval_seconds},
             upload_id=upload_id, source_url=source_url, reference=reference, gallery=gallery, subject=subject,
             top_k=top_k, match_threshold=match_threshold, uncertain_threshold=uncertain_threshold, cache=cache,
         ))  # fmt: skip

@@ -223,7 +223,7 @@ def submit_job(
         "webhook_url": webhook_url, "upload_id": upload_id, "source_url": source_url, "gallery": gallery,
         "subject": subject, "top_k": top_k, "match_threshold": match_threshold,
         "uncertain_threshold": uncertain_threshold, "cache": cache,
-        **(video or {}),  # sample_fps, max_frames, start_ms, end_ms, track (videos only)
+        **(video or {}),  # sample_fps, max_frames, start_ms, end_ms, track, progress_interval_seconds (videos)
     }  # fmt: skip
     for name, value in options.items():
         if value is not None:

@@ -154,3 +154,12 @@ def test_submit_sends_video_options_as_form_fields_and_leaves_unset_ones_out():
     assert b'name="sample_fps"\r\n\r\n2.5' in body and b'name="max_frames"\r\n\r\n6' in body
     assert b'name="track"\r\n\r\nfalse' in body
     assert b"start_ms" not in body and b"end_ms" not in body
+
+
+def test_submit_sends_the_progress_interval_with_the_webhook():
+    script = Script(httpx.Response(202, json=JOB))
+    client, _ = _client(script)
+    client.submit(b"video", "face", webhook_url="https://hooks.example/df", progress_interval_seconds=2)
+    body = script.requests[0].content
+    assert b'name="progress_interval_seconds"\r\n\r\n2' in body
+    assert b'name="webhook_url"\r\n\r\nhttps://hooks.example/df' in body
