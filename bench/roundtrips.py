@@ -66,13 +66,14 @@ def _redis_port(up: DetectflowUp) -> int:
     raise RuntimeError("no redis-server under detectflow up")
 
 
-def _owner(port: int) -> str:
-    """What runs the process whose TCP socket has local ``port`` (``api``, ``worker face``, ...)."""
+def _owners(ports: set[int]) -> dict[int, str]:
+    """What runs the process holding each local TCP ``port`` (``api``, ``worker face``, ...), from one socket scan."""
+    owners: dict[int, str] = {}
     for conn in psutil.net_connections(kind="tcp"):
-        if conn.laddr and conn.laddr.port == port and conn.pid:
+        if conn.laddr and conn.laddr.port in ports and conn.pid and conn.laddr.port not in owners:
             label = _label(conn.pid)
-            return label if label != "python" else "detectflow up"
-    return "?"
+            owners[conn.laddr.port] = label if label != "python" else "detectflow up"
+    return owners
 
 
 class _Monitor(threading.Thread):
@@ -135,9 +136,7 @@ def measure(jobs: int) -> dict:
                 time.sleep(busy_s)
                 monitor.recording = False
                 idle = list(monitor.seen)
-            owners: dict[int, str] = {}
-            for port in {p for p, _, _ in busy + idle}:
-                owners[port] = _owner(port)
+            owners = _owners({p for p, _, _ in busy + idle})
         finally:
             up.stop()
 

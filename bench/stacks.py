@@ -15,7 +15,10 @@ import httpx
 
 from detectflow.auth.tokens import new_key
 
-__all__ = ["DetectflowUp", "DetectflowApi", "CeleryStack", "RedisProcess", "redis_server_binary", "free_port", "tree_cpu_seconds"]
+__all__ = [
+    "DetectflowUp", "DetectflowApi", "CeleryStack", "RedisProcess", "redis_server_binary", "free_port", "tree_cpu_seconds",
+    "process_cpu_seconds",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -100,8 +103,8 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _own_cpu(pid: int) -> float:
-    """User + system CPU of a process and of the children it has reaped."""
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and of the children it has reaped (0 once it is gone)."""
     try:
         f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -142,12 +145,12 @@ def tree_cpu_seconds(pid: int, label_children: bool = True) -> dict[str, float]:
     """
 
     def subtree(p: int) -> float:
-        return _own_cpu(p) + sum(subtree(c) for c in _children(p))
+        return process_cpu_seconds(p) + sum(subtree(c) for c in _children(p))
 
     root = _label(pid)
     if not label_children:
         return {root: subtree(pid)}
-    out = {root: _own_cpu(pid)}
+    out = {root: process_cpu_seconds(pid)}
     for child in _children(pid):
         key = _label(child)
         out[key] = out.get(key, 0.0) + subtree(child)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -14,18 +13,13 @@ import cv2
 import httpx
 import pytest
 
+from bench.stacks import process_cpu_seconds
 from detectflow.cli.up import free_port
 from tests.support.images import image_path
 from tests.support.processes import cli_env, wait_for
 from tests.support.up import UpProcess, processes_with
 
 pytestmark = [pytest.mark.redis, pytest.mark.models, pytest.mark.slow]
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of one process (its own threads only), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_up_detect_and_stop_leaves_nothing_behind(tmp_path: Path):
@@ -56,9 +50,9 @@ def test_up_detect_and_stop_leaves_nothing_behind(tmp_path: Path):
         assert len(processes_with(marker)) >= 3  # redis, api, worker (+ its forked process)
         # `up` said it is up, with the API's URL, and now only watches its children: it does not spin
         wait_for(lambda: f"detectflow is up: API {up.url}" in (tmp_path / "up.log").read_text(), 30, what="the up line")
-        before = _cpu_seconds(up.proc.pid)
+        before = process_cpu_seconds(up.proc.pid)
         time.sleep(3)
-        assert _cpu_seconds(up.proc.pid) - before < 0.15  # under 5 % of a core while idle
+        assert process_cpu_seconds(up.proc.pid) - before < 0.15  # under 5 % of a core while idle
     finally:
         code = up.stop(signal.SIGINT)
     # Ctrl-C stops everything cleanly, leaving no process behind
