@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["ErrorCode", "DetectflowError", "HTTP_STATUS", "JOB_FAILURE_CODES"]
+__all__ = ["ErrorCode", "DetectflowError", "HTTP_STATUS", "JOB_FAILURE_CODES", "video_options_on_image"]
 
 
 class ErrorCode(StrEnum):
@@ -130,3 +130,12 @@ class DetectflowError(Exception):
     @property
     def http_status(self) -> int:
         return HTTP_STATUS.get(self.code, 400)
+
+
+def video_options_on_image() -> DetectflowError:
+    """``validation_error`` for video options sent with an image (found at submit, or by the worker for a reference)."""
+    return DetectflowError(
+        ErrorCode.validation_error,
+        "sample_fps, max_frames, start_ms, end_ms and track apply to video files only.",
+        {"field": "sample_fps"},
+    )

@@ -17,7 +17,7 @@ from detectflow.blobs.expiry import blob_expires_at
 from detectflow.config import Settings, Task
 from detectflow.jobs.bundle import pack_images, unpack_images
 from detectflow.jobs.capacity import capacity_wait, waited_too_long
-from detectflow.jobs.errors import DetectflowError, ErrorCode
+from detectflow.jobs.errors import DetectflowError, ErrorCode, video_options_on_image
 from detectflow.jobs.images import inspect_image
 from detectflow.jobs.kinds import JobKind, kind_of
 from detectflow.jobs.records import JobPage, JobRecord, JobStatus, WebhookState, utcnow
@@ -335,11 +335,7 @@ class JobService:
         s = self.settings
         if sniff_container(data) is None:
             if video is not None:
-                raise DetectflowError(
-                    ErrorCode.validation_error,
-                    "sample_fps, max_frames, start_ms, end_ms and track apply to video files only.",
-                    {"field": "sample_fps"},
-                )
+                raise video_options_on_image()
             return None, inspect_image(data, s.api_max_image_pixels)
         if "video" not in kind.media:
             raise DetectflowError(

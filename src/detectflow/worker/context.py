@@ -115,7 +115,7 @@ class WorkerContext:
         import hashlib
 
         from detectflow.blobs.expiry import blob_expires_at
-        from detectflow.jobs.errors import DetectflowError, ErrorCode
+        from detectflow.jobs.errors import DetectflowError, ErrorCode, video_options_on_image
         from detectflow.video.container import sniff_container
 
         s = self.settings
@@ -127,11 +127,7 @@ class WorkerContext:
                 f"the {job.task.value} task takes.",
             )
         if job.video_options is not None and not video:
-            raise DetectflowError(
-                ErrorCode.validation_error,
-                "sample_fps, max_frames, start_ms, end_ms and track apply to video files only.",
-                {"field": "sample_fps"},
-            )
+            raise video_options_on_image()
         sha = hashlib.sha256(data).hexdigest()
         name = input_name(sha)
         if self.expiry is not None:
