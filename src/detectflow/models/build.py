@@ -326,9 +326,11 @@ def _build_face(model_dir: Path, download_dir: Path, say: Callable[[str], None])
         },
         build={"tools": _tool_versions("onnxruntime", "onnx", "numpy"), "optimization": "onnxruntime basic"},
     )
-    # The backbone's first stage (11 convolutions, strides 2-8) stays float: quantized, it moved small
-    # faces' boxes (IoU 0.82) and scores (by 0.25) in the accuracy report.
-    card = quantize.add_int8(card, model_dir, download_dir, say, float_stem=11)
+    # The backbone's first stage (11 convolutions, strides 2-8) stays float (quantize.FACE_FLOAT_STEM_CHOICE);
+    # calibration on the photos at one size, 640x480.
+    card = quantize.add_int8(card, model_dir, download_dir, say, float_stem=11,
+                             calibration_size=quantize.FACE_CALIBRATION_SIZE,
+                             float_stem_choice=quantize.FACE_FLOAT_STEM_CHOICE)
     write_card(card, builtin_card_path(model_dir, FACE))
 
 
