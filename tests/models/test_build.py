@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from detectflow.cli.models import app
 from detectflow.detectors.labels import COCO_LABELS
-from detectflow.models.build import BUILT_FILES, build_models, builtin_card_path
+from detectflow.models.build import BUILT_FILES, build_models, builtin_card_path, int8_recipe_is_current
 from detectflow.models.cards import card_is_current, load_card, write_card
 from detectflow.models.sources import sha256_file
 
@@ -59,6 +59,24 @@ def test_build_models_rebuilds_a_card_without_the_int8_file(model_dir: Path, tmp
     (result,) = build_models(tmp_path, ["face"])
     assert result.built and "cpu_int8" in load_card(card_path).files
     assert (tmp_path / "retinaface-mnet025.int8.onnx").is_file()
+
+
+def test_build_models_rebuilds_a_card_of_an_older_int8_recipe(model_dir: Path, tmp_path: Path) -> None:
+    # Given a face model whose int8 file was calibrated at the photos' own sizes (no calibration_size)
+    for f in ("retinaface-mnet025.json", "retinaface-mnet025.onnx", "retinaface-mnet025.gpu.onnx",
+              "retinaface-mnet025.int8.onnx"):
+        shutil.copyfile(model_dir / f, tmp_path / f)
+    card_path = builtin_card_path(tmp_path, "retinaface-mnet025")
+    card = load_card(card_path)
+    int8 = card.verification["int8"]
+    quantization = {k: v for k, v in int8["quantization"].items() if k != "calibration_size"}
+    old = card.model_copy(update={"verification": {**card.verification, "int8": {**int8, "quantization": quantization}}})
+    write_card(old, card_path)
+    assert card_is_current(card_path) and not int8_recipe_is_current(old, "face")
+    # When built again, Then it is rebuilt to the current recipe, with the same bytes as the session build
+    (result,) = build_models(tmp_path, ["face"])
+    assert result.built and int8_recipe_is_current(load_card(card_path), "face")
+    assert sha256_file(tmp_path / "retinaface-mnet025.int8.onnx") == sha256_file(model_dir / "retinaface-mnet025.int8.onnx")
 
 
 def test_build_models_rebuilds_a_file_that_no_longer_matches_its_card(model_dir: Path, tmp_path: Path) -> None:

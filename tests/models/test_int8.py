@@ -94,6 +94,15 @@ def test_int8_face_report_keeps_every_golden_and_mosaic_face(model_dir: Path) ->
     assert all(not i["lost"] and not i["gained"] for i in faces), faces
 
 
+def test_int8_face_report_passes_so_int8_is_the_face_cpu_default(model_dir: Path) -> None:
+    # Given the face card: calibrated at one size, its float stem chosen on the calibration images
+    card = load_card(model_dir / "retinaface-mnet025.json")
+    q = card.verification["int8"]["quantization"]
+    assert q["calibration_size"] == [480, 640] and q["float_stem_convs"] == 11 and "calibration" in q["float_stem_choice"]
+    # Then its report passes the unchanged rule and int8 is what auto loads on CPU
+    assert card.verification["int8"]["report"]["passed"] and card.cpu_precision == "int8"
+
+
 @pytest.mark.parametrize("task", [Task.face, Task.object])
 @pytest.mark.parametrize("setting", ["auto", "int8", "fp32"])
 def test_load_detector_reports_the_precision_in_use(model_settings: Settings, task: Task, setting: str) -> None:

@@ -36,10 +36,12 @@ __all__ = [
     "BUILT_FILES",
     "DEFAULT_BUILD_VENV",
     "FP16_TOLERANCE",
+    "INT8_RECIPES",
     "BuildError",
     "BuildResult",
     "build_models",
     "builtin_card_path",
+    "int8_recipe_is_current",
 ]
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,21 @@ BUILTIN_MODELS = {"face": FACE, "object": OBJECT, "embed": EMBED}
 #: Files each built-in card lists, by task: fp32 CPU and GPU variant; the detectors also an int8 CPU
 #: variant (the embedder has none: its int8 calibration and accuracy report are not built).
 BUILT_FILES = {"face": ("cpu", "gpu", "cpu_int8"), "object": ("cpu", "gpu", "cpu_int8"), "embed": ("cpu", "gpu")}
+#: What a detector card's ``verification.int8.quantization`` must record for the card to be current:
+#: a card of an older int8 recipe (e.g. the face model calibrated at the photos' own sizes) is rebuilt.
+INT8_RECIPES = {
+    "face": {"float_stem_convs": 11, "calibration_size": list(quantize.FACE_CALIBRATION_SIZE)},
+    "object": {"float_stem_convs": 3},
+}
+
+
+def int8_recipe_is_current(card: ModelCard, task: str) -> bool:
+    """Whether ``card``'s int8 step recorded the settings of INT8_RECIPES for ``task`` (True without a recipe)."""
+    want = INT8_RECIPES.get(task)
+    if not want:
+        return True
+    recorded = card.verification.get("int8", {}).get("quantization", {})
+    return all(recorded.get(k) == v for k, v in want.items())
 
 
 class BuildError(RuntimeError):
@@ -148,7 +165,9 @@ def build_models(
         name = BUILTIN_MODELS[task]
         card_path = builtin_card_path(model_dir, name)
         start = time.perf_counter()
-        if not force and card_is_current(card_path, required=BUILT_FILES[task]):
+        if not force and card_is_current(card_path, required=BUILT_FILES[task]) and int8_recipe_is_current(
+            load_card(card_path), task
+        ):
             say(f"{name}: up to date ({card_path})")
             results.append(BuildResult(name, task, card_path, False, time.perf_counter() - start))
             continue
@@ -326,9 +345,12 @@ def _build_face(model_dir: Path, download_dir: Path, say: Callable[[str], None])
         },
         build={"tools": _tool_versions("onnxruntime", "onnx", "numpy"), "optimization": "onnxruntime basic"},
     )
-    # The backbone's first stage (11 convolutions, strides 2-8) stays float: quantized, it moved small
-    # faces' boxes (IoU 0.82) and scores (by 0.25) in the accuracy report.
-    card = quantize.add_int8(card, model_dir, download_dir, say, float_stem=11)
+    # The backbone's first stage (11 convolutions, strides 2-8) stays float (quantize.FACE_FLOAT_STEM_CHOICE);
+    # calibration on the photos at one size, 640x480.
+    recipe = INT8_RECIPES["face"]
+    card = quantize.add_int8(card, model_dir, download_dir, say, float_stem=recipe["float_stem_convs"],
+                             calibration_size=tuple(recipe["calibration_size"]),
+                             float_stem_choice=quantize.FACE_FLOAT_STEM_CHOICE)
     write_card(card, builtin_card_path(model_dir, FACE))
 
 
@@ -540,7 +562,7 @@ def _build_object(model_dir: Path, download_dir: Path, build_venv: Path, say: Ca
         build={"tools": report["tools"], "optimization": "onnxruntime basic", "export": report["export"]},
     )
     # The 3-convolution stem stays float: quantized, it lost grace_hopper's tie (IoU 0.78).
-    card = quantize.add_int8(card, model_dir, download_dir, say, float_stem=3)
+    card = quantize.add_int8(card, model_dir, download_dir, say, float_stem=INT8_RECIPES["object"]["float_stem_convs"])
     write_card(card, builtin_card_path(model_dir, OBJECT))
 
 

@@ -13,25 +13,31 @@ import numpy as np
 from detectflow.config import Settings
 from detectflow.detectors._common import model_info, prepare
 from detectflow.detectors.base import Detector
+from detectflow.detectors.postprocess.letterbox import letterbox
 from detectflow.models import photos, sources
 from detectflow.models.accuracy import AccuracyBounds, compare_detections, decide, summarize
 from detectflow.models.cards import ModelCard, ModelFile
 
 __all__ = [
-    "INT8_OPSET", "QUANTIZATION", "accuracy_report", "add_int8", "head_nodes", "quantize_int8", "stem_nodes",
-    "unquantizable_nodes", "with_noise",
+    "FACE_CALIBRATION_SIZE", "FACE_FLOAT_STEM_CHOICE", "INT8_OPSET", "QUANTIZATION", "accuracy_report", "add_int8",
+    "at_one_size", "head_nodes", "quantize_int8", "stem_nodes", "unquantizable_nodes", "with_noise",
 ]
 
 log = logging.getLogger(__name__)
 
 #: Lowest opset of the quantized graph: per-channel DequantizeLinear (its ``axis``) needs 13.
 INT8_OPSET = 13
+#: (height, width) pixels every face calibration photo is letterboxed to before the model's own
+#: preprocessing. One size for all: at their own sizes (up to the 1024 px mosaics) MinMax ranges
+#: came out wider, and the calibration images' own outputs further from fp32 (see docs/models.md).
+FACE_CALIBRATION_SIZE = (480, 640)
 
 #: How the int8 files are made (recorded in the card). Activations uint8 with a zero point: they are
 #: mostly ReLU / LeakyReLU outputs, and u8 x s8 is the fast integer kernel on x86 (int8 activations
 #: ran 1.8x slower here). Weights int8, symmetric, one scale per output channel: with one scale per
-#: tensor, 9 of 14 face images had a box at IoU 0.82-0.90 against fp32. MinMax calibration: the face graph takes images of any
-#: size, which the histogram methods (percentile, entropy) of onnxruntime cannot merge.
+#: tensor, 9 of 14 face images had a box at IoU 0.82-0.90 against fp32. MinMax calibration: on the face
+#: photos letterboxed to one size (FACE_CALIBRATION_SIZE) percentile was tried too; its box offsets on
+#: the calibration images were 4x further from fp32.
 QUANTIZATION = {
     "tool": "onnxruntime.quantization.quantize_static",
     "format": "QDQ",
@@ -41,13 +47,24 @@ QUANTIZATION = {
     "opset": INT8_OPSET,
 }
 
+#: How the face model's float stem was chosen (recorded in its card): computed on the calibration
+#: images only, never on the accuracy report's.
+FACE_FLOAT_STEM_CHOICE = (
+    "11, rechecked on the 13 calibration images only (python -m detectflow.models.sensitivity, each "
+    "image at its own size): with the 11 float, int8 differs from fp32 by at most 0.175 in face probability "
+    "(anchors where either is >= 0.3) and 0.105 in box offset (anchors where fp32 >= 0.5); a convolution "
+    "is quantized when, quantized alone, it keeps both within 1.1x of that: none does (the 7th: 0.134 and "
+    "0.159; the 10th: 0.253 and 0.116; all 11 quantized: 0.539 and 0.502), so all 11 stay float"
+)
+
 
 def _default_thresholds() -> dict[str, float]:
     fields = Settings.model_fields
     return {"face": fields["face_score_threshold"].default, "object": fields["object_score_threshold"].default}
 
 
-def quantize_int8(fp32: Path, dest: Path, inputs: Iterable[dict[str, np.ndarray]], float_stem: int = 0) -> list[str]:
+def quantize_int8(fp32: Path, dest: Path, inputs: Iterable[dict[str, np.ndarray]], float_stem: int = 0,
+                  keep_float: Iterable[str] = ()) -> list[str]:
     """Write the static QDQ int8 version of ``fp32`` to ``dest``, calibrated on ``inputs``.
 
     The detection heads (:func:`head_nodes`), nodes without a finite range
@@ -63,6 +80,8 @@ def quantize_int8(fp32: Path, dest: Path, inputs: Iterable[dict[str, np.ndarray]
         Calibration feeds (input name -> preprocessed tensor), consumed once in order.
     float_stem
         Leading convolutions (and their activations) kept float.
+    keep_float
+        Names of further nodes kept float.
 
     Returns
     -------
@@ -81,7 +100,8 @@ def quantize_int8(fp32: Path, dest: Path, inputs: Iterable[dict[str, np.ndarray]
             return next(self._it, None)
 
     model = onnx.load(str(fp32))
-    excluded = list(dict.fromkeys(head_nodes(model) + unquantizable_nodes(model) + stem_nodes(model, float_stem)))
+    excluded = list(dict.fromkeys(head_nodes(model) + unquantizable_nodes(model) + stem_nodes(model, float_stem)
+                                  + list(keep_float)))
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     if opset < INT8_OPSET:
         model = version_converter.convert_version(model, INT8_OPSET)
@@ -194,13 +214,26 @@ def with_noise(images: dict[str, np.ndarray], seed: int = 0) -> dict[str, np.nda
             for n, img in images.items()}
 
 
+def at_one_size(images: dict[str, np.ndarray], size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """``images`` letterboxed to ``size`` = (height, width): aspect kept, centred, black borders.
+
+    The histogram calibrators of onnxruntime (percentile, entropy) need tensors of one shape; MinMax
+    does not, but its ranges are then those of pictures at one scale rather than of the largest one.
+    """
+    return {n: letterbox(img, size, 0)[0] for n, img in images.items()}
+
+
 def add_int8(card: ModelCard, model_dir: Path, download_dir: Path = sources.DEFAULT_DOWNLOAD_DIR,
-             say: Callable[[str], None] = log.info, float_stem: int = 0) -> ModelCard:
+             say: Callable[[str], None] = log.info, float_stem: int = 0,
+             calibration_size: tuple[int, int] | None = None, float_stem_choice: str | None = None) -> ModelCard:
     """Quantize the card's fp32 CPU file, measure it against fp32, and return the card with it.
 
     Writes ``<name>.int8.onnx`` beside the fp32 file. The card gains ``files["cpu_int8"]``,
     ``verification["int8"]`` (settings, calibration set, accuracy report) and ``cpu_precision``:
     ``int8`` when the report passed, else ``fp32`` (and the reasons are in the report).
+    ``calibration_size`` (height, width): calibrate on the photos letterboxed to it
+    (:func:`at_one_size`), None: at their own sizes. ``float_stem_choice``: how ``float_stem`` was
+    chosen, recorded in the card.
 
     Raises
     ------
@@ -215,6 +248,8 @@ def add_int8(card: ModelCard, model_dir: Path, download_dir: Path = sources.DEFA
     threshold = _default_thresholds()[card.task or "face"]
     photo_set = photos.load_photos(download_dir)
     calibration = photos.calibration_images(photo_set)
+    if calibration_size is not None:
+        calibration = at_one_size(calibration, calibration_size)
     evaluation = photos.evaluation_images(photo_set)
     say(f"{card.name}: int8 calibration on {len(calibration)} images")
 
@@ -240,7 +275,14 @@ def add_int8(card: ModelCard, model_dir: Path, download_dir: Path = sources.DEFA
     verification = {
         **card.verification,
         "int8": {
-            "quantization": {**QUANTIZATION, "float_stem_convs": float_stem, "nodes_kept_float": len(excluded)},
+            "quantization": {
+                **QUANTIZATION, "float_stem_convs": float_stem, "nodes_kept_float": len(excluded),
+                **({"calibration_size": list(calibration_size),
+                    "calibration_input": f"each photo letterboxed to {calibration_size[1]}x{calibration_size[0]} "
+                                         "(aspect kept, black borders), then the model's preprocessing"}
+                   if calibration_size is not None else {}),
+                **({"float_stem_choice": float_stem_choice} if float_stem_choice else {}),
+            },
             "calibration_images": list(calibration),
             "photo_sources": [s.spec for s in (sources.SKIMAGE_WHEEL, sources.MATPLOTLIB_WHEEL,
                                                sources.FACE_RECOGNITION_SDIST)],

@@ -1,11 +1,11 @@
-"""Which nodes the int8 build keeps float: the detection heads and a -inf Pad, on a small graph."""
+"""Which nodes the int8 build keeps float (the detection heads and a -inf Pad, on a small graph); its calibration size."""
 
 from __future__ import annotations
 
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-from detectflow.models.quantize import head_nodes, stem_nodes, unquantizable_nodes
+from detectflow.models.quantize import at_one_size, head_nodes, stem_nodes, unquantizable_nodes
 
 
 def _graph():
@@ -42,3 +42,16 @@ def test_stem_nodes_are_the_leading_convs_and_their_activations() -> None:
     assert stem_nodes(model, 1) == ["c1", "act1"]
     assert stem_nodes(model, 2) == ["c1", "c2", "act1"]
     assert stem_nodes(model, 0) == []
+
+
+def test_at_one_size_letterboxes_every_image_to_the_size_with_black_borders() -> None:
+    # Given a wide, a tall and an exact-size white image
+    images = {n: np.full((h, w, 3), 255, np.uint8) for n, (h, w) in {"wide": (100, 400), "tall": (300, 100),
+                                                                      "exact": (48, 64)}.items()}
+    # When they are brought to 48x64 (height, width)
+    out = at_one_size(images, (48, 64))
+    # Then every one has that shape, in the same order; the aspect is kept, the rest is black
+    assert list(out) == list(images) and {img.shape for img in out.values()} == {(48, 64, 3)}
+    assert (out["wide"][:, :, 0] == 255).sum() == 64 * 16 and out["wide"][0, 0, 0] == 0  # 64x16, centred
+    assert (out["tall"][:, :, 0] == 255).sum() == 16 * 48 and out["tall"][:, 0, 0].max() == 0  # 16x48
+    assert (out["exact"] == 255).all()
