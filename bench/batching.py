@@ -64,24 +64,31 @@ def throughput(models: list, x: np.ndarray, batch: int, seconds: float) -> float
     return calls_per_s * batch
 
 
-def low_load_latency(detector, image: np.ndarray, max_batch: int, samples: int) -> float:
-    """p50 ms of one detect() at a time (nothing to batch with), through a batcher of ``max_batch``."""
-    batcher = MicroBatcher(detector.infer, max_batch, DEFAULT_MAX_BATCH_DELAY_MS) if max_batch > 1 else None
-    detector.run_one = batcher or detector.infer
+def low_load_latency(detector, image: np.ndarray, max_batch: int, samples: int) -> dict[int, float]:
+    """p50 ms of one detect() at a time (nothing to batch with), direct and through a batcher of ``max_batch``.
+
+    The two alternate sample by sample, so a change of the machine's load during the run hits both alike.
+    Returns {1: direct p50, max_batch: batcher p50}.
+    """
+    batcher = MicroBatcher(detector.infer, max_batch, DEFAULT_MAX_BATCH_DELAY_MS)
+    runs = {1: detector.infer, max_batch: batcher}
+    times: dict[int, list[float]] = {1: [], max_batch: []}
     try:
-        for _ in range(10):
-            detector.detect(image)
-        times = []
-        for _ in range(samples):
+        for b, run in runs.items():
+            detector.run_one = run
+            for _ in range(10):
+                detector.detect(image)
+        for i in range(2 * samples):
+            b = 1 if i % 2 == 0 else max_batch
+            detector.run_one = runs[b]
             t0 = time.perf_counter()
             detector.detect(image)
-            times.append((time.perf_counter() - t0) * 1000)
+            times[b].append((time.perf_counter() - t0) * 1000)
             time.sleep(0.002)  # jobs arrive apart: each is alone in its batch
     finally:
         detector.run_one = detector.infer
-        if batcher:
-            batcher.close()
-    return pct(times, 50)
+        batcher.close()
+    return {b: pct(t, 50) for b, t in times.items()}
 
 
 def measure(batches: tuple[int, ...], seconds: float, samples: int, rounds: int, precision: str) -> dict:
@@ -100,7 +107,7 @@ def measure(batches: tuple[int, ...], seconds: float, samples: int, rounds: int,
         ), flush=True)
     for name, (ms, _) in models.items():
         if hasattr(ms[0], "detect"):
-            res["latency"][name] = {b: low_load_latency(ms[0], photo, b, samples) for b in (1, max(batches))}
+            res["latency"][name] = low_load_latency(ms[0], photo, max(batches), samples)
     del models
     gc.collect()
     return res
@@ -124,7 +131,8 @@ def render(res: dict, batches: tuple[int, ...]) -> str:
     lines += [
         "",
         f"Latency at low load (one job at a time, p50 of one `detect()` on the 640x480 photo, decode excluded), "
-        f"direct and through a batcher of {max(batches)} with its default delay of {DEFAULT_MAX_BATCH_DELAY_MS:g} ms:",
+        f"direct and through a batcher of {max(batches)} with its default delay of {DEFAULT_MAX_BATCH_DELAY_MS:g} ms, "
+        "the two alternating call by call:",
         "",
         "| model | direct ms | batcher ms | added ms |",
         "| --- | --- | --- | --- |",

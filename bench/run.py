@@ -44,9 +44,9 @@ DEFAULT_E2E_DEADLINE = 180.0
 DEFAULT_OVERHEAD_WARMUP = 5
 #: How long the idle stack's CPU is read for, seconds.
 DEFAULT_IDLE_SECONDS = 10.0
-#: The layout measured beside the defaults: every int8 CPU model (by default only those whose accuracy
-#: report passed: docs/models.md).
-DEFAULT_TUNED = "DETECTFLOW_CPU_PRECISION=int8"
+#: The layout measured beside the defaults: every model on its fp32 file (by default a CPU worker loads the
+#: int8 file of the models whose accuracy report passed, the face model among them: docs/models.md).
+DEFAULT_TUNED = "DETECTFLOW_CPU_PRECISION=fp32"
 #: And without authentication (loopback only): what per-request key checks cost, beside the Celery stack's none.
 DEFAULT_NO_AUTH = "DETECTFLOW_AUTH=disabled"
 _FINAL = ("succeeded", "failed", "cancelled")
@@ -180,6 +180,10 @@ def step_cpu_ms(jpeg: bytes, seconds: float) -> dict[str, float]:
         "detect": _run_streams([lambda: det.detect(image)], seconds)[1],
     }
     out["pre + post"] = out["detect"] - out["run"]
+    int8 = card["files"].get("cpu_int8")
+    if int8:  # the int8 file's session.run, on the same input (its QDQ graph takes the float tensor)
+        quantized = _session(path.parent / int8["path"], 1)
+        out["run int8"] = _run_streams([lambda: quantized.run(None, feeds)], seconds)[1]
     return out
 
 
@@ -358,6 +362,8 @@ def main() -> None:
     ap.add_argument("--post-seconds", type=float, default=10.0, help="length of the open-loop POST test")
     ap.add_argument("--celery-pool", choices=["prefork", "solo"], default="prefork")
     ap.add_argument("--celery-concurrency", type=int, default=os.cpu_count() or 1, help="prefork processes")
+    ap.add_argument("--no-celery-int8", action="store_true",
+                    help="skip the Celery stack on detectflow's int8 face file (the seeds' stack runs fp32)")
     ap.add_argument("--celery-intra-op-threads", type=int, default=1,
                     help="onnxruntime threads per Celery process (0: onnxruntime's default, one per core)")
     ap.add_argument("--tuned", action="append", metavar="'VAR=VALUE ...'",
@@ -403,6 +409,9 @@ def main() -> None:
                                        secret_env=secret))  # fmt: skip
         stacks.append(CeleryStack(Path(tmp) / "celery", redis_bin, args.celery_pool, args.celery_concurrency,
                                   args.celery_intra_op_threads))  # fmt: skip
+        if not args.no_celery_int8:  # the same stack on detectflow's int8 face file: the platforms on one model run
+            stacks.append(CeleryStack(Path(tmp) / "celery-int8", redis_bin, args.celery_pool, args.celery_concurrency,
+                                      args.celery_intra_op_threads, precision="int8"))  # fmt: skip
         running: list = []
         try:
             # every stack is started (alone), warmed and paused; then each round resumes one at a time
@@ -532,11 +541,14 @@ def render(res: dict, args, cores: int) -> str:
             rows.append(f"| {name} / detectflow (filesystem blobs) | **{ratio(name, rate['detectflow'])}** | "
                         f"{cpu_ratio(name, own_cpu['detectflow'])} | |")
             continue
-        if name == "celery":
+        if name.startswith("celery"):
             continue
         rows.append(f"| {name} / raw fp32 model, best layout | **{ratio(name, best_raw)}** | {cpu_ratio(name, raw_cpu)} | >= 1.0 |")
         rows.append(f"| {name} / hand-written loop, best layout | {ratio(name, best_loop)} | {cpu_ratio(name, loop_cpu)} | |")
         rows.append(f"| {name} / Celery stack | **{ratio(name, rate['celery'])}** | {cpu_ratio(name, own_cpu['celery'])} | >= 1.5 |")
+        if name == "detectflow" and "celery int8" in rate:  # both on the int8 face file: the platforms alone
+            rows.append(f"| {name} / Celery stack on the int8 face file | {ratio(name, rate['celery int8'])} | "
+                        f"{cpu_ratio(name, own_cpu['celery int8'])} | |")
     stack_rows = []
     for name, ms in res["stacks"].items():
         cpu = {k: statistics.median(m["cpu_ms"].get(k, 0.0) for m in ms) for k in ms[0]["cpu_ms"]}
@@ -582,6 +594,11 @@ def render(res: dict, args, cores: int) -> str:
     raw_best_cpu = statistics.median(raw_cpu)
     celery_bound = celery_cpu / raw_best_cpu
     st = res["steps"]
+    int8_bound_text = (
+        f", and {celery_cpu / st['run int8']:.2f}x it on the int8 file (whose `session.run` costs {st['run int8']:.1f} ms "
+        "in one thread, measured after the rounds)" if "run int8" in res["steps"] else ""
+    )
+    int8_step_text = f"; the int8 file's `session.run`: {st['run int8']:.1f} ms" if "run int8" in st else ""
     failures = sum(m["failed"] + m["rejected"] for ms in res["stacks"].values() for m in ms)
     timeouts = [n for n, ms in res["stacks"].items() if any(m["timed_out"] for m in ms)]
     return f"""# Performance
@@ -615,13 +632,15 @@ spinning counts as CPU in both.
 spends every core on `session.run` and nothing else; a job through any platform needs that same
 `session.run` plus its decode, pre- and postprocessing, the upload, the queue and the polls. On saturated
 cores jobs/s is at most cores / CPU per job, so the fp32 ratio is bounded by the CPU form above (below 1
-whenever a job costs anything beyond the model). Only a cheaper model run can cross 1.0: the int8 files
-do (the `CPU_PRECISION=int8` rows). By default a worker loads a model's int8 file only where its card
-says it passed the accuracy rule of docs/models.md (RetinaFace's does, NanoDet's does not), so the
-default rows run the face model in the precision its card chose: the file the hand-written loop below
-names. The same bound caps the ratio to the Celery stack: a
-platform with no work of its own beyond `session.run` would reach {celery_bound:.2f}x it (the Celery stack's CPU
-per job without the load generator, {celery_cpu:.1f} ms, over the model's alone, {raw_best_cpu:.1f} ms).
+whenever a job costs anything beyond the model). Only a cheaper model run can cross 1.0: a CPU worker
+loads a model's int8 file where its card says it passed the accuracy rule of docs/models.md (RetinaFace's
+does, NanoDet's does not), so the default `detectflow` rows run the face model in int8; the
+`CPU_PRECISION=fp32` rows are the same stack on the fp32 file. The same bound caps the ratio to the Celery
+stack, which runs the model's fp32 file as the seeds build it: a platform with no work of its own beyond
+`session.run` would reach {celery_bound:.2f}x it on fp32 (the Celery stack's CPU per job without the load
+generator, {celery_cpu:.1f} ms, over the fp32 model's alone, {raw_best_cpu:.1f} ms){int8_bound_text}. The
+`celery int8` stack is the seeds' stack on detectflow's int8 face file: against it, both run the same model,
+so that ratio is the platforms' own work alone.
 
 | end to end | jobs/s | POST p50 / p99 under load, ms | POST p50 / p99 of the API alone, {args.clients} clients at {args.rate:.0f} req/s, ms | job latency p50 / p99, ms | CPU ms per job (by process) |
 | --- | --- | --- | --- | --- | --- |
@@ -636,7 +655,7 @@ Per round (best raw layout, best loop layout, each stack): {per_round}.
 
 CPU per image of each step, measured alone in one thread after the rounds: JPEG decode {st['decode']:.1f} ms,
 `session.run` {st['run']:.1f} ms, preprocessing + postprocessing {st['pre + post']:.1f} ms
-(`detect` {st['detect']:.1f} ms minus `session.run`): {st['decode'] + st['detect']:.1f} ms in all. What a stack spends per job beyond
+(`detect` {st['detect']:.1f} ms minus `session.run`): {st['decode'] + st['detect']:.1f} ms in all (all on the fp32 file{int8_step_text}). What a stack spends per job beyond
 that is its own work: HTTP, multipart, the queue, Redis, bookkeeping (and threads spinning or fighting for the cores).
 
 {overhead_text}

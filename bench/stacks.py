@@ -328,15 +328,18 @@ class CeleryStack(_Pausable):
         The same redis-server binary detectflow runs on.
     pool, concurrency, intra_op_threads
         Celery's pool (``prefork`` or ``solo``), its processes, onnxruntime's threads per process.
+    precision
+        The face model's CPU file the worker loads: ``fp32`` (the seeds' stack) or ``int8`` (detectflow's
+        int8 file, to compare the platforms on one model run); any other than fp32 is in the stack's name.
     api_only
         Start no worker (for the open-loop POST latency test).
     """
 
     def __init__(self, workdir: Path, redis_binary: str, pool: str = "prefork", concurrency: int = 2,
-                 intra_op_threads: int = 1, api_only: bool = False) -> None:
+                 intra_op_threads: int = 1, api_only: bool = False, precision: str = "fp32") -> None:
         self.dir, self.pool, self.concurrency, self.intra = workdir, pool, concurrency, intra_op_threads
-        self.api_only = api_only
-        self.name = "celery"
+        self.api_only, self.precision = api_only, precision
+        self.name = "celery" if precision == "fp32" else f"celery {precision}"
         self.redis = RedisProcess(redis_binary, workdir / "redis")
         self.port = free_port()
         self.api: subprocess.Popen | None = None
@@ -345,7 +348,8 @@ class CeleryStack(_Pausable):
     def start(self, timeout: float = DEFAULT_START_TIMEOUT) -> CeleryStack:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.redis.start()
-        env = _base_env() | {"BENCH_REDIS_URL": self.redis.url, "BENCH_INTRA_OP_THREADS": str(self.intra)}
+        env = _base_env() | {"BENCH_REDIS_URL": self.redis.url, "BENCH_INTRA_OP_THREADS": str(self.intra),
+                             "BENCH_CPU_PRECISION": self.precision}  # fmt: skip
         self.api = _spawn(
             [sys.executable, "-m", "uvicorn", "bench.celery_stack.api:app", "--host", "127.0.0.1",
              "--port", str(self.port), "--no-access-log", "--log-level", "warning"],
@@ -375,7 +379,8 @@ class CeleryStack(_Pausable):
         pool = "solo pool" if self.pool == "solo" else f"{self.pool} pool x {self.concurrency}"
         threads = f"{self.intra} onnxruntime thread(s)" if self.intra else "onnxruntime's default threads"
         return (f"bench/celery_stack: FastAPI on uvicorn + Celery ({pool}, {threads} each, `acks_late`, prefetch "
-                f"multiplier 1, `task_track_started`) + Redis as broker, result backend and image store")
+                f"multiplier 1, `task_track_started`) + Redis as broker, result backend and image store; the face "
+                f"model's {self.precision} CPU file")
 
     def _roots(self) -> list[subprocess.Popen | None]:
         return [self.redis.proc, self.api, self.worker]

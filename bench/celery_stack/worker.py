@@ -19,10 +19,12 @@ from detectflow.config import Settings, Task
 from detectflow.detectors import load_detector
 from detectflow.jobs.images import decode_image
 
-__all__ = ["celery_app", "detect_faces", "image_key", "DEFAULT_REDIS_URL", "DEFAULT_TTL_SECONDS"]
+__all__ = ["celery_app", "detect_faces", "image_key", "DEFAULT_REDIS_URL", "DEFAULT_TTL_SECONDS", "DEFAULT_CPU_PRECISION"]
 
 #: Broker, result backend and image store.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+#: Which of the face model's CPU files the worker loads (``BENCH_CPU_PRECISION``): the seeds have the fp32 one.
+DEFAULT_CPU_PRECISION = "fp32"
 #: How long an uploaded image and a result are kept, seconds.
 DEFAULT_TTL_SECONDS = 3600
 
@@ -54,7 +56,9 @@ def _state():
     global _detector, _redis
     if _detector is None:
         threads = int(os.environ.get("BENCH_INTRA_OP_THREADS", "1"))
-        _detector = load_detector(Task.face, Settings(intra_op_threads=threads, device="cpu"))
+        # fp32 by default, as the seeds build it: the model's own file, not detectflow's int8 one
+        precision = os.environ.get("BENCH_CPU_PRECISION", DEFAULT_CPU_PRECISION)
+        _detector = load_detector(Task.face, Settings(intra_op_threads=threads, device="cpu", cpu_precision=precision))
         _detector.warmup()
         _redis = redis.Redis.from_url(REDIS_URL)
     return _detector, _redis

@@ -34,11 +34,11 @@ def _wait_job(url: str, job_id: str, timeout: float = 120) -> dict:
     raise TimeoutError(job_id)
 
 
-def test_celery_stack_finds_the_faces_detectflow_finds(celery_stack):
-    # Given a photo with one face and detectflow's own detector
+def _assert_same_faces_as(stack, precision: str) -> None:
+    # Given a photo with one face and detectflow's own detector on the face model's file of that precision
     data = image_bytes("astronaut")
-    expected = load_detector(Task.face, Settings(device="cpu")).detect(decode_image(data))
-    url = f"http://127.0.0.1:{celery_stack.port}"
+    expected = load_detector(Task.face, Settings(device="cpu", cpu_precision=precision)).detect(decode_image(data))
+    url = f"http://127.0.0.1:{stack.port}"
 
     # When the Celery stack is given it
     created = httpx.post(f"{url}/v1/jobs", files={"file": ("a.png", data)}, data={"task": "face"})
@@ -53,6 +53,21 @@ def test_celery_stack_finds_the_faces_detectflow_finds(celery_stack):
         assert g["score"] == pytest.approx(e.score, abs=1e-4)
         assert g["box"]["x"] == pytest.approx(e.box.x, abs=0.5)
         assert g["box"]["width"] == pytest.approx(e.box.width, abs=0.5)
+
+
+def test_celery_stack_finds_the_faces_detectflow_finds_on_the_fp32_file(celery_stack):
+    # the seeds' stack: the model's fp32 file, whichever file detectflow's workers default to
+    assert celery_stack.name == "celery"
+    _assert_same_faces_as(celery_stack, "fp32")
+
+
+def test_celery_stack_on_the_int8_file_finds_what_detectflow_int8_finds(tmp_path):
+    stack = CeleryStack(tmp_path, redis_server_binary(), "solo", 1, precision="int8").start()
+    try:
+        assert stack.name == "celery int8"
+        _assert_same_faces_as(stack, "int8")
+    finally:
+        stack.stop()
 
 
 def test_celery_stack_rejects_unknown_jobs_and_tasks(celery_stack):
