@@ -48,6 +48,10 @@ MIN_PROGRESS_INTERVAL_SECONDS = 1.0
 
 #: Tenant of every job when authentication is disabled.
 DEFAULT_TENANT = "default"
+#: How long a pool seen with a live worker is taken to still have one, seconds, before a poll of a queued
+#: job reads its heartbeats again: a worker counts as live for ``api_worker_stale_seconds`` (30) after its
+#: last beat anyway, and most polls under load are of queued jobs.
+DEFAULT_LIVE_POOL_SECONDS = 1.0
 
 
 class _VideoHeader(NamedTuple):
@@ -109,6 +113,7 @@ class JobService:
         settings: Settings,
         blobs: AsyncBlobs | None = None,
         expiry: BlobMarker | None = None,
+        live_pool_seconds: float = DEFAULT_LIVE_POOL_SECONDS,
     ) -> None:
         self.store = store
         self.enqueuer = enqueuer
@@ -119,6 +124,8 @@ class JobService:
             blobs = AsyncBlobs(open_blob_store(settings))
         self.blobs = blobs
         self.expiry = expiry
+        self.live_pool_seconds = live_pool_seconds
+        self._live_until: dict[str, float] = {}  # pool -> time.monotonic() until which it is taken as live
 
     def blob_expiry(self, job: JobRecord) -> float:
         """When the blobs of ``job`` expire: with its record (see :func:`detectflow.blobs.blob_expires_at`)."""
@@ -384,12 +391,17 @@ class JobService:
 
     async def get_with_capacity(self, job_id: str, tenant: str = DEFAULT_TENANT) -> JobRecord:
         """:meth:`get`, saying when a queued job waits for its pool to have a worker (``waiting_for``);
-        one held longer than ``job_capacity_wait_seconds`` fails ``no_capacity`` here."""
+        one held longer than ``job_capacity_wait_seconds`` fails ``no_capacity`` here. A pool seen with a
+        live worker is taken as live for ``live_pool_seconds`` without reading its heartbeats again."""
         job = await self.get(job_id, tenant)
         if job.status is not JobStatus.queued:
             return job
         pool = kind_of(job.task).served_by.value  # workers beat under their pool's name (recognition serves four kinds)
+        if self._live_until.get(pool, 0.0) > time.monotonic():
+            return job  # seen with a live worker a moment ago: not waiting for capacity
         live, last_seen = await self.store.pool_state(pool, self.settings.api_worker_stale_seconds)
+        if live > 0:
+            self._live_until[pool] = time.monotonic() + self.live_pool_seconds
         now = time.time()
         waiting = capacity_wait(job, live, last_seen, now)
         if waited_too_long(job, waiting, now, self.settings.job_capacity_wait_seconds):

@@ -59,9 +59,10 @@ class Marks:
             self.marks[name] = max(at, self.marks.get(name, at))
 
 
-def _service(store, enqueuer, blobs: MemoryBlobStore | None = None, expiry=None, **settings) -> JobService:
+def _service(store, enqueuer, blobs: MemoryBlobStore | None = None, expiry=None, live_pool_seconds: float = 0.0,
+             **settings) -> JobService:  # fmt: skip
     blobs = AsyncBlobs(blobs or MemoryBlobStore())
-    return JobService(store, enqueuer, Settings(webhook_secret="s", **settings), blobs, expiry)
+    return JobService(store, enqueuer, Settings(webhook_secret="s", **settings), blobs, expiry, live_pool_seconds)
 
 
 def run(coro):
@@ -280,6 +281,21 @@ def test_service_queued_job_without_workers_says_it_waits_for_capacity(store, en
     seen = run(service.get_with_capacity(job.id))
     assert seen.status is JobStatus.queued and seen.waiting_for.reason == "capacity"
     assert seen.public().model_dump()["waiting_for"]["reason"] == "capacity"
+
+
+def test_service_pool_seen_live_is_not_read_again_for_a_moment(store, enqueuer):
+    import time
+
+    # Given a pool seen with a live worker by one poll
+    service = _service(store, enqueuer, live_pool_seconds=0.2)
+    job, _ = run(service.submit(_png(), Task.face))
+    assert run(service.get_with_capacity(job.id)).waiting_for is None
+    # When its last worker goes: polls within live_pool_seconds still take it as live
+    store.pools["face"] = (0, None)
+    assert run(service.get_with_capacity(job.id)).waiting_for is None
+    # Then after that the heartbeats are read again, and the job waits for capacity
+    time.sleep(0.25)
+    assert run(service.get_with_capacity(job.id)).waiting_for.reason == "capacity"
 
 
 def test_service_capacity_of_a_recognition_kind_is_its_pools(store, enqueuer):
