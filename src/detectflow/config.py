@@ -32,7 +32,7 @@ DEFAULT_API_LIMIT_CONCURRENCY = 2048
 DEFAULT_API_HEADER_TIMEOUT_SECONDS = 10.0
 #: Time for a request's whole body to arrive (seconds).
 DEFAULT_API_BODY_TIMEOUT_SECONDS = 60.0
-#: Most bytes of an incomplete request line plus headers the API buffers (bytes).
+#: Most bytes of a request line plus headers the API takes, complete or still arriving (bytes).
 DEFAULT_API_MAX_HEADER_BYTES = 16 * 1024
 #: Idle time before a keep-alive connection is closed (seconds).
 DEFAULT_API_KEEPALIVE_SECONDS = 5
@@ -137,7 +137,7 @@ class Settings(BaseSettings):
         DEFAULT_API_BODY_TIMEOUT_SECONDS, gt=0, description="A request's body must arrive within this, seconds (408 `request_timeout`)."
     )
     api_max_header_bytes: int = Field(
-        DEFAULT_API_MAX_HEADER_BYTES, ge=1024, description="Most bytes of an incomplete request line plus headers the API buffers (more: 400)."
+        DEFAULT_API_MAX_HEADER_BYTES, ge=1024, description="Most bytes of a request line plus headers, complete or still arriving (more: 400)."
     )
     api_keepalive_seconds: int = Field(
         DEFAULT_API_KEEPALIVE_SECONDS, ge=1, description="An idle keep-alive connection is closed after this, seconds."

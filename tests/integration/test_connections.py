@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -228,6 +229,35 @@ def test_connections_oversized_headers_are_refused(tmp_path: Path, redis_server)
             reply = _read_all(sock, time.monotonic() + 3)
         assert reply.startswith(b"HTTP/1.1 400"), reply[:200]
         assert httpx.get(f"{url}/healthz", headers={"X-Small": "y" * 1024}, timeout=10).status_code == 200
+        # one send of 8 KiB headers whole is refused too
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"y" * 8192 + b"\r\n\r\n")
+            assert _read_all(sock, time.monotonic() + 3).startswith(b"HTTP/1.1 400")
+    finally:
+        api.stop()
+
+
+def test_connections_the_header_cap_counts_neither_bodies_nor_earlier_requests(tmp_path: Path, redis_server):
+    # Given an API whose cap on a request's line and headers is 4 KiB
+    api, url = _api_with(tmp_path, redis_server.url, api_max_header_bytes=4096)
+    try:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            # When one connection sends a request with a 64 KiB body (headers and body in one write), then
+            # three pipelined requests of 3 KiB headers each (9 KiB in all, in one write)
+            body = b"x" * 65536
+            sock.sendall(b"POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            reply = b""
+            deadline = time.monotonic() + 5
+            while reply.count(b"HTTP/1.1 ") < 1 and time.monotonic() < deadline:
+                reply += sock.recv(65536)
+            one = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"y" * 3000 + b"\r\n\r\n"
+            sock.sendall(one * 3)
+            while reply.count(b"HTTP/1.1 ") < 4 and time.monotonic() < deadline:
+                reply += sock.recv(65536)
+        # Then every request is answered by the app (405: /healthz takes GET only), none refused by the cap
+        statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", reply)
+        assert statuses == [b"405", b"200", b"200", b"200"], reply[:400]
     finally:
         api.stop()
 

@@ -7,11 +7,13 @@ import logging
 import resource
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from detectflow.config import Settings
 
-__all__ = ["HeaderTimeoutMixin", "header_timeout_protocol", "raise_open_files_limit", "uvicorn_options"]
+__all__ = [
+    "HeaderCapMixin", "HeaderTimeoutMixin", "api_protocol", "raise_open_files_limit", "uvicorn_options",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,14 +66,60 @@ class HeaderTimeoutMixin:
             self.transport.close()  # type: ignore[attr-defined]
 
 
+class HeaderCapMixin:
+    """Refuses (400, then closes) a request whose line and headers exceed ``max_header_bytes``.
+
+    httptools, uvicorn's fast parser, buffers an incomplete request line and headers without bound
+    (h11 has ``max_incomplete_event_size``; httptools has no such limit). Two checks:
+
+    - while a request's headers are incomplete, the bytes received are counted and checked after each
+      chunk is parsed (a chunk that completes the headers resets the count, so a body never counts; a
+      pipelined request starting inside the chunk that ends the previous one is counted from the next
+      chunk): at most ``max_header_bytes`` plus one read (uvloop reads at most 256 KiB) is buffered;
+    - once they are complete, the URL and headers themselves are measured (name, value, ``: `` and
+      CRLF each), so a whole oversized block in one read is refused as well.
+
+    It uses only ``data_received``, ``on_headers_complete``, ``on_message_complete``, ``url``,
+    ``headers``, ``send_400_response`` and ``transport`` of uvicorn's protocol; a callback's exception
+    makes uvicorn answer 400 itself.
+    """
+
+    max_header_bytes: int = 16 * 1024
+    _head_bytes: int = 0
+    _in_head: bool = True  # the current request's line and headers are not all parsed yet
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_bytes += len(data)
+        super().data_received(data)  # type: ignore[misc]
+        if self._in_head and self._head_bytes > self.max_header_bytes and not self.transport.is_closing():  # type: ignore[attr-defined]
+            log.debug("request line and headers above %d bytes: refused", self.max_header_bytes)
+            self.send_400_response("Request line and headers too large.")  # type: ignore[attr-defined]
+
+    def on_headers_complete(self) -> None:
+        self._in_head, self._head_bytes = False, 0
+        size = len(self.url) + sum(len(k) + len(v) + 4 for k, v in self.headers)  # type: ignore[attr-defined]
+        if size > self.max_header_bytes:
+            raise ValueError(f"request line and headers of {size} bytes (at most {self.max_header_bytes})")
+        super().on_headers_complete()  # type: ignore[misc]
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()  # type: ignore[misc]
+        self._in_head = True
+
+
 def is_waiting_for_headers(cycle: Any) -> bool:
     """True when a connection has no request in progress: none yet, or the last one answered."""
     return cycle is None or bool(cycle.response_complete)
 
 
-def header_timeout_protocol(seconds: float) -> type[H11Protocol]:
-    """uvicorn's h11 protocol with a header timeout of ``seconds``."""
-    return type("HeaderTimeoutH11Protocol", (HeaderTimeoutMixin, H11Protocol), {"header_timeout": seconds})
+def api_protocol(header_timeout: float, max_header_bytes: int) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with a header timeout (seconds) and a header size cap (bytes)."""
+    return type(
+        "DetectflowHttpProtocol", (HeaderTimeoutMixin, HeaderCapMixin, HttpToolsProtocol),
+        {"header_timeout": header_timeout, "max_header_bytes": max_header_bytes},
+    )  # fmt: skip
+
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
@@ -79,9 +127,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
 
     - ``limit_concurrency``: past this many open connections (or running requests), a request is
       answered 503 at once instead of exhausting file descriptors or memory; a long poll holds one.
-    - ``http``: h11 (not httptools) because h11 caps the request line and headers
-      (``h11_max_incomplete_event_size``; httptools buffers them unbounded), with the header
-      timeout above.
+    - ``http``: httptools (uvicorn's C parser: about 0.1-0.3 ms less CPU per request than h11, measured)
+      with the header timeout and the header size cap above (httptools has no cap of its own).
     - ``timeout_keep_alive``: an idle keep-alive connection is closed after this.
 
     Parameters
@@ -96,10 +143,9 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         Keyword arguments for ``uvicorn.run`` / ``uvicorn.Config``.
     """
     return {
-        "http": header_timeout_protocol(settings.api_header_timeout_seconds),
+        "http": api_protocol(settings.api_header_timeout_seconds, settings.api_max_header_bytes),
         "limit_concurrency": settings.api_limit_concurrency,
         "timeout_keep_alive": settings.api_keepalive_seconds,
-        "h11_max_incomplete_event_size": settings.api_max_header_bytes,
         **proxy_options(settings.api_forwarded_allow_ips),
     }
 

@@ -6,10 +6,10 @@ import resource
 from types import SimpleNamespace
 
 from uvicorn import Config
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from detectflow.api.server import (
-    header_timeout_protocol,
+    api_protocol,
     is_waiting_for_headers,
     proxy_options,
     raise_open_files_limit,
@@ -23,8 +23,8 @@ def test_uvicorn_options_carry_the_settings():
     options = uvicorn_options(s)
     assert options["limit_concurrency"] == 100
     assert options["timeout_keep_alive"] == 7
-    assert options["h11_max_incomplete_event_size"] == 8192
-    assert issubclass(options["http"], H11Protocol) and options["http"].header_timeout == 3
+    assert issubclass(options["http"], HttpToolsProtocol)
+    assert options["http"].header_timeout == 3 and options["http"].max_header_bytes == 8192
 
 
 def test_uvicorn_options_are_accepted_by_uvicorn():
@@ -34,9 +34,9 @@ def test_uvicorn_options_are_accepted_by_uvicorn():
     assert config.limit_concurrency == Settings().api_limit_concurrency
 
 
-def test_header_timeout_protocol_is_one_class_per_timeout():
-    assert header_timeout_protocol(1).header_timeout == 1
-    assert header_timeout_protocol(2).header_timeout == 2
+def test_api_protocol_is_one_class_per_timeout_and_cap():
+    assert (api_protocol(1, 4096).header_timeout, api_protocol(1, 4096).max_header_bytes) == (1, 4096)
+    assert (api_protocol(2, 8192).header_timeout, api_protocol(2, 8192).max_header_bytes) == (2, 8192)
 
 
 def test_is_waiting_for_headers_only_between_requests():
