@@ -27,6 +27,17 @@ def test_filesystem_put_get_exists_delete(tmp_path):
     assert store.get(name) is None and store.names() == []
 
 
+def test_filesystem_put_of_the_same_bytes_leaves_the_file_and_other_bytes_replace_it(tmp_path):
+    store = FilesystemBlobStore(tmp_path)
+    name = content_name("inputs", b"abc")
+    store.put(name, b"abc")
+    first = store.path(name).stat().st_ino
+    store.put(name, b"abc")  # the same bytes: no new file renamed over it
+    assert store.path(name).stat().st_ino == first and store.get(name) == b"abc"
+    store.put(name, b"abd")  # other bytes of the same size (not this name's content; the store does not check)
+    assert store.get(name) == b"abd" and store.path(name).stat().st_ino != first
+
+
 def test_filesystem_put_stream_copies_in_chunks_and_leaves_no_temporary_file(tmp_path):
     store = FilesystemBlobStore(tmp_path)
     data = bytes(range(256)) * 20_000  # 5 MB: several chunks
