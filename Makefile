@@ -37,6 +37,7 @@ bench: bootstrap models  ## benchmarks (detectflow, the Celery stack, the model 
 	$(BIN)/python -m bench.batching --write docs/performance.md
 	$(BIN)/python -m bench.nms --write docs/performance.md
 	$(BIN)/python -m bench.roundtrips --write docs/performance.md
+	$(BIN)/python -m bench.apicpu --write docs/performance.md
 
 lint: bootstrap  ## static checks: ruff (errors), hadolint on the Dockerfiles, helm lint on the chart
 	$(BIN)/ruff check src tests bench
