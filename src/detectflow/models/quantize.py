@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from detectflow.models.cards import ModelCard, ModelFile
 
 __all__ = [
     "FACE_CALIBRATION_SIZE", "FACE_FLOAT_STEM_CHOICE", "INT8_OPSET", "QUANTIZATION", "accuracy_report", "add_int8",
-    "at_one_size", "head_nodes", "quantize_int8", "stem_nodes", "unquantizable_nodes", "with_noise",
+    "at_one_size", "head_nodes", "model_feeds", "quantize_int8", "stem_nodes", "unquantizable_nodes", "with_noise",
 ]
 
 log = logging.getLogger(__name__)
@@ -223,6 +223,13 @@ def at_one_size(images: dict[str, np.ndarray], size: tuple[int, int]) -> dict[st
     return {n: letterbox(img, size, 0)[0] for n, img in images.items()}
 
 
+def model_feeds(card: ModelCard, images: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
+    """Each image through the card's own preprocessing, as a session feed (input name -> tensor), lazily."""
+    session_input = card.input.name or "input"
+    for img in images.values():
+        yield {session_input: prepare(img, card)[0]}
+
+
 def add_int8(card: ModelCard, model_dir: Path, download_dir: Path = sources.DEFAULT_DOWNLOAD_DIR,
              say: Callable[[str], None] = log.info, float_stem: int = 0,
              calibration_size: tuple[int, int] | None = None, float_stem_choice: str | None = None) -> ModelCard:
@@ -253,12 +260,7 @@ def add_int8(card: ModelCard, model_dir: Path, download_dir: Path = sources.DEFA
     evaluation = photos.evaluation_images(photo_set)
     say(f"{card.name}: int8 calibration on {len(calibration)} images")
 
-    def feeds():
-        session_input = card.input.name or "input"
-        for img in calibration.values():
-            yield {session_input: prepare(img, card)[0]}
-
-    excluded = quantize_int8(fp32_path, tmp, feeds(), float_stem)
+    excluded = quantize_int8(fp32_path, tmp, model_feeds(card, calibration), float_stem)
     sha = sources.sha256_file(tmp)
     files = {**card.files, "cpu_int8": ModelFile(path=dest.name, sha256=sha, precision="int8")}
     measured = card.model_copy(update={"files": files})

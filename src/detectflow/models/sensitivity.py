@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from detectflow.config import Settings
-from detectflow.detectors._common import prepare
 from detectflow.models import photos, quantize, sources
 from detectflow.models.cards import load_card
 
@@ -54,14 +53,14 @@ def output_difference(reference: list[tuple[np.ndarray, np.ndarray]], candidate:
     return {"probability": round(prob, 4), "box_offset": round(box, 4)}
 
 
-def stem_sensitivity(model_dir: Path, download_dir: Path = sources.DEFAULT_DOWNLOAD_DIR, stem: int = 11,
-                     calibration_size: tuple[int, int] | None = quantize.FACE_CALIBRATION_SIZE,
-                     factor: float = DEFAULT_RULE_FACTOR) -> dict:
+def stem_sensitivity(model_dir: Path, download_dir: Path = sources.DEFAULT_DOWNLOAD_DIR, stem: int | None = None,
+                     calibration_size: tuple[int, int] | None = None, factor: float = DEFAULT_RULE_FACTOR) -> dict:
     """Quantize the face model with its first ``stem`` convolutions float, then with each one alone quantized.
 
-    Calibrated as the build does (``calibration_size``); the figures of :func:`output_difference` are
-    taken on the calibration images, each at its own size through the model's preprocessing. The
-    accuracy report's images are not used.
+    Calibrated as the build does; ``stem`` and ``calibration_size`` default to the face model's
+    recipe (``build.INT8_RECIPES``). The figures of :func:`output_difference` are taken on the
+    calibration images, each at its own size through the model's preprocessing. The accuracy
+    report's images are not used.
 
     Returns
     -------
@@ -72,13 +71,16 @@ def stem_sensitivity(model_dir: Path, download_dir: Path = sources.DEFAULT_DOWNL
     import onnx
     import onnxruntime as ort
 
+    from detectflow.models.build import INT8_RECIPES
+
+    recipe = INT8_RECIPES["face"]
+    stem = recipe["float_stem_convs"] if stem is None else stem
+    calibration_size = calibration_size or tuple(recipe["calibration_size"])
     card = load_card(Path(model_dir) / f"{Settings.model_fields['face_model'].default}.json")
     fp32 = Path(model_dir) / card.files["cpu"].path
     calibration = photos.calibration_images(photos.load_photos(download_dir))
-    fed = quantize.at_one_size(calibration, calibration_size) if calibration_size else calibration
-    name = card.input.name or "input"
-    native = [{name: prepare(img, card)[0]} for img in calibration.values()]
-    feeds = [{name: prepare(img, card)[0]} for img in fed.values()]
+    native = list(quantize.model_feeds(card, calibration))
+    feeds = list(quantize.model_feeds(card, quantize.at_one_size(calibration, calibration_size)))
 
     def outputs(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
