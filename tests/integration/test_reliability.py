@@ -36,6 +36,60 @@ def test_reliability_delivery_cap_counts_deliveries_whose_worker_died(client, st
     assert store.get(job_id).attempts == 3
 
 
+def test_reliability_a_started_delivery_returns_the_record_as_started(client, store):
+    job_id = _queued(client)
+    delivery = store.start_delivery(job_id, 3)
+    # the worker runs the job from this record: no second read
+    assert delivery.started and delivery.job is not None
+    assert delivery.job.id == job_id and delivery.job.status == "running" and delivery.job.attempts == 1
+    assert delivery.job == store.get(job_id)
+
+
+def test_reliability_a_suspect_is_left_running_until_started_again(client, store):
+    # Given a job whose worker died under it (it still reads running)
+    job_id = _queued(client)
+    store.start_delivery(job_id, 3)
+    # When a delivery finds it without taking suspects (the worker first holds its shared lock)
+    found = store.start_delivery(job_id, 3, suspects=False)
+    # Then nothing changed: no crash counted, no attempt, no record
+    assert found.suspect and not found.started and not found.capped and found.job is None
+    assert store.get(job_id).crashed_deliveries == 0 and store.get(job_id).attempts == 1
+    # and the start that follows (under the exclusive lock) counts the crash once
+    again = store.start_delivery(job_id, 3)
+    assert again.started and again.crashed == 1 and store.get(job_id).attempts == 2
+    # a job that is not running is simply started either way
+    other = _queued(client)
+    assert store.start_delivery(other, 3, suspects=False).started
+
+
+def test_reliability_the_end_of_a_job_records_its_statistics_and_blob_expiry_in_the_same_step(client, store):
+    from detectflow.blobs.base import input_name
+    from detectflow.blobs.expiry import BlobExpiry
+
+    expiry = BlobExpiry(store.client, store.keys.prefix)
+    hist, completions = store.keys.inference("face"), store.keys.completions("face")
+    done, failed = _queued(client), _queued(client)
+    blob = input_name(store.get(done).image_sha256)  # both hold the same photo
+    submitted = expiry.expiry(blob)
+    count0, done0 = int(store.client.hget(hist, "count") or 0), store.client.zcard(completions)
+    for job_id in (done, failed):
+        store.start_delivery(job_id, 3)
+    assert submitted is not None
+    later = submitted + 3600
+    # When one succeeds (its inference took 30 ms) and one fails, each with the blob's new expiry
+    assert store.mark_succeeded(done, {"detections": []}, "face", 0.03, None, later)[0]
+    assert store.mark_failed(failed, "face", ErrorCode.worker_error, "x", None, later - 60)[0]
+    # Then both completions count for the drain rate, the inference time once (bucket <= 50 ms)
+    assert store.client.zcard(completions) == done0 + 2
+    assert int(store.client.hget(hist, "count")) == count0 + 1
+    assert int(store.client.hget(hist, "b_0.05")) >= 1
+    # and the shared input blob keeps the latest of the expiries, above the submission's
+    assert expiry.expiry(blob) == pytest.approx(later, abs=0.01)
+    # a refused transition records nothing
+    assert not store.mark_succeeded(done, {"detections": []}, "face", 0.03, None, later + 60)[0]
+    assert expiry.expiry(blob) == pytest.approx(later, abs=0.01) and int(store.client.hget(hist, "count")) == count0 + 1
+
+
 def test_reliability_retries_do_not_count_as_crashes(client, store):
     job_id = _queued(client)
     for _ in range(5):  # each retry goes running -> retrying -> running

@@ -9,6 +9,7 @@ from typing import BinaryIO, Protocol
 from anyio import to_thread
 
 __all__ = [
+    "INPUT_PREFIX",
     "BlobStore",
     "AsyncBlobs",
     "BlobStoreUnavailable",
@@ -41,9 +42,13 @@ def upload_name(upload_id: str) -> str:
     return check_name(f"uploads/{upload_id}")
 
 
+#: Where inputs are kept: ``input_name`` is this prefix and the input's SHA-256.
+INPUT_PREFIX = "inputs/"
+
+
 def input_name(sha256: str) -> str:
     """The blob name of an input whose SHA-256 (hex) is ``sha256``: ``inputs/<sha256>``."""
-    return check_name(f"inputs/{sha256}")
+    return check_name(f"{INPUT_PREFIX}{sha256}")
 
 
 def content_name(group: str, data: bytes, suffix: str = "") -> str:

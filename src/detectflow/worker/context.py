@@ -52,8 +52,7 @@ class WorkerContext:
         DetectflowError
             ``source_unreachable`` or ``source_too_large`` for a source that cannot be fetched.
         """
-        job = self.store.get(job_id)
-        self._local.job = job  # the job's end re-marks its input blob from this record (no second read)
+        job = self._take_started(job_id) or self.store.get(job_id)
         if job is None or self.blobs is None:
             return job, None
         if job.source_url and not job.image_sha256:
@@ -139,9 +138,12 @@ class WorkerContext:
             job.media = "video"
         return data
 
-    def loaded_job(self, job_id: str) -> JobRecord | None:
-        """The record this thread's last :meth:`load` read, if it is ``job_id``'s (and forget it)."""
-        job, self._local.job = getattr(self._local, "job", None), None
+    def started(self, job: JobRecord | None) -> None:
+        """Keep the record the start of this thread's delivery returned, for :meth:`load` (None forgets it)."""
+        self._local.started = job
+
+    def _take_started(self, job_id: str) -> JobRecord | None:
+        job, self._local.started = getattr(self._local, "started", None), None
         return job if job is not None and job.id == job_id else None
 
     def hand_over(self, outcome: Outcome) -> None:

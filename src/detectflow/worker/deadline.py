@@ -11,6 +11,7 @@ from pathlib import Path
 
 from dramatiq.middleware import Middleware
 
+from detectflow.blobs.expiry import blob_expires_at
 from detectflow.jobs.errors import ErrorCode
 from detectflow.worker.broker import webhook_message
 from detectflow.worker.context import WorkerContext
@@ -131,6 +132,7 @@ class HardDeadline(Middleware):
                 ErrorCode.timeout,
                 "The job exceeded the worker's time limit in native code; its worker process was restarted.",
                 webhook_message(self.ctx.kind, late.job_id),
+                None if self.ctx.expiry is None else blob_expires_at(self.ctx.settings.job_ttl_seconds, time.time()),
             )
         finally:
             for handler in logging.getLogger().handlers:

@@ -11,9 +11,9 @@ import time
 import dramatiq
 from dramatiq.middleware import Middleware, SkipMessage
 
-from detectflow.blobs.base import input_name
 from detectflow.blobs.expiry import blob_expires_at
 from detectflow.jobs.errors import DetectflowError, ErrorCode
+from detectflow.jobs.stores.redis import Delivery
 from detectflow.logs import job_id_var, request_id_var
 from detectflow.video.storage import job_status
 from detectflow.worker import metrics
@@ -56,9 +56,21 @@ class JobLifecycle(Middleware):
         self.isolation = SharedExclusiveLock()  # crash suspects run alone in the process
         self._held = threading.local()
 
-    def _isolate(self, job_id: str) -> None:
-        # a job still reading running at delivery was held by a worker that died: a suspect
-        exclusive = durably(lambda: self.ctx.store.status(job_id), "reading the job") == "running"
+    def _start(self, job_id: str, cap: int) -> Delivery:
+        """Start the delivery under the process's lock: shared, or exclusive for a crash suspect.
+
+        A job still reading running at delivery was held by a worker that died: it is left as it is,
+        the shared hold is traded for the exclusive one, and it is started then, so it runs alone.
+        """
+        self._hold(False)
+        delivery = durably(lambda: self.ctx.store.start_delivery(job_id, cap, suspects=False), "starting the job")
+        if delivery.suspect:
+            self._release()
+            self._hold(True)
+            delivery = durably(lambda: self.ctx.store.start_delivery(job_id, cap), "starting the job")
+        return delivery
+
+    def _hold(self, exclusive: bool) -> None:
         self.isolation.acquire(exclusive)
         self._held.exclusive = exclusive
 
@@ -68,17 +80,11 @@ class JobLifecycle(Middleware):
             self._held.exclusive = None
             self.isolation.release(exclusive)
 
-    def _expire_blobs(self, job_id: str) -> None:
-        """The job's input blob expires ``job_ttl`` after the job ended, with its record (TTL from the end)."""
+    def _blob_expiry(self) -> float | None:
+        """When a job ending now leaves its input blob: ``job_ttl`` from now, with its record (None: no expiry set)."""
         if self.ctx.expiry is None:
-            return
-        try:
-            job = self.ctx.loaded_job(job_id) or self.ctx.store.get(job_id)  # the run's own read, when it has one
-            if job is not None and job.image_sha256:
-                at = blob_expires_at(self.ctx.settings.job_ttl_seconds, time.time())
-                self.ctx.expiry.mark([input_name(job.image_sha256)], at)
-        except Exception:  # the submission's mark still bounds it; never fail a finished job over this
-            log.warning("could not extend the input blob's expiry", exc_info=True)
+            return None
+        return blob_expires_at(self.ctx.settings.job_ttl_seconds, time.time())
 
     def _job_id(self, message) -> str | None:
         kind = self.ctx.kind
@@ -92,11 +98,12 @@ class JobLifecycle(Middleware):
         pool = self.ctx.kind.served_by.value
         webhook = webhook_message(self.ctx.kind, job_id)
         applied, _ = durably(
-            lambda: self.ctx.store.mark_succeeded(job_id, outcome.result, pool, outcome.inference_s, webhook),
+            lambda: self.ctx.store.mark_succeeded(
+                job_id, outcome.result, pool, outcome.inference_s, webhook, self._blob_expiry()
+            ),
             "storing the result",
         )
         if applied:
-            self._expire_blobs(job_id)
             metrics.job_finished(pool, "succeeded", outcome)
             log.info("job succeeded: %s", outcome.summary or "done")
         else:
@@ -107,10 +114,10 @@ class JobLifecycle(Middleware):
         pool = self.ctx.kind.served_by.value
         webhook = webhook_message(self.ctx.kind, job_id)
         applied, _ = durably(
-            lambda: self.ctx.store.mark_failed(job_id, pool, code, text, webhook), "storing the failure"
+            lambda: self.ctx.store.mark_failed(job_id, pool, code, text, webhook, self._blob_expiry()),
+            "storing the failure",
         )
         if applied:
-            self._expire_blobs(job_id)
             metrics.job_finished(pool, "failed")
             log.warning("job failed: %s: %s", code.value, text)
 
@@ -126,9 +133,8 @@ class JobLifecycle(Middleware):
                 log.info("skipping segment %s: job is %s", message.args[1], status or "gone")
                 raise SkipMessage()
             return
-        self._isolate(job_id)
         cap = self.ctx.settings.worker_max_deliveries
-        delivery = durably(lambda: self.ctx.store.start_delivery(job_id, cap), "starting the job")
+        delivery = self._start(job_id, cap)
         request_id_var.set(delivery.request_id)
         if delivery.capped:
             # The worker died under this job each time: a poison message. Fail it and dead-letter it.
@@ -139,9 +145,12 @@ class JobLifecycle(Middleware):
             # Expired, cancelled, or already finished by an earlier delivery: nothing to do.
             log.info("skipping message %s: job is %s", message.message_id, delivery.previous or "gone")
             raise SkipMessage()
+        self.ctx.started(delivery.job)  # the actor's load takes the record from here
         if delivery.crashed:
             log.warning("job redelivered after %d crashed deliveries (cap %d)", delivery.crashed, cap)
-        log.info("job started (attempt %s)", message.options.get("retries", 0) + 1)
+        attempt = message.options.get("retries", 0) + 1
+        # a first attempt's start is a debug line (its end is logged); a retry's or redelivery's is news
+        log.log(logging.INFO if attempt > 1 or delivery.crashed else logging.DEBUG, "job started (attempt %s)", attempt)
 
     def before_enqueue(self, broker, message, delay):
         # Dramatiq's Retries middleware re-enqueues a failed job with a delay: running -> retrying
@@ -164,10 +173,12 @@ class JobLifecycle(Middleware):
                 self.succeed(job_id, outcome)
         finally:
             self._release()
+            self.ctx.started(None)
         self._forget()
 
     def after_skip_message(self, broker, message):
         self._release()
+        self.ctx.started(None)
         self._forget()
 
     def after_nack(self, broker, message):

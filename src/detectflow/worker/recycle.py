@@ -58,7 +58,8 @@ class Recycler(Middleware):
             return
         self.jobs += 1
         s = self.ctx.settings
-        self.reason = recycle_reason(self.jobs, rss_mb(), s.worker_max_jobs_per_process, s.worker_max_rss_mb)
+        rss = rss_mb() if s.worker_max_rss_mb else 0.0  # /proc is read only when there is a limit
+        self.reason = recycle_reason(self.jobs, rss, s.worker_max_jobs_per_process, s.worker_max_rss_mb)
         if self.reason is not None:
             log.info("recycling this worker process: %s", self.reason)
             if self._worker is not None:  # take no new message while the stop comes (Worker.pause without its wait)

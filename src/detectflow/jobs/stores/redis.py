@@ -12,6 +12,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
+from detectflow.blobs.base import INPUT_PREFIX
 from detectflow.config import Settings
 from detectflow.jobs.cache import cache_digest
 from detectflow.jobs.errors import ErrorCode
@@ -19,7 +20,7 @@ from detectflow.jobs.records import JobError, JobRecord, JobStatus, WebhookState
 from detectflow.jobs.store import Admission, Cursor, JobFilter, QueuedMessage, Submitted, created_us
 from detectflow.keys import KeyLayout
 
-__all__ = ["AsyncRedisJobStore", "Delivery", "RedisJobStore", "client_options", "connect", "connect_async", "job_keys"]
+__all__ = ["AsyncRedisJobStore", "Delivery", "JobEnd", "RedisJobStore", "client_options", "connect", "connect_async", "job_keys"]
 
 #: How often an idle pooled connection is pinged before reuse (seconds).
 HEALTH_CHECK_SECONDS = 30
@@ -27,14 +28,20 @@ HEALTH_CHECK_SECONDS = 30
 _JSON_FIELDS = ("error", "result", "webhook", "video_options", "options")
 
 # Conditional transition: KEYS[1] job hash, KEYS[2] per-state counters, KEYS[3] the webhook
-# queue's .msgs, KEYS[4] its list, KEYS[5] its wake-up list, KEYS[6..] the job's own keys (image,
+# queue's .msgs, KEYS[4] its list, KEYS[5] its wake-up list, KEYS[6] the task's completions, KEYS[7]
+# its inference histogram, KEYS[8] the blob expiry set, KEYS[9..] the job's own keys (image,
 # outputs). ARGV = [allowed "a,b", new_status, incr_attempts 0|1, final 0|1, done channel, job id,
-# ttl (s), webhook message id ("" for none), webhook message, wake-up tokens kept, field, value, ...].
+# ttl (s), webhook message id ("" for none), webhook message, wake-up tokens kept, now (s; "" to
+# record no completion), completions below this score are dropped, inference seconds ("" for none),
+# its histogram bucket field, when the input blob expires (s; "" to leave it), the input blob's
+# name before its SHA-256, field, value, ...].
 # A final transition starts the TTL of the job and its keys (unfinished jobs never expire),
 # publishes the job id on the done channel (long-polling readers) and, when the job has a webhook,
 # enqueues the webhook's Dramatiq message in the same step (an outbox: a crash cannot keep one
-# without the other; the enqueue is dispatch.lua's, as in _SUBMIT). Returns {1, old_status,
-# request_id, has_webhook} when applied, {0, old_status or false} otherwise.
+# without the other; the enqueue is dispatch.lua's, as in _SUBMIT). A worker's final transition
+# also records the completion (drain rate) and the inference time, and moves the input blob's
+# expiry to the record's (the latest expiry wins, as blobs.expiry's _MARK): one round trip per job
+# end. Returns {1, old_status, request_id, has_webhook} when applied, {0, old_status or false} otherwise.
 _TRANSITION = """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {0, false} end
@@ -46,34 +53,52 @@ if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
 if ARGV[4] == '1' then
   redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 end
-for i = 11, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+for i = 17, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 local has_webhook = redis.call('HEXISTS', KEYS[1], 'webhook')
 if ARGV[4] == '1' then
   local unfinished = redis.call('HGET', KEYS[1], 'unfinished_key')
   if unfinished then redis.call('ZREM', unfinished, ARGV[6]) end
   local ttl = tonumber(ARGV[7])
   redis.call('EXPIRE', KEYS[1], ttl)
-  for i = 6, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
+  for i = 9, #KEYS do redis.call('EXPIRE', KEYS[i], ttl) end
   if has_webhook == 1 and ARGV[8] ~= '' then
     redis.call('HSET', KEYS[3], ARGV[8], ARGV[9])
     redis.call('RPUSH', KEYS[4], ARGV[8])
     redis.call('LPUSH', KEYS[5], 1)
     redis.call('LTRIM', KEYS[5], 0, tonumber(ARGV[10]) - 1)
   end
+  if ARGV[11] ~= '' then
+    redis.call('ZADD', KEYS[6], ARGV[11], ARGV[11])
+    redis.call('ZREMRANGEBYSCORE', KEYS[6], 0, ARGV[12])
+  end
+  if ARGV[13] ~= '' then
+    redis.call('HINCRBY', KEYS[7], 'count', 1)
+    redis.call('HINCRBYFLOAT', KEYS[7], 'sum', ARGV[13])
+    redis.call('HINCRBY', KEYS[7], ARGV[14], 1)
+  end
+  local sha = ARGV[15] ~= '' and redis.call('HGET', KEYS[1], 'image_sha256')
+  if sha then
+    local name, at = ARGV[16] .. sha, tonumber(ARGV[15])
+    local expires = redis.call('ZSCORE', KEYS[8], name)
+    if not expires or tonumber(expires) < at then redis.call('ZADD', KEYS[8], at, name) end
+  end
   redis.call('PUBLISH', ARGV[5], ARGV[6])
 end
 return {1, cur, redis.call('HGET', KEYS[1], 'request_id'), has_webhook}
 """
 
-# The start of a delivery. KEYS[1] job hash; ARGV: 1 started_at, 2 max deliveries. A job found
-# ``running`` was being run by a worker that died (or was killed) before the delivery ended: its
-# ``crashed_deliveries`` grows, and at the cap the delivery is refused ({2, ...}: the caller fails
-# the job). Otherwise queued|retrying|running -> running, one more attempt. Returns {applied 0|1|2,
-# old status or false, request_id, crashed deliveries}.
+# The start of a delivery. KEYS[1] job hash; ARGV: 1 started_at, 2 max deliveries, 3 "1" to leave
+# a job found ``running`` as it is ({3, 'running'}: the caller takes the process's exclusive lock
+# first, then starts it again with ARGV[3] "0"). A job found ``running`` was being run by a worker
+# that died (or was killed) before the delivery ended: its ``crashed_deliveries`` grows, and at the
+# cap the delivery is refused ({2, ...}: the caller fails the job). Otherwise queued|retrying|running
+# -> running, one more attempt. Returns {applied 0|1|2|3, old status or false, request_id, crashed
+# deliveries, the job's hash (HGETALL) once started}.
 _START = """
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {0, false} end
 if cur ~= 'queued' and cur ~= 'retrying' and cur ~= 'running' then return {0, cur} end
+if cur == 'running' and ARGV[3] == '1' then return {3, cur} end
 local crashed = tonumber(redis.call('HGET', KEYS[1], 'crashed_deliveries') or '0')
 if cur == 'running' then
   crashed = crashed + 1
@@ -83,7 +108,7 @@ local request_id = redis.call('HGET', KEYS[1], 'request_id')
 if crashed >= tonumber(ARGV[2]) then return {2, cur, request_id, crashed} end
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-return {1, cur, request_id, crashed}
+return {1, cur, request_id, crashed, redis.call('HGETALL', KEYS[1])}
 """
 
 # Admission and creation in one step. KEYS: 1 job hash, 2 per-state counters, 3 the tenant's job
@@ -121,6 +146,9 @@ redis.call('LPUSH', KEYS[9], 1)
 redis.call('LTRIM', KEYS[9], 0, tonumber(ARGV[12]) - 1)
 return {'created'}
 """
+
+#: Window over which the drain rate is measured (seconds).
+DRAIN_WINDOW = 60.0
 
 #: Wake-up tokens kept per queue; one is enough to wake a consumer, a few cover bursts.
 WAKEUP_TOKENS = 16
@@ -225,6 +253,41 @@ def _job_fields(keys: KeyLayout, job: JobRecord) -> list[str]:
     return [x for kv in fields.items() for x in kv]
 
 
+@dataclass(frozen=True, slots=True)
+class JobEnd:
+    """What a worker's final transition records besides the job, in the same script.
+
+    ``inference_s`` goes into the task's histogram (None: none ran); the completion at ``now``
+    (epoch s) feeds the drain rate; the job's input blob expires at ``blob_expires_at`` (epoch s)
+    unless it already expires later (None: the blob's expiry is left as it is).
+    """
+
+    task: str
+    now: float
+    inference_s: float | None = None
+    blob_expires_at: float | None = None
+
+
+#: Upper bounds of the inference-time histogram (seconds).
+INFERENCE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def _end_args(keys: KeyLayout, end: JobEnd | None, drain_window: float) -> tuple[list[str], list[str]]:
+    """The keys (completions, histogram, blob expiry) and arguments of a transition's job-end records."""
+    if end is None:
+        return [keys.job_counts()] * 3, ["", "", "", "", "", INPUT_PREFIX]  # placeholders: untouched
+    now = f"{end.now:.6f}"
+    args = [now, f"{end.now - drain_window:.6f}"]
+    if end.inference_s is None:
+        args += ["", ""]
+    else:
+        # one counter per bucket (not cumulative): one command per job; readers add them up
+        bound = next((b for b in INFERENCE_BUCKETS if end.inference_s <= b), "inf")
+        args += [repr(end.inference_s), f"b_{bound}"]
+    args += ["" if end.blob_expires_at is None else f"{end.blob_expires_at:.3f}", INPUT_PREFIX]
+    return [keys.completions(end.task), keys.inference(end.task), keys.blob_expiry()], args
+
+
 def _transition_request(
     keys: KeyLayout,
     job_id: str,
@@ -234,6 +297,7 @@ def _transition_request(
     fields: dict[str, Any],
     ttl: int = 0,
     webhook: QueuedMessage | None = None,
+    end: JobEnd | None = None,
 ) -> tuple[list[str], list[str]]:
     # final states are counted in the same script, so counters never lag the job
     args: list[str] = [",".join(allowed), new.value, "1" if incr else "0", "1" if new.is_final else "0"]
@@ -244,9 +308,11 @@ def _transition_request(
     else:
         args += [webhook.message_id, webhook.data, str(WAKEUP_TOKENS)]
         queue_keys = [keys.queue_messages(webhook.queue), keys.queue(webhook.queue), keys.wakeup(webhook.queue)]
+    end_keys, end_args = _end_args(keys, end, DRAIN_WINDOW)
+    args += end_args
     for k, v in fields.items():
         args += [k, _encode(v)]
-    return [keys.job(job_id), keys.job_counts(), *queue_keys, *job_keys(keys, job_id)], args
+    return [keys.job(job_id), keys.job_counts(), *queue_keys, *end_keys, *job_keys(keys, job_id)], args
 
 
 def _transition_result(reply: list) -> tuple[bool, str | None, str | None]:
@@ -261,26 +327,25 @@ def _has_webhook(reply: list) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """How the start of a delivery went: ``started``, or ``capped`` (fail it ``worker_crashed``), or
-    neither (the job is gone or finished: skip the message); ``crashed`` deliveries so far."""
+    """How the start of a delivery went: ``started`` (``job`` is its record, as started), or
+    ``capped`` (fail it ``worker_crashed``), or ``suspect`` (found running and left so: start it
+    again once it runs alone), or none of them (the job is gone or finished: skip the message);
+    ``crashed`` deliveries so far."""
 
     started: bool
     capped: bool
     previous: str | None
     request_id: str | None
     crashed: int
-
-
-#: Window over which the drain rate is measured (seconds).
-DRAIN_WINDOW = 60.0
+    suspect: bool = False
+    job: JobRecord | None = None
 
 
 class RedisJobStore:
     """Jobs as Redis hashes with a TTL; transitions are atomic Lua scripts (workers, observers)."""
 
     DRAIN_WINDOW = DRAIN_WINDOW
-    #: Upper bounds of the inference-time histogram (seconds).
-    INFERENCE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+    INFERENCE_BUCKETS = INFERENCE_BUCKETS
 
     def __init__(self, client: redis.Redis, prefix: str, ttl_seconds: int, result_cache_seconds: int = 0) -> None:
         self.client = client
@@ -312,47 +377,49 @@ class RedisJobStore:
         """
         return self._apply(job_id, UNFINISHED, JobStatus.running, True, started_at=utcnow())
 
-    def start_delivery(self, job_id: str, max_deliveries: int) -> Delivery:
+    def start_delivery(self, job_id: str, max_deliveries: int, *, suspects: bool = True) -> Delivery:
         """Start a delivery (queued|retrying|running -> running) under the delivery cap.
 
         A job found ``running`` was held by a worker that died mid-job: one more crashed delivery.
-        Once ``max_deliveries`` have crashed the job is not started (``capped``): fail it.
+        Once ``max_deliveries`` have crashed the job is not started (``capped``): fail it. With
+        ``suspects=False`` a job found ``running`` is left as it is (``suspect``).
         """
-        reply = self._start(keys=[self.keys.job(job_id)], args=[_encode(utcnow()), max_deliveries])
-        applied, old, *rest = reply
-        request_id, crashed = (rest + [None, 0])[:2]
+        args = [_encode(utcnow()), max_deliveries, "0" if suspects else "1"]
+        applied, old, *rest = self._start(keys=[self.keys.job(job_id)], args=args)
+        request_id, crashed, raw = (rest + [None, 0, None])[:3]
         return Delivery(
             started=applied == 1,
             capped=applied == 2,
             previous=old.decode() if old else None,
             request_id=request_id.decode() if request_id else None,
             crashed=int(crashed or 0),
+            suspect=applied == 3,
+            job=_decode(dict(zip(raw[::2], raw[1::2], strict=True))) if raw else None,
         )
 
     def mark_retrying(self, job_id: str) -> bool:
         """running -> retrying: a transient failure waits for its retry (called before the retry is sent)."""
         return self._apply(job_id, (JobStatus.running,), JobStatus.retrying, False)[0]
 
-    def _finish(self, job_id: str, task: str, allowed, new: JobStatus, inference_s: float | None, webhook, **fields):
+    def _finish(self, job_id: str, allowed, new: JobStatus, webhook, end: JobEnd, **fields):
         keys, args = _transition_request(
-            self.keys, job_id, allowed, new, False, {**fields, "finished_at": utcnow()}, self.ttl, webhook
+            self.keys, job_id, allowed, new, False, {**fields, "finished_at": utcnow()}, self.ttl, webhook, end
         )
         reply = self._transition(keys=keys, args=args)
-        applied = _transition_result(reply)[0]
-        if applied:
-            self._count_finished(task, new, inference_s)
-        return applied, _has_webhook(reply)
+        return _transition_result(reply)[0], _has_webhook(reply)
 
     def mark_succeeded(
-        self, job_id: str, result: Any, task: str, inference_s: float, webhook: QueuedMessage | None = None
-    ) -> tuple[bool, bool]:
+        self, job_id: str, result: Any, task: str, inference_s: float, webhook: QueuedMessage | None = None,
+        blob_expires_at: float | None = None,
+    ) -> tuple[bool, bool]:  # fmt: skip
         """running -> succeeded, enqueuing ``webhook`` in the same step when the job has one.
 
+        The same step counts the completion and its inference time for ``task``, and makes the job's
+        input blob expire at ``blob_expires_at`` (unless it expires later; None leaves it).
         Returns (applied, whether the job has a webhook). A job cancelled while it ran stays cancelled.
         """
-        done = self._finish(
-            job_id, task, (JobStatus.running,), JobStatus.succeeded, inference_s, webhook, result=result
-        )
+        end = JobEnd(task, time.time(), inference_s, blob_expires_at)
+        done = self._finish(job_id, (JobStatus.running,), JobStatus.succeeded, webhook, end, result=result)
         if done[0] and self.result_cache_seconds > 0:
             self._remember(job_id, task, result)
         return done
@@ -371,11 +438,13 @@ class RedisJobStore:
         pipe.execute()
 
     def mark_failed(
-        self, job_id: str, task: str, code: ErrorCode, message: str, webhook: QueuedMessage | None = None
-    ) -> tuple[bool, bool]:
-        """queued|retrying|running -> failed with a reason (and ``webhook`` enqueued, as :meth:`mark_succeeded`)."""
+        self, job_id: str, task: str, code: ErrorCode, message: str, webhook: QueuedMessage | None = None,
+        blob_expires_at: float | None = None,
+    ) -> tuple[bool, bool]:  # fmt: skip
+        """queued|retrying|running -> failed with a reason (``webhook``, counts and blob expiry as :meth:`mark_succeeded`)."""
         error = JobError(code=code, message=message)
-        return self._finish(job_id, task, UNFINISHED, JobStatus.failed, None, webhook, error=error)
+        end = JobEnd(task, time.time(), None, blob_expires_at)
+        return self._finish(job_id, UNFINISHED, JobStatus.failed, webhook, end, error=error)
 
     def set_input(self, job_id: str, image_sha256: str, media: str | None = None) -> None:
         """Record the input a worker fetched (``source_url``) or took (``upload_id``) by its SHA-256, and its
@@ -388,20 +457,6 @@ class RedisJobStore:
         key = self.keys.job(job_id)
         if self.client.exists(key):
             self.client.hset(key, "webhook", state.model_dump_json())
-
-    def _count_finished(self, task: str, status: JobStatus, inference_s: float | None) -> None:
-        now = time.time()
-        pipe = self.client.pipeline(transaction=False)
-        pipe.zadd(self.keys.completions(task), {f"{now:.6f}": now})
-        pipe.zremrangebyscore(self.keys.completions(task), 0, now - self.DRAIN_WINDOW)
-        if inference_s is not None:
-            hist = self.keys.inference(task)
-            pipe.hincrby(hist, "count", 1)
-            pipe.hincrbyfloat(hist, "sum", inference_s)
-            # one counter per bucket (not cumulative): one command per job; readers add them up
-            bound = next((b for b in self.INFERENCE_BUCKETS if inference_s <= b), "inf")
-            pipe.hincrby(hist, f"b_{bound}", 1)
-        pipe.execute()
 
     # --- observation -----------------------------------------------------------------
     def queue_depth(self, queue: str) -> int:
