@@ -164,9 +164,9 @@ def render(res: dict) -> str:
         "",
         f"Measured by `python -m bench.roundtrips` (part of `make bench`): {res['jobs']} face jobs one at a time "
         "through `detectflow up` with its defaults (POST `/v1/jobs`, then one `GET ?wait=10`), Redis's MONITOR "
-        "on. Each command a client sends is a round trip, except in a pipeline, whose commands share one: "
-        "the worker's statistics after each job (ZADD, ZREMRANGEBYSCORE, HINCRBYFLOAT and two HINCRBY) are one "
-        "pipeline. The idle rate over the same length of time is subtracted (a fetch or BLPOP count can "
+        "on. Each command a client sends is a round trip, except in a pipeline, whose commands share one "
+        "(the worker's job statistics and the input blob's expiry are written by its final transition's "
+        "script). The idle rate over the same length of time is subtracted (a fetch or BLPOP count can "
         f"then show a fraction); load average {os.getloadavg()[0]:.1f}.",
         "",
         "| process | commands sent per job | by command (`script x`: one of detectflow's Lua scripts; `dramatiq x`: Dramatiq's) |",

@@ -684,6 +684,10 @@ Faces found per job: {', '.join(f'{n} {v}' for n, v in faces.items())}, hand-wri
   warms it again with {args.users} jobs, measures it and pauses it again, so that nothing else of the benchmark
   runs meanwhile (the baselines run with every stack paused). The API, the workers, redis-server and the client
   share the same {cores} cores. CPU per job is read from /proc for every process of the stack.
+  With a fixed number of users each holding one job, jobs/s is users over the mean job latency, and a job is
+  seen finished only at a poll: its latency is a whole number of {DEFAULT_POLL_SECONDS * 1000:.0f} ms polls plus the POST and a GET.
+  A round in which a few more jobs end just after a poll than just before it reads a lower jobs/s for the
+  same work, so jobs/s moves by steps from round to round; the CPU form does not.
 - POST latency under load is what the users above saw. The open-loop POST test is made once, after the rounds,
   on each API alone with its redis-server and no worker (so no inference competes for the cores; detectflow's
   backlog limit raised so that nothing answers 429): {args.clients} keep-alive connections send {args.rate:.0f} POST/s in all
