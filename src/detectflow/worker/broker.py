@@ -3,8 +3,8 @@
 Two behaviours of Dramatiq's Redis broker are changed, and both need its internals:
 
 - an idle consumer blocks on a wake-up list that every enqueue feeds, instead of sleeping up to a
-  second, and a busy one polls its own acks instead of backing off towards the timeout
-  (``_RedisConsumer.__next__``, swapped in through the broker's ``consumer_class``);
+  second, and a busy one waits for its worker threads' next ack instead of backing off towards the
+  timeout (``_RedisConsumer.__next__``, swapped in through the broker's ``consumer_class``);
 - the API sends a new job's message from the job store's own creation script, so "store the job"
   and "send its message" are one atomic step (the message built as ``RedisBroker.enqueue`` does,
   sent as ``dispatch.lua``'s "enqueue" does).
@@ -16,7 +16,7 @@ when an upgrade changes any of it, so the overrides are re-read, not silently wr
 
 from __future__ import annotations
 
-import time
+import threading
 from typing import Any
 from uuid import uuid4
 
@@ -42,8 +42,9 @@ __all__ = [
 
 #: Chance per million broker calls that Dramatiq runs its own maintenance (we also run it on a timer).
 MAINTENANCE_CHANCE = 10_000
-#: How often a consumer whose threads are all busy checks for a finished job (seconds).
-BUSY_POLL_SECONDS = 0.002
+#: Longest a consumer whose prefetch is full waits for a worker thread to settle (ack or nack) a
+#: message before it looks at its delayed messages and its stop flag again (seconds).
+BUSY_WAIT_SECONDS = 0.05
 #: How far the broker's socket timeout stays above its longest blocking call (seconds).
 BLOCK_MARGIN_SECONDS = 1.0
 
@@ -52,6 +53,8 @@ BLOCK_MARGIN_SECONDS = 1.0
 DRAMATIQ_CONTRACT = {
     "dramatiq.brokers.redis._RedisConsumer.__next__": "b8245bc4ab8044d6",
     "dramatiq.brokers.redis._RedisConsumer.__init__": "c626986d71660eb6",
+    "dramatiq.brokers.redis._RedisConsumer.ack": "a44cb9ea8b6c3f92",
+    "dramatiq.brokers.redis._RedisConsumer.nack": "573d58e9c2a0765e",
     "dramatiq.brokers.redis.RedisBroker.enqueue": "e1590deaae2f786a",
     "dramatiq.brokers.redis.RedisBroker._dispatch": "ee77793d07f17bbe",
     "dramatiq/brokers/redis/dispatch.lua": "ba4d872e4fb204eb",
@@ -114,7 +117,24 @@ class WakeupRedisBroker(RedisBroker):
 
 class _WakeupConsumer(_RedisConsumer):
     """_RedisConsumer.__next__ with the idle sleep replaced by a BLPOP on the wake-up list, and no
-    backoff while busy, so a thread that finishes a job gets the next one at once."""
+    backoff while busy: the consumer waits for an ack, so a thread that finishes a job gets the next
+    one at once, and a busy consumer does not wake up when nothing has changed."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._settled = threading.Event()  # set by the worker threads' acks and nacks
+
+    def ack(self, message):
+        try:
+            super().ack(message)
+        finally:
+            self._settled.set()
+
+    def nack(self, message):
+        try:
+            super().nack(message)
+        finally:
+            self._settled.set()
 
     def __next__(self):
         try:
@@ -137,8 +157,10 @@ class _WakeupConsumer(_RedisConsumer):
                         if self.outstanding_message_count >= self.prefetch:
                             # Busy: every thread has its message. Dramatiq would back off towards
                             # the worker timeout here (up to 1 s), leaving a thread idle after each
-                            # job; poll our own acks briefly instead (no Redis call).
-                            time.sleep(BUSY_POLL_SECONDS)
+                            # job; wait for the next ack instead (no Redis call). An ack's count is
+                            # down before its event is set, so clearing after the wait loses none.
+                            self._settled.wait(BUSY_WAIT_SECONDS)
+                            self._settled.clear()
                             return None
                         self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.timeout)
                         self.broker.client.blpop([self.broker.wakeup_key(self.queue_name)], backoff_ms / 1000)

@@ -56,3 +56,33 @@ def test_broker_socket_timeout_stays_above_the_longest_blocking_call():
     # an idle consumer's BLPOP lasts up to the worker timeout: a raised one raises the socket timeout
     assert socket_timeout_for(10.0, 30_000) == 31.0
     assert socket_timeout_for(1.5, 1000) == 2.0
+
+
+@pytest.mark.redis
+def test_broker_busy_consumer_waits_for_an_ack_then_takes_the_next_message(redis_server):
+    import threading
+
+    from dramatiq import Message
+
+    broker = WakeupRedisBroker(url=redis_server.url, namespace="busy")
+    for n in (1, 2):
+        broker.enqueue(Message(queue_name="q", actor_name="a", args=(n,), kwargs={}, options={}))
+    consumer = broker.consume("q", prefetch=1, timeout=100)
+
+    def take():
+        for _ in range(50):  # an idle consumer answers None after each wake-up wait
+            message = next(consumer)
+            if message is not None:
+                return message
+        raise AssertionError("no message")
+
+    first = take()
+    assert first.args == (1,)
+    # Given its prefetch is full, when a worker thread acks the message while the consumer waits
+    ack = threading.Timer(0.02, consumer.ack, [first])
+    ack.start()
+    # Then the wait ends without a message (nothing was fetched while busy) and the ack is not lost
+    assert next(consumer) is None
+    ack.join()
+    assert take().args == (2,) and consumer.outstanding_message_count == 1
+    broker.close()
