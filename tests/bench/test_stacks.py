@@ -102,3 +102,30 @@ def test_input_tensor_is_the_mean_subtracted_nchw_photo():
     x = input_tensor(image, card)
     assert x.shape == (1, 3, 4, 6) and x.dtype == np.float32
     assert x[0, :, 0, 0].tolist() == [6.0, 3.0, 7.0]
+
+
+def test_stacks_serve_retries_a_port_taken_before_the_server_binds_it(tmp_path):
+    import subprocess
+    import sys
+
+    from bench.stacks import _serve, _spawn
+
+    log, ports = tmp_path / "server.log", []
+
+    def spawn(port: int) -> subprocess.Popen:
+        ports.append(port)
+        if len(ports) == 1:  # the first port was taken meanwhile: the server says so and exits
+            code = "import sys; print('ERROR: [Errno 98] error while attempting to bind: address already in use'); sys.exit(3)"
+        else:
+            code = "import time; time.sleep(30)"
+        return _spawn([sys.executable, "-c", code], {}, log)
+
+    port, proc = _serve(spawn, lambda p: len(ports) == 2 and p == ports[1], log, 10, "test server")
+    try:
+        assert len(ports) == 2 and port == ports[1] and proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+    # another failure is not retried
+    with pytest.raises(RuntimeError, match="exited during start-up"):
+        _serve(lambda p: _spawn([sys.executable, "-c", "raise SystemExit(1)"], {}, log), lambda p: False, log, 10, "x")
