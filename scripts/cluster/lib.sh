@@ -58,11 +58,23 @@ kubectl_bin() {
 
 # N free TCP ports on 127.0.0.1 (space separated, distinct).
 free_ports() {
+  # Below the kernel's ephemeral range: the servers start one after another, and a port from that range
+  # can be taken meanwhile as the local port of any outgoing connection (a keda-adapter once failed so).
   python3 - "$1" <<'PY'
-import socket, sys
+import random, socket, sys
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
 socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
+while len(socks) < int(sys.argv[1]):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", random.randrange(max(1024, low - 12000), low)))
+    except OSError:  # in use: another
+        s.close()
+        continue
+    socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 PY
 }
