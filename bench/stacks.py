@@ -318,6 +318,13 @@ class DetectflowApi(_Pausable):
         self.api: subprocess.Popen | None = None
 
     def start(self, timeout: float = DEFAULT_START_TIMEOUT) -> DetectflowApi:
+        try:
+            return self._start(timeout)
+        except BaseException:  # leave no process of a stack that did not start
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> DetectflowApi:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.redis.start()
         # nothing drains the queue here, so the backlog limit must not answer 429 during the test
@@ -370,6 +377,13 @@ class CeleryStack(_Pausable):
         self.worker: subprocess.Popen | None = None
 
     def start(self, timeout: float = DEFAULT_START_TIMEOUT) -> CeleryStack:
+        try:
+            return self._start(timeout)
+        except BaseException:  # leave no process of a stack that did not start
+            self.stop()
+            raise
+
+    def _start(self, timeout: float) -> CeleryStack:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.redis.start()
         env = _base_env() | {"BENCH_REDIS_URL": self.redis.url, "BENCH_INTRA_OP_THREADS": str(self.intra),
