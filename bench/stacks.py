@@ -213,6 +213,20 @@ class _Pausable:
     def resume(self) -> None:
         _signal_trees(self._roots(), signal.SIGCONT)
 
+    def start(self, timeout: float = DEFAULT_START_TIMEOUT):
+        """Start the stack (``_start``); one that does not start stops what it started."""
+        try:
+            return self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, timeout: float):
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
 
 # --- the stacks ----------------------------------------------------------------------------
 class RedisProcess:
@@ -317,13 +331,6 @@ class DetectflowApi(_Pausable):
         self.port = 0  # chosen at the start
         self.api: subprocess.Popen | None = None
 
-    def start(self, timeout: float = DEFAULT_START_TIMEOUT) -> DetectflowApi:
-        try:
-            return self._start(timeout)
-        except BaseException:  # leave no process of a stack that did not start
-            self.stop()
-            raise
-
     def _start(self, timeout: float) -> DetectflowApi:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.redis.start()
@@ -375,13 +382,6 @@ class CeleryStack(_Pausable):
         self.port = 0  # chosen at the start
         self.api: subprocess.Popen | None = None
         self.worker: subprocess.Popen | None = None
-
-    def start(self, timeout: float = DEFAULT_START_TIMEOUT) -> CeleryStack:
-        try:
-            return self._start(timeout)
-        except BaseException:  # leave no process of a stack that did not start
-            self.stop()
-            raise
 
     def _start(self, timeout: float) -> CeleryStack:
         self.dir.mkdir(parents=True, exist_ok=True)
